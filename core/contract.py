@@ -110,6 +110,10 @@ class Delivery(Protocol):
         """Failed: deliver it again after `delay` seconds, or dead-letter it when attempts are used up."""
         ...
 
+    def dead_letter(self, reason: str) -> None:
+        """Move it to the dead-letter target now, with `reason` (e.g. invalid input)."""
+        ...
+
 
 @runtime_checkable
 class Adapter(Protocol):
