@@ -1,0 +1,154 @@
+"""Encode and decode CloudEvents: JSON structured mode and HTTP binary mode.
+
+The JSON path is written for speed (it runs once per event on every adapter):
+plain `json` without a custom encoder, `datetime.fromisoformat` instead of
+dateutil. Its output is the CloudEvents JSON format exactly as the SDK's
+`JSONFormat` writes it, and it reads what that format writes. HTTP binary mode
+is the SDK's own binding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from cloudevents.core.bindings import http as sdk_http
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from core.errors import EventValidationError, Problem
+from core.events import build_event, validate_attributes
+
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+_JSON_TYPE = re.compile(r"^(application|text)/([a-zA-Z0-9\-.]+\+)?json(;.*)?$")
+_SDK_FORMAT = JSONFormat()
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_loads = json.loads
+
+
+def is_json_content_type(content_type: str | None) -> bool:
+    """True for absent, application/json, text/json and any +json media type."""
+    return content_type is None or _JSON_TYPE.match(content_type) is not None
+
+
+def _time_string(value: datetime) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def to_dict(event: CloudEvent) -> dict[str, Any]:
+    """The event as a JSON-format object (attributes, then data or data_base64)."""
+    out: dict[str, Any] = {}
+    for name, value in event.get_attributes().items():
+        kind = type(value)
+        if kind is str or kind is int or kind is bool:
+            out[name] = value
+        elif kind is datetime:
+            out[name] = _time_string(value)
+        elif value is None:
+            continue
+        elif isinstance(value, bytes):
+            out[name] = base64.b64encode(value).decode("ascii")
+        else:
+            out[name] = value
+    data = event.get_data()
+    if data is None:
+        return out
+    if isinstance(data, bytes | bytearray):
+        out["data_base64"] = base64.b64encode(data).decode("ascii")
+    elif is_json_content_type(out.get("datacontenttype")):
+        out["data"] = data
+    else:
+        out["data"] = data if isinstance(data, str) else str(data)
+    return out
+
+
+def from_dict(obj: Mapping[str, Any], *, where: str = "event", owned: bool = False) -> CloudEvent:
+    """Read a JSON-format object back into a validated CloudEvent.
+
+    `owned=True` lets it reuse `obj` (a dict fresh from json.loads) instead of copying.
+    """
+    if not isinstance(obj, Mapping):
+        raise EventValidationError(
+            "invalid CloudEvent", [Problem(where, obj, "must be a JSON object")]
+        )
+    attrs = obj if owned and type(obj) is dict else dict(obj)
+    data = attrs.pop("data", None)
+    encoded = attrs.pop("data_base64", None)
+    if encoded is not None:
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (ValueError, TypeError) as exc:
+            raise EventValidationError(
+                "invalid CloudEvent", [Problem("data_base64", encoded, f"must be base64 ({exc})")]
+            ) from exc
+    time = attrs.get("time")
+    if isinstance(time, str):
+        try:
+            attrs["time"] = datetime.fromisoformat(time)
+        except ValueError as exc:
+            raise EventValidationError(
+                "invalid CloudEvent", [Problem("time", time, "must be an RFC 3339 timestamp")]
+            ) from exc
+    validate_attributes(attrs, data, check_data=False)
+    return build_event(attrs, data)
+
+
+def to_json(event: CloudEvent) -> bytes:
+    """Structured-mode JSON bytes (application/cloudevents+json)."""
+    return _dumps(to_dict(event)).encode("utf-8")
+
+
+def from_json(payload: bytes | str) -> CloudEvent:
+    """Read structured-mode JSON; malformed input raises EventValidationError."""
+    try:
+        obj = _loads(payload)
+    except ValueError as exc:
+        raise EventValidationError(
+            "invalid CloudEvent JSON", [Problem("body", _preview(payload), f"not JSON: {exc}")]
+        ) from exc
+    return from_dict(obj, owned=True)
+
+
+def to_json_batch(events: list[CloudEvent]) -> bytes:
+    """A JSON array of structured events (application/cloudevents-batch+json)."""
+    return _dumps([to_dict(e) for e in events]).encode("utf-8")
+
+
+def from_json_batch(payload: bytes | str) -> list[CloudEvent]:
+    """Read a JSON batch; each event is validated."""
+    try:
+        items = _loads(payload)
+    except ValueError as exc:
+        raise EventValidationError(
+            "invalid CloudEvents batch", [Problem("body", _preview(payload), f"not JSON: {exc}")]
+        ) from exc
+    if not isinstance(items, list):
+        raise EventValidationError(
+            "invalid CloudEvents batch", [Problem("body", _preview(payload), "must be a JSON array")]
+        )
+    return [from_dict(item, where=f"[{i}]", owned=True) for i, item in enumerate(items)]
+
+
+def to_http_binary(event: CloudEvent) -> tuple[dict[str, str], bytes]:
+    """HTTP binary mode: ce-* headers (Content-Type for datacontenttype) and the data as body."""
+    message = sdk_http.to_binary(event, _SDK_FORMAT)
+    return dict(message.headers), message.body
+
+
+def from_http_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
+    """Read HTTP binary mode (header names case-insensitive)."""
+    message = sdk_http.HTTPMessage(headers=dict(headers), body=body)
+    event = sdk_http.from_binary(message, _SDK_FORMAT, CloudEvent)
+    assert isinstance(event, CloudEvent)
+    return event
+
+
+def _preview(payload: bytes | str, limit: int = 60) -> str:
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    return text if len(text) <= limit else text[:limit] + "..."
