@@ -1,0 +1,62 @@
+"""Adapters carry the portable bus to a provider; `connect` picks one by configuration.
+
+    from adapters import connect
+    bus = connect()            # polybus.toml, $POLYBUS_CONFIG or the embedded local bus
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterable
+
+import pluggy
+
+from core.bus import Bus
+from core.config import Config, load_config
+from core.errors import UnknownProviderError
+from core.plugins import RegisteredAdapter, collect_adapters, make_plugin_manager
+
+# Built-in adapters are plugins like any other. A cloud adapter is listed only
+# when its module exists; its SDK is imported lazily, when it is chosen.
+_BUILT_IN = (
+    "adapters.local.plugin",
+    "adapters.aws.plugin",
+    "adapters.azure.plugin",
+    "adapters.gcp.plugin",
+)
+DEFAULT_PLUGINS: tuple[str, ...] = tuple(m for m in _BUILT_IN if importlib.util.find_spec(m))
+
+
+def plugin_manager(
+    extra_plugins: Iterable[object] = (), *, load_entrypoints: bool | None = None
+) -> pluggy.PluginManager:
+    """The plugin manager with the built-in adapters, entry points and `extra_plugins`."""
+    pm = make_plugin_manager(DEFAULT_PLUGINS, load_entrypoints=load_entrypoints)
+    for plugin in extra_plugins:
+        pm.register(plugin)
+    return pm
+
+
+def available_adapters(pm: pluggy.PluginManager | None = None) -> dict[str, RegisteredAdapter]:
+    """Every registered adapter by name, with its origin."""
+    return collect_adapters(pm or plugin_manager())
+
+
+def connect(
+    config: Config | str | os.PathLike[str] | None = None,
+    *,
+    provider: str | None = None,
+    pm: pluggy.PluginManager | None = None,
+) -> Bus:
+    """A Bus on the configured provider (an explicit `provider` wins over the config)."""
+    if not isinstance(config, Config):
+        config = load_config(config)
+    pm = pm or plugin_manager()
+    adapters = collect_adapters(pm)
+    name = provider or config.provider
+    if name not in adapters:
+        raise UnknownProviderError(name, list(adapters))
+    info = adapters[name].info
+    adapter = info.factory(config.settings(name))
+    return Bus(adapter, hooks=pm.hook, size_rule=info.size_rule)

@@ -1,0 +1,285 @@
+"""The embedded in-memory bus: topics, subscriptions and per-subscription queues.
+
+Each subscription has a ready queue, a heap of delayed redeliveries, a table of
+in-flight deliveries with their ack deadlines, and a dead-letter queue.
+Competing consumers share a subscription; at-least-once delivery: a delivery
+not settled before its ack deadline becomes visible again. With `ordered`,
+events with the same ``partitionkey`` are delivered one at a time, in order.
+A bounded log per topic serves replay from a point in time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cloudevents.core.v1.event import CloudEvent
+
+from core.contract import SubscriptionSpec
+from core.events import attributes_of
+from core.filters.dialects import Filter, Predicate, compile_filter
+
+DEFAULT_RETENTION = 100_000
+
+
+@dataclass(eq=False)
+class _Entry:
+    event: CloudEvent
+    key: str | None
+    attempts: int = 0
+
+
+@dataclass(eq=False)
+class _Queue:
+    spec: SubscriptionSpec
+    match: Predicate | None
+    ready: deque[_Entry] = field(default_factory=deque)
+    delayed: list[tuple[float, int, _Entry]] = field(default_factory=list)
+    inflight: dict[int, tuple[_Entry, float]] = field(default_factory=dict)
+    deadlines: list[tuple[float, int]] = field(default_factory=list)
+    dead: deque[tuple[_Entry, str]] = field(default_factory=deque)
+    held: dict[str, int] = field(default_factory=dict)
+
+
+class MemoryDelivery:
+    """A delivery from the in-memory bus."""
+
+    __slots__ = ("_bus", "_queue", "_token", "attempt", "event")
+
+    def __init__(self, bus: MemoryBus, queue: _Queue, token: int, entry: _Entry) -> None:
+        self._bus = bus
+        self._queue = queue
+        self._token = token
+        self.event = entry.event
+        self.attempt = entry.attempts
+
+    def ack(self) -> None:
+        """Remove the event for good."""
+        self._bus._settle(self._queue, self._token, None, None)
+
+    def nack(self, delay: float = 0.0) -> None:
+        """Redeliver after `delay` seconds, or dead-letter when attempts are used up."""
+        self._bus._settle(self._queue, self._token, max(0.0, delay), None)
+
+    def dead_letter(self, reason: str) -> None:
+        """Move to the dead-letter queue now."""
+        self._bus._settle(self._queue, self._token, None, reason)
+
+
+class MemoryBus:
+    """The in-memory implementation of the adapter contract (provider name ``local``)."""
+
+    name = "local"
+
+    def __init__(self, retention: int = DEFAULT_RETENTION) -> None:
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._queues: dict[str, _Queue] = {}
+        self._by_topic: dict[str, list[_Queue]] = {}
+        self._log: dict[str, deque[tuple[float, CloudEvent]]] = {}
+        self._retention = retention
+        self._tokens = itertools.count(1)
+        self._seq = itertools.count()
+
+    # contract ---------------------------------------------------------------
+
+    def publish(self, topic: str, events: Sequence[CloudEvent]) -> None:
+        """Append to the topic's log and to every matching subscription's queue."""
+        now = time.time()
+        with self._cond:
+            log = self._log.get(topic)
+            if log is None:
+                log = self._log[topic] = deque(maxlen=self._retention)
+            queues = self._by_topic.get(topic, ())
+            filtered = any(q.match is not None for q in queues)
+            for event in events:
+                log.append((now, event))
+                attrs = attributes_of(event) if filtered else None
+                for queue in queues:
+                    if queue.match is None or queue.match(attrs):  # type: ignore[arg-type]
+                        queue.ready.append(_Entry(event, self._key(queue, event)))
+            if queues:
+                self._cond.notify_all()
+
+    def provision(self, spec: SubscriptionSpec) -> Filter | None:
+        """Create or update a subscription; the local bus evaluates every filter itself."""
+        match = compile_filter(spec.filter) if spec.filter is not None else None
+        with self._cond:
+            queue = self._queues.get(spec.name)
+            if queue is None:
+                queue = self._queues[spec.name] = _Queue(spec, match)
+                self._by_topic.setdefault(spec.topic, []).append(queue)
+            else:
+                if queue.spec.topic != spec.topic:
+                    self._by_topic[queue.spec.topic].remove(queue)
+                    self._by_topic.setdefault(spec.topic, []).append(queue)
+                queue.spec, queue.match = spec, match
+        return None
+
+    def receive(
+        self, subscription: str, max_events: int = 10, timeout: float = 1.0
+    ) -> list[MemoryDelivery]:
+        """Take up to `max_events` visible events, waiting up to `timeout` for the first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            queue = self._queue(subscription)
+            while True:
+                now = time.monotonic()
+                wake = self._promote(queue, now)
+                taken = self._take(queue, max_events, now)
+                if taken:
+                    return taken
+                remaining = deadline - now
+                if remaining <= 0:
+                    return []
+                self._cond.wait(min(remaining, wake - now) if wake else remaining)
+
+    def receive_dead_letters(
+        self, subscription: str, max_events: int = 10, timeout: float = 1.0
+    ) -> list[MemoryDelivery]:
+        """Dead-lettered events; ack removes them, nack leaves them dead-lettered."""
+        with self._cond:
+            queue = self._queue(subscription)
+            out = []
+            while queue.dead and len(out) < max_events:
+                entry, _reason = queue.dead.popleft()
+                token = next(self._tokens)
+                queue.inflight[token] = (entry, float("inf"))
+                out.append(MemoryDelivery(self, queue, -token, entry))
+            return out
+
+    def dead_letter_reasons(self, subscription: str) -> list[str]:
+        """Why each dead-lettered event of the subscription was dead-lettered."""
+        with self._cond:
+            return [reason for _entry, reason in self._queue(subscription).dead]
+
+    def delete_subscription(self, subscription: str) -> None:
+        """Forget the subscription and its queues."""
+        with self._cond:
+            queue = self._queues.pop(subscription, None)
+            if queue is not None:
+                self._by_topic[queue.spec.topic].remove(queue)
+
+    def replay(self, subscription: str, since: datetime) -> None:
+        """Queue again every retained event of the topic published at or after `since`."""
+        cutoff = since.timestamp()
+        with self._cond:
+            queue = self._queue(subscription)
+            for published, event in self._log.get(queue.spec.topic, ()):
+                if published >= cutoff and (
+                    queue.match is None or queue.match(attributes_of(event))
+                ):
+                    queue.ready.append(_Entry(event, self._key(queue, event)))
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Nothing to release; in-flight events are lost with the process (use durable mode)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def backlog(self, subscription: str) -> int:
+        """Events waiting or in flight for the subscription."""
+        with self._cond:
+            q = self._queue(subscription)
+            return len(q.ready) + len(q.delayed) + len(q.inflight)
+
+    # internals --------------------------------------------------------------
+
+    def _queue(self, subscription: str) -> _Queue:
+        try:
+            return self._queues[subscription]
+        except KeyError:
+            raise KeyError(f"no subscription named {subscription!r}") from None
+
+    @staticmethod
+    def _key(queue: _Queue, event: CloudEvent) -> str | None:
+        if not queue.spec.policy.ordered:
+            return None
+        key = event.get_attributes().get("partitionkey")
+        return None if key is None else str(key)
+
+    def _promote(self, queue: _Queue, now: float) -> float | None:
+        """Move due redeliveries and expired leases to ready; return the next wake-up time."""
+        while queue.deadlines and queue.deadlines[0][0] <= now:
+            _, token = heapq.heappop(queue.deadlines)
+            held = queue.inflight.pop(token, None)
+            if held is not None:
+                self._requeue(queue, held[0])
+        while queue.delayed and queue.delayed[0][0] <= now:
+            _, _, entry = heapq.heappop(queue.delayed)
+            self._requeue(queue, entry)
+        times = [t for t in (queue.delayed[:1] and queue.delayed[0][0],
+                             queue.deadlines[:1] and queue.deadlines[0][0]) if t]
+        return min(times) if times else None
+
+    @staticmethod
+    def _requeue(queue: _Queue, entry: _Entry) -> None:
+        if entry.key is not None:
+            queue.held[entry.key] -= 1
+            if not queue.held[entry.key]:
+                del queue.held[entry.key]
+            queue.ready.appendleft(entry)
+        else:
+            queue.ready.append(entry)
+
+    def _take(self, queue: _Queue, max_events: int, now: float) -> list[MemoryDelivery]:
+        out: list[MemoryDelivery] = []
+        if not queue.ready:
+            return out
+        lease = now + queue.spec.policy.ack_deadline
+        skipped: list[_Entry] = []
+        ready = queue.ready
+        while ready and len(out) < max_events:
+            entry = ready.popleft()
+            if entry.key is not None:
+                if entry.key in queue.held:
+                    skipped.append(entry)
+                    continue
+                queue.held[entry.key] = 1
+            entry.attempts += 1
+            token = next(self._tokens)
+            queue.inflight[token] = (entry, lease)
+            heapq.heappush(queue.deadlines, (lease, token))
+            out.append(MemoryDelivery(self, queue, token, entry))
+        ready.extendleft(reversed(skipped))
+        return out
+
+    def _settle(self, queue: _Queue, token: int, delay: float | None, reason: str | None) -> None:
+        with self._cond:
+            if token < 0:  # a dead-letter delivery: ack removes, anything else keeps it
+                entry, _ = queue.inflight.pop(-token, (None, 0.0))
+                if entry is not None and delay is not None:
+                    queue.dead.append((entry, "returned to dead-letter queue"))
+                return
+            held = queue.inflight.pop(token, None)
+            if held is None:
+                return  # lease expired and redelivered: a late settle is ignored
+            entry = held[0]
+            if reason is None and delay is not None:
+                if entry.attempts >= queue.spec.policy.max_delivery_attempts:
+                    reason = f"max delivery attempts ({entry.attempts}) reached"
+                else:
+                    if delay == 0.0:
+                        self._requeue_held(queue, entry)
+                    else:
+                        heapq.heappush(
+                            queue.delayed, (time.monotonic() + delay, next(self._seq), entry)
+                        )
+                    self._cond.notify_all()
+                    return
+            if entry.key is not None:
+                queue.held.pop(entry.key, None)
+            if reason is not None:
+                queue.dead.append((entry, reason))
+            self._cond.notify_all()
+
+    def _requeue_held(self, queue: _Queue, entry: _Entry) -> None:
+        if entry.key is not None:
+            queue.held[entry.key] = 1  # released by _requeue, which puts it first
+        self._requeue(queue, entry)

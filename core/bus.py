@@ -1,0 +1,256 @@
+"""The service-facing bus: publish events, subscribe handlers, never name a cloud.
+
+`Bus` wraps one adapter. It validates and size-checks events before the
+network, runs the middleware hooks, evaluates the residual filter the provider
+could not, and turns handler outcomes into acks, nacks with backoff and
+dead-letters, counting each so the numbers add up:
+delivered = acked + retried + dead_lettered + filtered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudevents.core.v1.event import CloudEvent
+
+from core.contract import DEFAULT_TOPIC, Adapter, Delivery, DeliveryPolicy, SubscriptionSpec
+from core.errors import ValidationError
+from core.events import attributes_of, build_event, validate_attributes, validate_event
+from core.filters.dialects import Filter, compile_filter, parse_filter
+from core.sizing import check_sizes
+
+log = logging.getLogger("polybus")
+Handler = Callable[[CloudEvent], Any]
+
+
+@dataclass
+class SubscriptionStats:
+    """What happened to the deliveries of one subscription."""
+
+    delivered: int = 0
+    acked: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    filtered: int = 0
+    last_error: str | None = None
+
+    def settled(self) -> int:
+        """Deliveries that reached a final or retry outcome."""
+        return self.acked + self.retried + self.dead_lettered + self.filtered
+
+
+@dataclass
+class Subscription:
+    """A provisioned subscription with its handler and counters."""
+
+    spec: SubscriptionSpec
+    handler: Handler
+    residual: Filter | None
+    stats: SubscriptionStats = field(default_factory=SubscriptionStats)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._residual_match = compile_filter(self.residual) if self.residual else None
+
+    @property
+    def name(self) -> str:
+        """The subscription's name."""
+        return self.spec.name
+
+    def accepts(self, event: CloudEvent) -> bool:
+        """Whether the residual (client-side) filter lets the event through."""
+        return self._residual_match is None or self._residual_match(attributes_of(event))
+
+
+class Bus:
+    """Publish and subscribe through one adapter, with policies applied uniformly."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        *,
+        hooks: Any = None,
+        size_rule: str = "none",
+        batch_size: int = 100,
+        poll_timeout: float = 0.5,
+    ) -> None:
+        self.adapter = adapter
+        self.hooks = hooks
+        self.size_rule = size_rule
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.subscriptions: dict[str, Subscription] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def provider(self) -> str:
+        """The adapter's provider name."""
+        return self.adapter.name
+
+    # publishing -------------------------------------------------------------
+
+    def publish(self, events: CloudEvent | Sequence[CloudEvent], topic: str = DEFAULT_TOPIC) -> None:
+        """Validate, enrich, size-check and publish one event or a batch."""
+        batch = [events] if isinstance(events, CloudEvent) else list(events)
+        if not batch:
+            return
+        batch = [self._prepare(event, topic) for event in batch]
+        check_sizes(batch, self.size_rule, self.adapter.name)
+        self.adapter.publish(topic, batch)
+        if self.hooks is not None:
+            self.hooks.polybus_after_publish(events=batch, topic=topic)
+
+    def _prepare(self, event: CloudEvent, topic: str) -> CloudEvent:
+        if not isinstance(event, CloudEvent):
+            raise TypeError(f"expected a CloudEvent, got {type(event).__name__}")
+        validate_event(event)
+        if self.hooks is None:
+            return event
+        additions: dict[str, Any] = {}
+        for extra in self.hooks.polybus_before_publish(event=event, topic=topic):
+            if extra:
+                additions.update(extra)
+        if not additions:
+            return event
+        attrs = {**event.get_attributes(), **additions}
+        validate_attributes(attrs, event.get_data())
+        return build_event(attrs, event.get_data())
+
+    # subscribing ------------------------------------------------------------
+
+    def subscribe(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        topic: str = DEFAULT_TOPIC,
+        filter: Any = None,
+        policy: DeliveryPolicy | None = None,
+    ) -> Subscription:
+        """Provision a subscription and attach `handler` (filter: a Filter, CESQL or JSON dialect)."""
+        flt = None if filter is None else parse_filter(filter)
+        spec = SubscriptionSpec(name, topic, flt, policy or DeliveryPolicy())
+        residual = self.adapter.provision(spec)
+        sub = Subscription(spec, handler, residual)
+        self.subscriptions[name] = sub
+        return sub
+
+    def poll(self, name: str, max_events: int | None = None, timeout: float = 0.0) -> int:
+        """Receive one batch for subscription `name` and handle it; returns deliveries handled."""
+        sub = self.subscriptions[name]
+        deliveries = self.adapter.receive(name, max_events or self.batch_size, timeout)
+        for delivery in deliveries:
+            self._handle(sub, delivery)
+        return len(deliveries)
+
+    def drain(self, idle: float = 0.2, limit: float = 30.0) -> None:
+        """Poll every subscription until none has had anything for `idle` seconds (tests, demo)."""
+        deadline = time.monotonic() + limit
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            handled = sum(self.poll(name, timeout=0.0) for name in list(self.subscriptions))
+            now = time.monotonic()
+            if handled:
+                quiet_since = now
+            elif now - quiet_since >= idle:
+                return
+            else:
+                time.sleep(0.005)
+
+    def _handle(self, sub: Subscription, delivery: Delivery) -> None:
+        event = delivery.event
+        with sub.lock:
+            sub.stats.delivered += 1
+        try:
+            if self.hooks is not None:
+                self.hooks.polybus_before_handle(event=event, subscription=sub.name)
+        except ValidationError as exc:
+            delivery.dead_letter(f"rejected by middleware: {exc}")
+            self._count(sub, event, "dead-lettered", exc)
+            return
+        if not sub.accepts(event):
+            delivery.ack()
+            self._count(sub, event, "filtered", None)
+            return
+        try:
+            sub.handler(event)
+        except Exception as exc:  # a handler may raise anything; the loop must survive
+            policy = sub.spec.policy
+            if delivery.attempt >= policy.max_delivery_attempts:
+                delivery.dead_letter(
+                    f"handler failed {delivery.attempt} time(s): {type(exc).__name__}: {exc}"
+                )
+                self._count(sub, event, "dead-lettered", exc)
+            else:
+                delivery.nack(policy.retry.backoff(delivery.attempt))
+                self._count(sub, event, "retried", exc)
+            return
+        delivery.ack()
+        self._count(sub, event, "acked", None)
+
+    def _count(
+        self, sub: Subscription, event: CloudEvent, outcome: str, error: BaseException | None
+    ) -> None:
+        with sub.lock:
+            stats = sub.stats
+            if outcome == "acked":
+                stats.acked += 1
+            elif outcome == "retried":
+                stats.retried += 1
+            elif outcome == "dead-lettered":
+                stats.dead_lettered += 1
+            else:
+                stats.filtered += 1
+            if error is not None:
+                stats.last_error = f"{type(error).__name__}: {error}"
+        if error is not None:
+            log.warning("%s: event %s %s: %s", sub.name, event.get_id(), outcome, error)
+        if self.hooks is not None:
+            self.hooks.polybus_after_handle(
+                event=event, subscription=sub.name, outcome=outcome, error=error
+            )
+
+    # consumer threads -------------------------------------------------------
+
+    def start(self, concurrency: int = 1) -> None:
+        """Run `concurrency` consumer threads per subscription until `stop()`."""
+        self._stop.clear()
+        for name in self.subscriptions:
+            for i in range(concurrency):
+                thread = threading.Thread(
+                    target=self._consume, args=(name,), name=f"polybus-{name}-{i}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _consume(self, name: str) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll(name, timeout=self.poll_timeout)
+            except Exception:  # transport errors must not kill the consumer
+                log.exception("%s: receive failed; retrying", name)
+                self._stop.wait(1.0)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the consumer threads after their current batch."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def close(self) -> None:
+        """Stop consumers and close the adapter."""
+        self.stop()
+        self.adapter.close()
+
+    def __enter__(self) -> Bus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,16 @@
+"""Suite-wide setup: never autoload installed plugins; load each provider's fixtures."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+os.environ["POLYBUS_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+
+_FIXTURE_MODULES = (
+    "tests.fixtures.local",
+    "tests.fixtures.aws",
+    "tests.fixtures.azure",
+    "tests.fixtures.gcp",
+)
+pytest_plugins = [m for m in _FIXTURE_MODULES if importlib.util.find_spec(m)]

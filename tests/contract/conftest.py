@@ -1,0 +1,42 @@
+"""The contract suite's one parametrised fixture: every registered adapter, readable ids.
+
+Each provider's fixtures module (tests/fixtures/<provider>.py) supplies a
+``<id>_adapter_factory`` fixture; an adapter is done when this suite passes
+unchanged against it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from core.contract import Adapter
+from tests.conftest import pytest_plugins
+
+ADAPTER_IDS = ["local", "local-durable"] + [
+    name.rsplit(".", 1)[1] for name in pytest_plugins if not name.endswith(".local")
+]
+
+
+@pytest.fixture(params=ADAPTER_IDS, ids=ADAPTER_IDS)
+def make_adapter(request: pytest.FixtureRequest) -> Callable[[], Adapter]:
+    """A factory of fresh adapters of one provider."""
+    factory: Callable[[], Adapter] = request.getfixturevalue(
+        f"{request.param.replace('-', '_')}_adapter_factory"
+    )
+    return factory
+
+
+@pytest.fixture
+def adapter(make_adapter: Callable[[], Adapter]) -> Adapter:
+    """One fresh adapter."""
+    return make_adapter()
+
+
+@pytest.fixture
+def names() -> Callable[[str], str]:
+    """Unique resource names so tests never see each other's events."""
+    suffix = uuid.uuid4().hex[:8]
+    return lambda base: f"{base}-{suffix}"
