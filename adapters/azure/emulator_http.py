@@ -1,0 +1,301 @@
+"""The emulator's HTTP surface: Event Grid's data plane plus a small admin API.
+
+Data plane (what the azure-eventgrid SDK calls):
+
+- ``POST /{topic}/api/events?api-version=2018-01-01``: basic-topic publish,
+  ``aeg-sas-key`` or ``aeg-sas-token`` auth.
+- ``POST /topics/{topic}:publish?api-version=...``: namespace publish,
+  ``Authorization: SharedAccessKey <key>`` (``aeg-sas-key`` also accepted).
+- ``POST /topics/{topic}/eventsubscriptions/{sub}:receive|acknowledge|release|reject|renewLock``.
+
+Admin API (management plane, which real Azure puts in ARM), same key:
+
+- ``PUT|GET|DELETE /admin/namespace/topics/{topic}``
+- ``PUT|GET|DELETE /admin/namespace/topics/{topic}/eventsubscriptions/{sub}``
+  body ``{"filter", "maxDeliveryCount", "lockDurationInSeconds", "deadLetterTopic"}``
+- ``GET /admin/namespace/topics/{topic}/eventsubscriptions/{sub}/deadletters``
+- ``PUT|GET|DELETE /admin/basic/topics/{topic}`` body ``{"inputSchema"}``
+- ``PUT|GET|DELETE /admin/basic/topics/{topic}/eventsubscriptions/{sub}``
+  body ``{"endpointUrl", "filter", "maxDeliveryAttempts", "eventTimeToLiveInMinutes",
+  "deadLetter", "maxEventsPerBatch"}``
+- ``GET /admin/basic/topics/{topic}/eventsubscriptions/{sub}/deadletters`` and ``.../deliveries``
+- ``GET /admin/validate/{topic}/{sub}?code=...`` (the validationUrl; no key needed)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from adapters.azure.emulator_namespace import (
+    MAX_RECEIVE_EVENTS,
+    MAX_WAIT_SECONDS,
+    BrokerError,
+    Namespace,
+    receive_detail,
+    utc_iso,
+)
+from adapters.azure.emulator_push import CLOUDEVENTS_SCHEMA, BasicTopics
+from adapters.azure.sas import check_sas_token, keys_match
+
+MAX_REQUEST_BYTES = 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    """An Azure-style JSON error body."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+class Routes:
+    """aiohttp handlers over the namespace and basic-topic brokers."""
+
+    def __init__(self, key: str, namespace: Namespace, basic: BasicTopics) -> None:
+        self.key = key
+        self.namespace = namespace
+        self.basic = basic
+
+    def app(self) -> web.Application:
+        """The aiohttp application with every route."""
+        app = web.Application(client_max_size=4 * MAX_REQUEST_BYTES, middlewares=[self._errors])
+        ns, basic = "/admin/namespace/topics/{topic}", "/admin/basic/topics/{topic}"
+        app.router.add_post("/topics/{action}", self.namespace_publish)
+        app.router.add_post("/topics/{topic}/eventsubscriptions/{action}", self.pull)
+        app.router.add_post("/{topic}/api/events", self.basic_publish)
+        app.router.add_get("/admin/validate/{topic}/{sub}", self.validate)
+        app.router.add_route("*", ns, self.admin_namespace_topic)
+        app.router.add_route("*", ns + "/eventsubscriptions/{sub}", self.admin_namespace_sub)
+        app.router.add_get(ns + "/eventsubscriptions/{sub}/deadletters", self.ns_dead_letters)
+        app.router.add_route("*", basic, self.admin_basic_topic)
+        app.router.add_route("*", basic + "/eventsubscriptions/{sub}", self.admin_basic_sub)
+        app.router.add_get(basic + "/eventsubscriptions/{sub}/{what}", self.basic_records)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BrokerError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(413, "RequestEntityTooLarge", "request is over 1 MB")
+
+    # -- auth and bodies ----------------------------------------------------
+    def _require_key(self, request: web.Request, *, sas_path: str | None = None) -> None:
+        headers = request.headers
+        given = headers.get("aeg-sas-key")
+        auth = headers.get("Authorization", "")
+        if given is None and auth.startswith("SharedAccessKey "):
+            given = auth[len("SharedAccessKey ") :]
+        if given is not None:
+            if keys_match(given, self.key):
+                return
+            raise BrokerError(401, "Unauthorized", "the access key is not valid")
+        token = headers.get("aeg-sas-token")
+        if token is not None and sas_path is not None:
+            why = check_sas_token(token, self.key, sas_path)
+            if why is None:
+                return
+            raise BrokerError(401, "Unauthorized", f"the SAS token is not valid: {why}")
+        raise BrokerError(401, "Unauthorized", "missing credentials")
+
+    async def _json_body(self, request: web.Request, default: Any = None) -> Any:
+        if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
+            raise BrokerError(413, "RequestEntityTooLarge", "request is over 1 MB")
+        raw = await request.read()
+        if len(raw) > MAX_REQUEST_BYTES:
+            raise BrokerError(413, "RequestEntityTooLarge", "request is over 1 MB")
+        if not raw:
+            return default
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise BrokerError(400, "BadRequest", f"body is not JSON: {exc}") from exc
+
+    # -- namespace data plane ----------------------------------------------
+    async def namespace_publish(self, request: web.Request) -> web.Response:
+        """Publish one CloudEvent or a batch to a namespace topic."""
+        topic, _, verb = request.match_info["action"].rpartition(":")
+        if verb != "publish" or not topic:
+            raise BrokerError(404, "NotFound", "unknown operation")
+        self._require_key(request)
+        body = await self._json_body(request)
+        events = body if isinstance(body, list) else [body]
+        for event in events:
+            _check_cloudevent(event)
+        self.namespace.publish(topic, events)
+        return web.json_response({})
+
+    async def pull(self, request: web.Request) -> web.Response:
+        """receive / acknowledge / release / reject / renewLock on a subscription."""
+        topic = request.match_info["topic"]
+        sub, _, verb = request.match_info["action"].rpartition(":")
+        self._require_key(request)
+        if verb == "receive":
+            await self._json_body(request)
+            max_events = _number(request.query.get("maxEvents", "1"), "maxEvents")
+            wait = _number(request.query.get("maxWaitTime", "60"), "maxWaitTime")
+            if not 1 <= max_events <= MAX_RECEIVE_EVENTS or not 0 <= wait <= MAX_WAIT_SECONDS:
+                raise BrokerError(400, "BadRequest", "maxEvents is 1..100, maxWaitTime 0..120")
+            items = await self.namespace.receive(topic, sub, int(max_events), wait)
+            return web.json_response({"value": [receive_detail(i) for i in items]})
+        body = await self._json_body(request, {})
+        tokens = body.get("lockTokens") if isinstance(body, Mapping) else None
+        if not isinstance(tokens, list) or not tokens:
+            raise BrokerError(400, "BadRequest", "lockTokens must be a non-empty list")
+        if verb == "acknowledge":
+            result = self.namespace.acknowledge(topic, sub, tokens)
+        elif verb == "release":
+            delay = int(_number(request.query.get("releaseDelayInSeconds", "0"), "releaseDelay"))
+            result = self.namespace.release(topic, sub, tokens, delay)
+        elif verb == "reject":
+            result = self.namespace.reject(topic, sub, tokens)
+        elif verb == "renewLock":
+            result = self.namespace.renew_locks(topic, sub, tokens)
+        else:
+            raise BrokerError(404, "NotFound", f"unknown operation {verb!r}")
+        return web.json_response(result)
+
+    # -- basic topics ---------------------------------------------------------
+    async def basic_publish(self, request: web.Request) -> web.Response:
+        """Publish a batch in the topic's input schema to a basic topic."""
+        topic = request.match_info["topic"]
+        self._require_key(request, sas_path=request.path)
+        if "api-version" not in request.query:
+            raise BrokerError(400, "BadRequest", "api-version is required")
+        body = await self._json_body(request)
+        schema = self.basic.schemas.get(topic)
+        if schema is None:
+            raise BrokerError(404, "NotFound", f"basic topic {topic!r} does not exist")
+        if not isinstance(body, list):
+            raise BrokerError(400, "BadRequest", "the body must be a JSON array of events")
+        events: list[Mapping[str, Any]] = []
+        for event in body:
+            if schema == CLOUDEVENTS_SCHEMA:
+                _check_cloudevent(event)
+                events.append(event)
+            else:
+                events.append(_eventgrid_event(event, topic))
+        self.basic.publish(topic, events)
+        return web.Response(status=200)
+
+    async def validate(self, request: web.Request) -> web.Response:
+        """The validationUrl of the manual handshake."""
+        topic, sub = request.match_info["topic"], request.match_info["sub"]
+        self.basic.confirm_validation(topic, sub, request.query.get("code", ""))
+        return web.Response(text="Webhook successfully validated as a subscription endpoint.")
+
+    # -- admin ----------------------------------------------------------------
+    async def admin_namespace_topic(self, request: web.Request) -> web.Response:
+        """Create, show or delete a namespace topic."""
+        self._require_key(request)
+        topic = request.match_info["topic"]
+        if request.method == "PUT":
+            self.namespace.create_topic(topic)
+        elif request.method == "DELETE":
+            self.namespace.delete_topic(topic)
+            return web.json_response({})
+        elif topic not in self.namespace.topics:
+            raise BrokerError(404, "NotFound", f"namespace topic {topic!r} does not exist")
+        return web.json_response(
+            {"name": topic, "eventSubscriptions": sorted(self.namespace.topics[topic])}
+        )
+
+    async def admin_namespace_sub(self, request: web.Request) -> web.Response:
+        """Create/update, show or delete a pull subscription."""
+        self._require_key(request)
+        topic, name = request.match_info["topic"], request.match_info["sub"]
+        if request.method == "PUT":
+            config = await self._json_body(request, {})
+            return web.json_response(
+                self.namespace.put_subscription(topic, name, config or {}).describe()
+            )
+        if request.method == "DELETE":
+            self.namespace.delete_subscription(topic, name)
+            return web.json_response({})
+        return web.json_response(self.namespace.subscription(topic, name).describe())
+
+    async def ns_dead_letters(self, request: web.Request) -> web.Response:
+        """Dead-letter records of a pull subscription (oldest first)."""
+        self._require_key(request)
+        sub = self.namespace.subscription(request.match_info["topic"], request.match_info["sub"])
+        return web.json_response({"value": sub.dead_letters})
+
+    async def admin_basic_topic(self, request: web.Request) -> web.Response:
+        """Create, show or delete a basic topic."""
+        self._require_key(request)
+        topic = request.match_info["topic"]
+        if request.method == "PUT":
+            config = await self._json_body(request, {}) or {}
+            self.basic.create_topic(topic, config.get("inputSchema", CLOUDEVENTS_SCHEMA))
+        elif request.method == "DELETE":
+            self.basic.delete_topic(topic)
+            return web.json_response({})
+        elif topic not in self.basic.schemas:
+            raise BrokerError(404, "NotFound", f"basic topic {topic!r} does not exist")
+        return web.json_response(
+            {
+                "name": topic,
+                "inputSchema": self.basic.schemas[topic],
+                "endpoint": f"{request.scheme}://{request.host}/{topic}/api/events",
+                "eventSubscriptions": sorted(self.basic.subscriptions[topic]),
+            }
+        )
+
+    async def admin_basic_sub(self, request: web.Request) -> web.Response:
+        """Create/update (with the handshake), show or delete a webhook subscription."""
+        self._require_key(request)
+        topic, name = request.match_info["topic"], request.match_info["sub"]
+        if request.method == "PUT":
+            config = await self._json_body(request, {}) or {}
+            sub = await self.basic.put_subscription(topic, name, config)
+            return web.json_response(sub.describe())
+        if request.method == "DELETE":
+            self.basic.delete_subscription(topic, name)
+            return web.json_response({})
+        return web.json_response(self.basic.subscription(topic, name).describe())
+
+    async def basic_records(self, request: web.Request) -> web.Response:
+        """A webhook subscription's dead letters or delivery-attempt log."""
+        self._require_key(request)
+        sub = self.basic.subscription(request.match_info["topic"], request.match_info["sub"])
+        what = request.match_info["what"]
+        if what == "deadletters":
+            return web.json_response({"value": sub.dead_letters})
+        if what == "deliveries":
+            return web.json_response({"value": [asdict(a) for a in sub.attempts]})
+        raise BrokerError(404, "NotFound", f"unknown record kind {what!r}")
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise BrokerError(400, "BadRequest", f"{name} must be a number") from exc
+
+
+def _check_cloudevent(event: Any) -> None:
+    if not isinstance(event, Mapping):
+        raise BrokerError(400, "BadRequest", "each event must be a JSON object")
+    if event.get("specversion") != "1.0":
+        raise BrokerError(400, "BadRequest", "specversion must be '1.0' (CloudEvents schema)")
+    for name in ("id", "source", "type"):
+        if not isinstance(event.get(name), str) or not event[name]:
+            raise BrokerError(400, "BadRequest", f"CloudEvent attribute {name!r} is required")
+
+
+def _eventgrid_event(event: Any, topic: str) -> dict[str, Any]:
+    if not isinstance(event, Mapping):
+        raise BrokerError(400, "BadRequest", "each event must be a JSON object")
+    for name in ("id", "subject", "eventType", "eventTime", "dataVersion"):
+        if not isinstance(event.get(name), str):
+            raise BrokerError(400, "BadRequest", f"Event Grid event field {name!r} is required")
+    out = dict(event)
+    out.setdefault("topic", f"/emulator/topics/{topic}")
+    out.setdefault("metadataVersion", "1")
+    out.setdefault("eventTime", utc_iso())
+    return out
