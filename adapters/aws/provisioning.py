@@ -1,0 +1,333 @@
+"""Create, find and remove what a topic and a subscription need on AWS, idempotently.
+
+Per topic: a custom event bus and (config `archive`) an archive of every event
+on it, for replay. Per subscription: a rule on the topic's bus with the
+compiled event pattern; an SQS queue as the rule's only target, with a queue
+policy that lets EventBridge send from that rule; a dead-letter queue, used
+three ways: the SQS redrive policy (maxReceiveCount = the policy's
+max_delivery_attempts) for messages received that often without being
+deleted, the target's DeadLetterConfig for events EventBridge cannot deliver
+to the queue, and the adapter's explicit dead_letter(). The queue is tagged
+with its topic, so any adapter instance with the same configuration can find
+a subscription again from its name alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from adapters.aws import naming
+from adapters.aws.clients import Clients, error_code, is_not_found, sdk_errors
+from adapters.aws.config import AwsConfig
+from adapters.aws.patterns import event_pattern
+from core.contract import SubscriptionSpec
+from core.errors import AdapterError
+from core.filters.dialects import Filter
+
+TARGET_ID = "polybus-sqs"
+TOPIC_TAG = "polybus-topic"
+SUBSCRIPTION_TAG = "polybus-subscription"
+POLICY_SID = "polybus-eventbridge"
+RETENTION_SECONDS = "1209600"  # 14 days, the SQS maximum, for both queues
+MAX_VISIBILITY = 43200  # 12 hours, the SQS maximum
+# EventBridge's documented defaults, set explicitly so the target says what it does.
+TARGET_RETRY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+
+
+@dataclass(frozen=True)
+class Bus:
+    """A topic's event bus (and its archive, when archiving is on)."""
+
+    name: str
+    arn: str
+    archive_arn: str | None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Everything the consumer and replay need to know about a provisioned subscription."""
+
+    name: str
+    topic: str
+    bus: str
+    rule: str
+    rule_arn: str
+    queue_url: str
+    dlq_url: str
+    max_attempts: int
+
+
+class Provisioner:
+    """Idempotent create / lookup / delete of buses, rules and queues."""
+
+    def __init__(self, clients: Clients, config: AwsConfig) -> None:
+        self._events = clients.events
+        self._sqs = clients.sqs
+        self._config = config
+        self._buses: dict[str, Bus] = {}
+        self._subscriptions: dict[str, Subscription] = {}
+        self._lock = threading.Lock()
+
+    # -- topics ---------------------------------------------------------------
+
+    def bus(self, topic: str) -> Bus:
+        """The topic's bus, created (with its archive) on first use and cached."""
+        found = self._buses.get(topic)
+        if found is not None:
+            return found
+        name = naming.bus_name(self._config.bus_prefix, topic)
+        with sdk_errors(f"create event bus {name}"):
+            try:
+                arn = self._events.create_event_bus(Name=name)["EventBusArn"]
+            except ClientError as exc:
+                if error_code(exc) != "ResourceAlreadyExistsException":
+                    raise
+                arn = self._events.describe_event_bus(Name=name)["Arn"]
+        archive_arn = self._ensure_archive(name, arn) if self._config.archive else None
+        bus = Bus(name, arn, archive_arn)
+        with self._lock:
+            self._buses[topic] = bus
+        return bus
+
+    def forget_bus(self, topic: str) -> None:
+        """Drop the cached bus (e.g. after AWS said it no longer exists)."""
+        with self._lock:
+            self._buses.pop(topic, None)
+
+    def _ensure_archive(self, bus: str, bus_arn: str) -> str:
+        name = naming.archive_name(bus)
+        with sdk_errors(f"create archive {name}"):
+            try:
+                return str(
+                    self._events.create_archive(
+                        ArchiveName=name,
+                        EventSourceArn=bus_arn,
+                        Description=f"polybus: every event on {bus}, for replay",
+                        RetentionDays=self._config.archive_retention_days,
+                    )["ArchiveArn"]
+                )
+            except ClientError as exc:
+                if error_code(exc) != "ResourceAlreadyExistsException":
+                    raise
+                return str(self._events.describe_archive(ArchiveName=name)["ArchiveArn"])
+
+    # -- subscriptions --------------------------------------------------------
+
+    def provision(self, spec: SubscriptionSpec) -> tuple[Subscription, Filter | None]:
+        """Create or update the subscription; return it and the residual filter."""
+        bus = self.bus(spec.topic)
+        pattern, residual = event_pattern(spec.filter)
+        rule = naming.rule_name(self._config.queue_prefix, spec.name)
+        queue = naming.queue_name(self._config.queue_prefix, spec.name)
+        dlq = naming.queue_name(self._config.queue_prefix, spec.policy.dead_letter_name(spec.name))
+        self._leave_old_topic(spec.name, spec.topic, rule)
+        tags = {TOPIC_TAG: spec.topic[:256], SUBSCRIPTION_TAG: spec.name[:256]}
+        with sdk_errors(f"provision subscription {spec.name}"):
+            rule_arn = self._events.put_rule(
+                Name=rule,
+                EventBusName=bus.name,
+                EventPattern=pattern,
+                State="ENABLED",
+                Description=f"polybus subscription {spec.name}"[:512],
+            )["RuleArn"]
+            dlq_url, dlq_arn = self._ensure_queue(
+                dlq, {"MessageRetentionPeriod": RETENTION_SECONDS}, tags
+            )
+            self._allow_rule(dlq_url, dlq_arn, rule_arn, merge=True)
+            attributes = {
+                "VisibilityTimeout": str(min(MAX_VISIBILITY, math.ceil(spec.policy.ack_deadline))),
+                "MessageRetentionPeriod": RETENTION_SECONDS,
+                "RedrivePolicy": json.dumps(
+                    {
+                        "deadLetterTargetArn": dlq_arn,
+                        "maxReceiveCount": spec.policy.max_delivery_attempts,
+                    }
+                ),
+            }
+            queue_url, queue_arn = self._ensure_queue(queue, attributes, tags)
+            self._allow_rule(queue_url, queue_arn, rule_arn, merge=False)
+            answer = self._events.put_targets(
+                Rule=rule,
+                EventBusName=bus.name,
+                Targets=[
+                    {
+                        "Id": TARGET_ID,
+                        "Arn": queue_arn,
+                        "RetryPolicy": TARGET_RETRY,
+                        "DeadLetterConfig": {"Arn": dlq_arn},
+                    }
+                ],
+            )
+        if answer.get("FailedEntryCount"):
+            raise AdapterError(
+                f"aws: put_targets for {spec.name} failed: {answer['FailedEntries']}"
+            )
+        subscription = Subscription(
+            name=spec.name,
+            topic=spec.topic,
+            bus=bus.name,
+            rule=rule,
+            rule_arn=rule_arn,
+            queue_url=queue_url,
+            dlq_url=dlq_url,
+            max_attempts=spec.policy.max_delivery_attempts,
+        )
+        with self._lock:
+            self._subscriptions[spec.name] = subscription
+        return subscription, residual
+
+    def lookup(self, name: str) -> Subscription:
+        """The subscription named `name`, from the cache or rebuilt from its queue's tags."""
+        found = self._subscriptions.get(name)
+        if found is not None:
+            return found
+        queue = naming.queue_name(self._config.queue_prefix, name)
+        with sdk_errors(f"look up subscription {name}"):
+            try:
+                queue_url = self._sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+            except ClientError as exc:
+                if is_not_found(exc):
+                    raise AdapterError(f"aws: no subscription {name!r} (queue {queue})") from exc
+                raise
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["RedrivePolicy"]
+            )["Attributes"]
+            tags = self._sqs.list_queue_tags(QueueUrl=queue_url).get("Tags", {})
+            redrive = json.loads(attributes.get("RedrivePolicy", "{}"))
+            dlq_name = str(redrive.get("deadLetterTargetArn", "")).rsplit(":", 1)[-1]
+            dlq_url = self._sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
+            topic = tags.get(TOPIC_TAG)
+            if topic is None:
+                raise AdapterError(f"aws: queue {queue} has no {TOPIC_TAG} tag; not polybus's")
+            bus = naming.bus_name(self._config.bus_prefix, topic)
+            rule = naming.rule_name(self._config.queue_prefix, name)
+            try:
+                rule_arn = str(self._events.describe_rule(Name=rule, EventBusName=bus)["Arn"])
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+                rule_arn = ""  # half-provisioned: the queue is there, the rule is not
+        subscription = Subscription(
+            name=name,
+            topic=topic,
+            bus=bus,
+            rule=rule,
+            rule_arn=rule_arn,
+            queue_url=queue_url,
+            dlq_url=dlq_url,
+            max_attempts=int(redrive.get("maxReceiveCount", 1)),
+        )
+        with self._lock:
+            self._subscriptions[name] = subscription
+        return subscription
+
+    def delete(self, name: str) -> None:
+        """Remove the rule, its target and the queues (a shared dead-letter queue stays)."""
+        try:
+            subscription = self.lookup(name)
+        except AdapterError as exc:
+            if exc.__cause__ is not None and is_not_found(exc.__cause__):
+                return
+            raise
+        with sdk_errors(f"delete subscription {name}"):
+            self._delete_rule(subscription.rule, subscription.bus)
+            self._delete_queue(subscription.queue_url)
+            own_dlq = naming.queue_name(self._config.queue_prefix, f"{name}-dlq")
+            if subscription.dlq_url.rstrip("/").rsplit("/", 1)[-1] == own_dlq:
+                self._delete_queue(subscription.dlq_url)
+        with self._lock:
+            self._subscriptions.pop(name, None)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _leave_old_topic(self, name: str, topic: str, rule: str) -> None:
+        """When a subscription moves to another topic, remove its rule from the old bus."""
+        previous = self._subscriptions.get(name)
+        if previous is None:
+            try:
+                previous = self.lookup(name)
+            except AdapterError:
+                return
+        if previous.topic != topic:
+            with sdk_errors(f"move subscription {name}"):
+                self._delete_rule(rule, previous.bus)
+
+    def _delete_rule(self, rule: str, bus: str) -> None:
+        for call in (
+            lambda: self._events.remove_targets(Rule=rule, EventBusName=bus, Ids=[TARGET_ID]),
+            lambda: self._events.delete_rule(Name=rule, EventBusName=bus),
+        ):
+            try:
+                call()
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+
+    def _delete_queue(self, url: str) -> None:
+        try:
+            self._sqs.delete_queue(QueueUrl=url)
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+
+    def _ensure_queue(
+        self, name: str, attributes: dict[str, str], tags: dict[str, str]
+    ) -> tuple[str, str]:
+        try:
+            url = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+            url = self._sqs.create_queue(QueueName=name, Attributes=attributes, tags=tags)[
+                "QueueUrl"
+            ]
+        else:
+            self._sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+            self._sqs.tag_queue(QueueUrl=url, Tags=tags)
+        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return url, arn["Attributes"]["QueueArn"]
+
+    def _allow_rule(self, url: str, queue_arn: str, rule_arn: str, *, merge: bool) -> None:
+        """Let EventBridge send to the queue from `rule_arn` (and earlier rules if merging)."""
+        sources = [rule_arn]
+        if merge:
+            current = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
+            sources = sorted(
+                set(sources) | _allowed_sources(current.get("Attributes", {}).get("Policy"))
+            )
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": POLICY_SID,
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": sources}},
+                }
+            ],
+        }
+        self._sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+
+
+def _allowed_sources(policy_text: str | None) -> set[str]:
+    if not policy_text:
+        return set()
+    try:
+        policy: Any = json.loads(policy_text)
+    except ValueError:
+        return set()
+    sources: set[str] = set()
+    for statement in policy.get("Statement", []):
+        if statement.get("Sid") != POLICY_SID:
+            continue
+        arns = statement.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn", [])
+        sources.update([arns] if isinstance(arns, str) else arns)
+    return sources
