@@ -1,7 +1,7 @@
 """Adapters carry the portable bus to a provider; `connect` picks one by configuration.
 
-    from adapters import connect
-    bus = connect()            # polybus.toml, $POLYBUS_CONFIG or the embedded local bus
+from adapters import connect
+bus = connect()            # polybus.toml, $POLYBUS_CONFIG or the embedded local bus
 """
 
 from __future__ import annotations

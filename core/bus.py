@@ -95,7 +95,9 @@ class Bus:
 
     # publishing -------------------------------------------------------------
 
-    def publish(self, events: CloudEvent | Sequence[CloudEvent], topic: str = DEFAULT_TOPIC) -> None:
+    def publish(
+        self, events: CloudEvent | Sequence[CloudEvent], topic: str = DEFAULT_TOPIC
+    ) -> None:
         """Validate, enrich, size-check and publish one event or a batch."""
         batch = [events] if isinstance(events, CloudEvent) else list(events)
         if not batch:

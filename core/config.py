@@ -114,7 +114,9 @@ def check_keys(
         expected = allowed.get(key)
         if expected is None:
             problems.append(
-                Problem(f"{provider}.{key}", value, f"unknown key; expected one of {sorted(allowed)}")
+                Problem(
+                    f"{provider}.{key}", value, f"unknown key; expected one of {sorted(allowed)}"
+                )
             )
         elif not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
             names = (

@@ -133,13 +133,15 @@ class Adapter(Protocol):
         """
         ...
 
-    def receive(self, subscription: str, max_events: int = 10, timeout: float = 1.0) -> list[Delivery]:
+    def receive(
+        self, subscription: str, max_events: int = 10, timeout: float = 1.0
+    ) -> Sequence[Delivery]:
         """Up to `max_events` deliveries, waiting at most `timeout` seconds for the first."""
         ...
 
     def receive_dead_letters(
         self, subscription: str, max_events: int = 10, timeout: float = 1.0
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         """Deliveries from the subscription's dead-letter target; ack them to remove them."""
         ...
 

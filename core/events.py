@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
@@ -38,7 +38,7 @@ Data = Any  # dict, list, str, int, float, bool (JSON) or bytes (binary)
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _uuid4() -> str:

@@ -130,7 +130,8 @@ def from_json_batch(payload: bytes | str) -> list[CloudEvent]:
         ) from exc
     if not isinstance(items, list):
         raise EventValidationError(
-            "invalid CloudEvents batch", [Problem("body", _preview(payload), "must be a JSON array")]
+            "invalid CloudEvents batch",
+            [Problem("body", _preview(payload), "must be a JSON array")],
         )
     return [from_dict(item, where=f"[{i}]", owned=True) for i, item in enumerate(items)]
 

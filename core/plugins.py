@@ -71,7 +71,11 @@ def collect_adapters(pm: pluggy.PluginManager) -> dict[str, RegisteredAdapter]:
             if info.name in found:
                 raise ConfigError(
                     "adapter registered twice",
-                    [Problem("adapter", info.name, f"already registered by {found[info.name].origin}")],
+                    [
+                        Problem(
+                            "adapter", info.name, f"already registered by {found[info.name].origin}"
+                        )
+                    ],
                 )
             found[info.name] = RegisteredAdapter(info, origin)
 

@@ -131,7 +131,10 @@ class DurableBus:
             "SELECT name, topic, filter, policy FROM subscriptions"
         ):
             spec = SubscriptionSpec(
-                name, topic, parse_filter(json.loads(flt)) if flt else None, _policy_from_json(policy)
+                name,
+                topic,
+                parse_filter(json.loads(flt)) if flt else None,
+                _policy_from_json(policy),
             )
             self._remember(spec)
         if recover:  # the process that held these leases is gone
@@ -240,7 +243,9 @@ class DurableBus:
                 (lease, spec.name, *seqs),
             ).fetchall()
             bodies = dict(
-                db.execute(f"SELECT seq, body FROM messages WHERE seq IN ({marks})", seqs).fetchall()
+                db.execute(
+                    f"SELECT seq, body FROM messages WHERE seq IN ({marks})", seqs
+                ).fetchall()
             )
             db.execute("COMMIT")
         except BaseException:
@@ -301,6 +306,7 @@ class DurableBus:
         spec = self._spec(subscription)
         match = self._matchers[subscription]
         with self._cond:
+            self._flush_acks()
             rows = self._db.execute(
                 "SELECT seq, body FROM messages WHERE topic = ? AND published_at >= ?",
                 (spec.topic, since.timestamp()),

@@ -146,7 +146,7 @@ class MemoryBus:
         """Dead-lettered events; ack removes them, nack leaves them dead-lettered."""
         with self._cond:
             queue = self._queue(subscription)
-            out = []
+            out: list[MemoryDelivery] = []
             while queue.dead and len(out) < max_events:
                 entry, _reason = queue.dead.popleft()
                 token = next(self._tokens)
@@ -214,8 +214,14 @@ class MemoryBus:
         while queue.delayed and queue.delayed[0][0] <= now:
             _, _, entry = heapq.heappop(queue.delayed)
             self._requeue(queue, entry)
-        times = [t for t in (queue.delayed[:1] and queue.delayed[0][0],
-                             queue.deadlines[:1] and queue.deadlines[0][0]) if t]
+        times = [
+            t
+            for t in (
+                queue.delayed[:1] and queue.delayed[0][0],
+                queue.deadlines[:1] and queue.deadlines[0][0],
+            )
+            if t
+        ]
         return min(times) if times else None
 
     @staticmethod

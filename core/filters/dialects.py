@@ -108,14 +108,19 @@ def parse_filter(spec: Any, *, path: str = "filter") -> Filter:
     if not isinstance(spec, Mapping) or len(spec) != 1:
         raise FilterError(
             "invalid filter",
-            [Problem(path, spec, "must be a CESQL string or an object with exactly one dialect key")],
+            [
+                Problem(
+                    path, spec, "must be a CESQL string or an object with exactly one dialect key"
+                )
+            ],
         )
     ((dialect, body),) = spec.items()
     here = f"{path}.{dialect}"
     if dialect in ("exact", "prefix", "suffix"):
         if not isinstance(body, Mapping) or len(body) != 1:
             raise FilterError(
-                "invalid filter", [Problem(here, body, "must be an object with exactly one attribute")]
+                "invalid filter",
+                [Problem(here, body, "must be an object with exactly one attribute")],
             )
         ((attribute, value),) = body.items()
         problems = []
@@ -127,8 +132,11 @@ def parse_filter(spec: Any, *, path: str = "filter") -> Filter:
             problems.append(Problem(f"{here}.{attribute}", value, "value must not be empty"))
         if problems:
             raise FilterError("invalid filter", problems)
-        cls = {"exact": Exact, "prefix": Prefix, "suffix": Suffix}[dialect]
-        return cls(attribute.lower(), value)
+        if dialect == "exact":
+            return Exact(attribute.lower(), value)
+        if dialect == "prefix":
+            return Prefix(attribute.lower(), value)
+        return Suffix(attribute.lower(), value)
     if dialect in ("all", "any"):
         if not isinstance(body, list):
             raise FilterError("invalid filter", [Problem(here, body, "must be a list of filters")])
@@ -142,7 +150,13 @@ def parse_filter(spec: Any, *, path: str = "filter") -> Filter:
         return _sql(body, here)
     raise FilterError(
         "invalid filter",
-        [Problem(path, dialect, "unknown dialect; expected exact, prefix, suffix, all, any, not or sql")],
+        [
+            Problem(
+                path,
+                dialect,
+                "unknown dialect; expected exact, prefix, suffix, all, any, not or sql",
+            )
+        ],
     )
 
 

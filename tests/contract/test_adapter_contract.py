@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from core.bus import Bus
 from core.contract import Adapter, DeliveryPolicy, RetryPolicy, SubscriptionSpec
@@ -13,7 +13,7 @@ from core.filters import parse_filter
 from tests.contract.helpers import portable_view, receive_n
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.0, max_backoff=0.0, jitter=0.0)
-FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
 def _factory() -> EventFactory:
@@ -73,7 +73,9 @@ def test_batch_is_delivered_once_each(adapter: Adapter, names: Callable[[str], s
     assert receive_n(adapter, sub, 1, timeout=1.0) == []
 
 
-def test_publish_without_subscribers_succeeds(adapter: Adapter, names: Callable[[str], str]) -> None:
+def test_publish_without_subscribers_succeeds(
+    adapter: Adapter, names: Callable[[str], str]
+) -> None:
     """Publishing to a topic nobody subscribes to is accepted, and a later subscriber is unaffected."""
     topic = names("lonely")
     adapter.publish(topic, [_factory().new("com.example.x", "/x")])
@@ -138,7 +140,9 @@ def test_dead_letter_moves_event_with_reason(adapter: Adapter, names: Callable[[
     assert receive_n(adapter, sub, 1, timeout=1.0) == []
 
 
-def test_nack_after_max_attempts_dead_letters(adapter: Adapter, names: Callable[[str], str]) -> None:
+def test_nack_after_max_attempts_dead_letters(
+    adapter: Adapter, names: Callable[[str], str]
+) -> None:
     """Nacking on the last allowed attempt dead-letters instead of redelivering."""
     topic, sub = names("exhaust"), names("sub")
     adapter.provision(_spec(sub, topic, max_delivery_attempts=2))
@@ -237,7 +241,9 @@ def test_bus_handler_recovers_on_retry(adapter: Adapter, names: Callable[[str], 
     assert subscription.stats.dead_lettered == 0
 
 
-def test_ordered_subscription_keeps_key_order(adapter: Adapter, names: Callable[[str], str]) -> None:
+def test_ordered_subscription_keeps_key_order(
+    adapter: Adapter, names: Callable[[str], str]
+) -> None:
     """With ordering on, events sharing a partition key are handled in publish order."""
     topic, sub = names("ordered"), names("sub")
     bus = Bus(adapter)
@@ -254,7 +260,9 @@ def test_ordered_subscription_keeps_key_order(adapter: Adapter, names: Callable[
     assert seen == list(range(10))
 
 
-def test_deleted_subscription_stops_receiving(adapter: Adapter, names: Callable[[str], str]) -> None:
+def test_deleted_subscription_stops_receiving(
+    adapter: Adapter, names: Callable[[str], str]
+) -> None:
     """After delete_subscription, publishing to its topic still works and nothing is left behind."""
     topic, sub = names("gone"), names("sub")
     adapter.provision(_spec(sub, topic))

@@ -1,0 +1,55 @@
+"""The ``polybus`` command: one group, one module per subcommand group."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+
+from cli.bus import adapters_command, config_group, publish_command, tail_command
+from cli.demo import demo_command
+from cli.emulate import emulate_group
+
+
+def _version() -> str:
+    try:
+        return version("polybus")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0+unknown"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="polybus")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="POLYBUS_CONFIG",
+    help="Configuration file (default: ./polybus.toml, else the embedded local bus).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log what the bus does.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """polybus: a portable CloudEvents bus and an event-driven architecture simulator."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s")
+    ctx.obj = {"config_path": config_path}
+
+
+for command in (adapters_command, config_group, publish_command, tail_command, demo_command):
+    cli.add_command(command)
+cli.add_command(emulate_group)
+if importlib.util.find_spec("cli.filter"):
+    from cli.filter import filter_group
+
+    cli.add_command(filter_group)
+if importlib.util.find_spec("cli.sim"):
+    from cli.sim import sim_group
+
+    cli.add_command(sim_group)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="polybus")
