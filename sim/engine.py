@@ -1,0 +1,463 @@
+"""The SimPy engine: services with workers, synchronous calls, a broker, read models, faults.
+
+Processes are small generator functions and time is only ever ``env.now``.
+Arrivals come from `sim.population` as arrays (one source process per
+workload, never one per device). A flow instance is a process at its entry
+service; a synchronous call is a child process the caller waits for while
+holding its worker (a layered queue); a publish hands the event to the broker,
+which delivers it to every subscriber with latency, quota, retries and
+dead-lettering from the provider profile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import simpy
+
+from sim.broker import BrokerProfile, load_profile
+from sim.distributions import Uniform
+from sim.metrics import ERROR, OK, TIMEOUT, FlowStats, Recorder, StationStats, TopicStats
+from sim.population import ArrivalSource, windows
+from sim.streams import Stream, Streams
+from sim.topology import Call, Fault, ReadModel, Scenario, Service, Topology
+
+Proc = Generator[simpy.Event, Any, int]
+
+
+class Ctx:
+    """One flow instance: when it started, what is still pending, where its row is."""
+
+    __slots__ = ("flow", "pending", "row", "t0")
+
+    def __init__(self, flow: FlowStats, t0: float) -> None:
+        self.flow = flow
+        self.t0 = t0
+        self.pending = 1
+        self.row = -1
+
+
+class Station:
+    """A service or a read-model projector: lanes of workers and a service-time stream."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        name: str,
+        workers: int,
+        partitions: int,
+        stream: Stream,
+        stats: StationStats,
+        faults: Sequence[Fault],
+    ) -> None:
+        self.name = name
+        self.lanes = [simpy.Resource(env, capacity=workers) for _ in range(partitions)]
+        self.partitions = partitions
+        self.stream = stream
+        self.stats = stats
+        self.faults = tuple(faults)
+        self.service: Service | None = None
+        self.read_model: ReadModel | None = None
+        self.errors: Stream | None = None
+        self.route: Stream | None = None
+
+    def down(self, t: float) -> bool:
+        """True during an outage."""
+        return any(f.kind == "outage" and f.start <= t < f.end for f in self.faults)
+
+    def factor(self, t: float) -> float:
+        """Slowdown factor at time t (1 outside slowdowns)."""
+        k = 1.0
+        for f in self.faults:
+            if f.kind == "slowdown" and f.start <= t < f.end:
+                k *= f.factor
+        return k
+
+
+class Topic:
+    """A broker topic: fixed one-second quota windows, batching, delivery with retries."""
+
+    def __init__(
+        self, name: str, profile: BrokerProfile, streams: Streams, stats: TopicStats
+    ) -> None:
+        self.name = name
+        self.profile = profile
+        self.publish_latency = streams.stream(f"broker/{name}/publish", profile.publish_latency)
+        self.delivery_latency = streams.stream(f"broker/{name}/delivery", profile.delivery_latency)
+        self.stats = stats
+        self.subscribers: list[Station] = []
+        self.window = -1
+        self.used = 0
+        self.d_window = -1
+        self.d_used = 0
+        self.batch: list[Any] | None = None
+
+    def admit(self, now: float) -> bool:
+        """One publish request against the quota of the current one-second window."""
+        quota = self.profile.publish_quota
+        if quota is None:
+            return True
+        w = math.floor(now)
+        if w != self.window:
+            self.window, self.used = w, 0
+        if self.used < quota:
+            self.used += 1
+            return True
+        return False
+
+    def admit_delivery(self, now: float) -> bool:
+        """One delivery against the delivery quota of the current one-second window."""
+        quota = self.profile.delivery_quota
+        if quota is None:
+            return True
+        w = math.floor(now)
+        if w != self.d_window:
+            self.d_window, self.d_used = w, 0
+        if self.d_used < quota:
+            self.d_used += 1
+            return True
+        return False
+
+
+class Model:
+    """One topology under one replication's streams, ready to `run()`."""
+
+    def __init__(
+        self, scenario: Scenario, topology: Topology, streams: Streams, provider: str | None = None
+    ) -> None:
+        self.sc = scenario
+        self.top = topology
+        self.env = simpy.Environment()
+        self.streams = streams
+        self.rec = Recorder(scenario.warmup, scenario.duration, scenario.stale_grid)
+        self.provider = provider or topology.provider or scenario.provider
+        self.stations: dict[str, Station] = {}
+        self.topics: dict[str, Topic] = {}
+        for s in topology.services.values():
+            st = self._station(s.name, s.workers, s.partitions, s.service_time)
+            st.service = s
+            if s.error_rate > 0:
+                st.errors = streams.stream(f"errors/{s.name}", Uniform(0.0, 1.0))
+            if any(p.p < 1 for p in s.publishes):
+                st.route = streams.stream(f"route/{s.name}", Uniform(0.0, 1.0))
+        for r in topology.read_models.values():
+            st = self._station(r.name, r.workers, 1, r.projection_time)
+            st.read_model = r
+            self.rec.windows[r.name] = []
+        names = {p.topic for s in topology.services.values() for p in s.publishes} | set(
+            topology.topics
+        )
+        for name in sorted(names):
+            self.topics[name] = self._topic(name)
+
+    def _station(self, name: str, workers: int, partitions: int, dist: Any) -> Station:
+        stats = StationStats(workers * partitions)
+        self.rec.stations[name] = stats
+        faults = [f for f in self.sc.faults if f.service == name]
+        return self._register(
+            Station(
+                self.env,
+                name,
+                workers,
+                partitions,
+                self.streams.stream(f"service/{name}", dist),
+                stats,
+                faults,
+            )
+        )
+
+    def _register(self, st: Station) -> Station:
+        self.stations[st.name] = st
+        return st
+
+    def _topic(self, name: str) -> Topic:
+        overrides = dict(self.top.topics.get(name, {}))
+        provider = overrides.pop("provider", self.provider)
+        stats = TopicStats()
+        self.rec.topics[name] = stats
+        topic = Topic(name, load_profile(provider, overrides), self.streams, stats)
+        topic.subscribers = [self.stations[n] for n in self.top.subscribers(name)]
+        return topic
+
+    # -- running ---------------------------------------------------------------
+
+    def run(self) -> Recorder:
+        """Simulate [0, duration) and return the filled recorder."""
+        env = self.env
+        for w in self.sc.workloads:
+            env.process(
+                self._source(w.flow, ArrivalSource(w, self.streams.rng(f"arrivals/{w.flow}")))
+            )
+        env.process(self._sampler())
+        env.process(self._mark_warmup())
+        env.run(until=self.sc.duration)
+        self._tick_all(self.sc.duration)
+        return self.rec
+
+    def _tick_all(self, now: float) -> None:
+        for st in self.rec.stations.values():
+            st.area += st.n * (now - st.last)
+            st.last = now
+
+    def _mark_warmup(self) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.sc.warmup)
+        self._tick_all(self.sc.warmup)
+        for st in self.rec.stations.values():
+            st.area0 = st.area
+
+    def _sampler(self) -> Generator[simpy.Event, Any, None]:
+        env, dt = self.env, self.sc.sample_interval
+        while True:
+            self.rec.sample(env.now)
+            yield env.timeout(dt)
+
+    def _source(self, flow: str, src: ArrivalSource) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        stats = self.rec.flows.setdefault(flow, FlowStats())
+        target = self.top.entry[flow]
+        station = self.stations.get(target)
+        topic = self.topics.get(target)
+        for t0, t1 in windows(self.sc.duration, self.sc.chunk):
+            times, keys = src.window(t0, t1)
+            for t, key in zip(times.tolist(), keys.tolist(), strict=True):
+                yield env.timeout(t - env.now)
+                ctx = Ctx(stats, t)
+                if station is not None:
+                    env.process(self._flow(station, key, ctx))
+                else:
+                    assert topic is not None
+                    env.process(self._flow_topic(topic, key, ctx))
+
+    def _flow(self, station: Station, key: int, ctx: Ctx) -> Generator[simpy.Event, Any, None]:
+        self.rec.inflight += 1
+        status = yield from self.handle(station, key, ctx)
+        self._respond(ctx, status)
+
+    def _flow_topic(self, topic: Topic, key: int, ctx: Ctx) -> Generator[simpy.Event, Any, None]:
+        self.rec.inflight += 1
+        status = yield from self.publish(topic, key, ctx)
+        self._respond(ctx, status)
+
+    def _respond(self, ctx: Ctx, status: int) -> None:
+        f = ctx.flow
+        ctx.row = len(f.t0)
+        f.t0.append(ctx.t0)
+        f.response.append(self.env.now - ctx.t0)
+        f.status.append(status)
+        f.completion.append(math.nan)
+        self._settle(ctx)
+
+    def _settle(self, ctx: Ctx) -> None:
+        ctx.pending -= 1
+        if ctx.pending == 0:
+            self.rec.inflight -= 1
+            if ctx.flow.status[ctx.row] == OK:
+                ctx.flow.completion[ctx.row] = self.env.now - ctx.t0
+
+    def _fail_async(self, ctx: Ctx) -> None:
+        if ctx.row >= 0:
+            ctx.flow.status[ctx.row] = ctx.flow.status[ctx.row] or ERROR
+
+    # -- a visit to a station --------------------------------------------------
+
+    def handle(self, st: Station, key: int, ctx: Ctx, write_time: float = 0.0) -> Proc:
+        """Queue for a worker, serve, then make the service's calls and publishes."""
+        env = self.env
+        now = env.now
+        if st.faults and st.down(now):
+            return ERROR
+        s = st.stream.next()
+        stats = st.stats
+        stats.area += stats.n * (now - stats.last)
+        stats.last = now
+        stats.n += 1
+        if now >= self.sc.warmup:
+            stats.arrivals += 1
+        lane = st.lanes[key % st.partitions] if st.partitions > 1 else st.lanes[0]
+        req = lane.request()
+        yield req
+        start = env.now
+        status = OK
+        if st.faults:
+            if st.down(start):
+                status, s = ERROR, 0.0
+            else:
+                s *= st.factor(start)
+        yield env.timeout(s)
+        svc = st.service
+        if status == OK and svc is not None:
+            if st.errors is not None and st.errors.next() < svc.error_rate:
+                status = ERROR
+            if status == OK and svc.calls:
+                status = yield from self._calls(svc.calls, key, ctx)
+            if status == OK and svc.publishes:
+                status = yield from self._publishes(st, svc, key, ctx)
+        lane.release(req)
+        end = env.now
+        stats.area += stats.n * (end - stats.last)
+        stats.last = end
+        stats.n -= 1
+        if now >= self.sc.warmup:
+            stats.busy += end - start
+            stats.sojourn.append(end - now)
+            stats.waits.append(start - now)
+        if st.read_model is not None and status == OK and write_time >= self.sc.warmup:
+            self.rec.windows[st.name].append(end - write_time)
+        return status
+
+    def _calls(self, calls: Sequence[Call], key: int, ctx: Ctx) -> Proc:
+        for call in calls:
+            status = ERROR
+            for attempt in range(call.retries + 1):
+                if attempt and call.backoff > 0:
+                    yield self.env.timeout(call.backoff * call.multiplier ** (attempt - 1))
+                status = yield from self._attempt(call, key, ctx)
+                if status == OK:
+                    break
+            if status != OK:
+                return status
+        return OK
+
+    def _attempt(self, call: Call, key: int, ctx: Ctx) -> Proc:
+        env = self.env
+        targets = call.targets
+        if len(targets) == 1 and call.join == 1:
+            proc = env.process(self.handle(self.stations[targets[0]], key, ctx))
+            if call.timeout is None:
+                return (yield proc)
+            yield proc | env.timeout(call.timeout)
+            return int(proc.value) if proc.triggered else TIMEOUT
+        done = env.event()
+        counts = [0, 0]
+        need, n = call.join, len(targets)
+
+        def settle(ev: simpy.Event) -> None:
+            if done.triggered:
+                return
+            counts[0 if ev.value == OK else 1] += 1
+            if counts[0] >= need:
+                done.succeed(OK)
+            elif counts[1] > n - need:
+                done.succeed(ERROR)
+
+        for i, name in enumerate(targets):
+            env.process(self.handle(self.stations[name], key + i, ctx)).callbacks.append(settle)
+        if call.timeout is None:
+            return (yield done)
+        yield done | env.timeout(call.timeout)
+        return int(done.value) if done.triggered else TIMEOUT
+
+    def _publishes(self, st: Station, svc: Service, key: int, ctx: Ctx) -> Proc:
+        for pub in svc.publishes:
+            if pub.p < 1 and st.route is not None and st.route.next() >= pub.p:
+                continue
+            status = yield from self.publish(self.topics[pub.topic], key, ctx)
+            if status != OK:
+                return status
+        return OK
+
+    # -- the broker --------------------------------------------------------------
+
+    def publish(self, topic: Topic, key: int, ctx: Ctx) -> Proc:
+        """Publish one event (batched if the profile batches); then deliver it to every subscriber."""
+        env = self.env
+        write_time = env.now
+        prof = topic.profile
+        delays: list[float] = []
+        if prof.batch_size > 1 and prof.linger > 0:
+            ok = yield from self._join_batch(topic)
+            delays = [topic.delivery_latency.next() for _ in topic.subscribers]
+        else:
+            ok = yield from self._request(topic, delays)
+        if not ok:
+            topic.stats.publish_failed += 1
+            return ERROR
+        topic.stats.published += 1
+        for sub, delay in zip(topic.subscribers, delays, strict=True):
+            ctx.pending += 1
+            topic.stats.backlog += 1
+            env.process(self._deliver(topic, sub, key, ctx, write_time, delay))
+        return OK
+
+    def _request(
+        self, topic: Topic, delays: list[float] | None = None
+    ) -> Generator[simpy.Event, Any, bool]:
+        """One publish request: quota, throttling retries, latency; delivery delays drawn at admission."""
+        prof = topic.profile
+        for retry in range(prof.throttle_retries + 1):
+            if topic.admit(self.env.now):
+                topic.stats.requests += 1
+                latency = topic.publish_latency.next()
+                if delays is not None:
+                    delays.extend(topic.delivery_latency.next() for _ in topic.subscribers)
+                yield self.env.timeout(latency)
+                return True
+            topic.stats.throttled += 1
+            if retry < prof.throttle_retries:
+                yield self.env.timeout(prof.throttle_delay(retry))
+        return False
+
+    def _join_batch(self, topic: Topic) -> Generator[simpy.Event, Any, bool]:
+        """Batches close at the end of their `linger` slot or when `batch_size` events joined."""
+        env, prof = self.env, topic.profile
+        slot = math.floor(env.now / prof.linger)
+        b = topic.batch
+        if b is None or b[0] != slot:
+            b = [slot, 0, env.event(), False]
+            topic.batch = b
+            env.process(self._flush_at(topic, b, (slot + 1) * prof.linger))
+        b[1] += 1
+        if b[1] >= prof.batch_size:
+            topic.batch = None
+            env.process(self._flush(topic, b))
+        ok = yield b[2]
+        return bool(ok)
+
+    def _flush_at(self, topic: Topic, b: list[Any], t: float) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(max(0.0, t - self.env.now))
+        if not b[3]:
+            if topic.batch is b:
+                topic.batch = None
+            yield from self._flush(topic, b)
+
+    def _flush(self, topic: Topic, b: list[Any]) -> Generator[simpy.Event, Any, None]:
+        if b[3]:
+            return
+        b[3] = True
+        ok = yield from self._request(topic)
+        b[2].succeed(ok)
+
+    def _deliver(
+        self, topic: Topic, sub: Station, key: int, ctx: Ctx, write_time: float, delay: float
+    ) -> Generator[simpy.Event, Any, None]:
+        env, prof = self.env, topic.profile
+        yield env.timeout(delay)
+        attempt = 1
+        while True:
+            while not topic.admit_delivery(env.now):
+                yield env.timeout(math.floor(env.now) + 1 - env.now)
+            topic.stats.deliveries += 1
+            status = yield from self.handle(sub, key, ctx, write_time)
+            if status == OK:
+                break
+            delay = prof.retry_delay(attempt)
+            if attempt >= prof.max_attempts or env.now + delay - write_time > prof.max_age:
+                topic.stats.dead_lettered += 1
+                if sub.read_model is not None and write_time >= self.sc.warmup:
+                    self.rec.lost[sub.name] = self.rec.lost.get(sub.name, 0) + 1
+                self._fail_async(ctx)
+                break
+            yield env.timeout(delay)
+            attempt += 1
+        topic.stats.backlog -= 1
+        self._settle(ctx)
+
+
+def simulate(
+    scenario: Scenario, topology: str, seed: int, replication: int, provider: str | None = None
+) -> dict[str, Any]:
+    """Run one replication of one topology with the SimPy engine; its metrics as a dict."""
+    model = Model(scenario, scenario.topologies[topology], Streams(seed, replication), provider)
+    return model.run().result(scenario.faults)
