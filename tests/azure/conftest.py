@@ -1,4 +1,4 @@
-"""Azure test fixtures: the shared plugin's fixtures plus SDK clients and scaled emulators."""
+"""Azure test fixtures (beside tests/fixtures/azure.py): SDK clients and a fast emulator."""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient
 
 from adapters.azure.admin import EmulatorAdmin
 from adapters.azure.emulator import EventGridEmulator
-from tests.fixtures.azure import (  # noqa: F401 - re-exported fixtures until conftest lists the plugin
-    azure_adapter_factory,
-    azure_admin,
-    azure_emulator,
-)
 
 
 @pytest.fixture
@@ -73,7 +68,7 @@ class SdkClients:
 
 
 @pytest.fixture
-def sdk(azure_emulator: EventGridEmulator) -> Iterator[SdkClients]:  # noqa: F811 - fixture
+def sdk(azure_emulator: EventGridEmulator) -> Iterator[SdkClients]:
     """Makes real SDK clients against the session emulator (closed at teardown)."""
     clients = SdkClients(azure_emulator)
     yield clients

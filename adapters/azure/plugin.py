@@ -1,0 +1,32 @@
+"""Registers the ``azure`` adapter (Event Grid; the SDK is the polybus[azure] extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from adapters.azure.settings import SECRET_KEYS, parse_settings
+from core.contract import Adapter
+from core.hookspecs import AdapterInfo, hookimpl
+
+
+def make_adapter(settings: Mapping[str, Any]) -> Adapter:
+    """An Event Grid adapter from the ``[azure]`` section (validated before any network call)."""
+    parsed = parse_settings(settings)
+    from adapters.azure.adapter import AzureAdapter  # the SDK is optional: import it lazily
+
+    return AzureAdapter(parsed)
+
+
+@hookimpl
+def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
+    """Azure Event Grid: namespace topics with pull delivery (or the polybus emulator)."""
+    register(
+        AdapterInfo(
+            name="azure",
+            factory=make_adapter,
+            description="Azure Event Grid namespace topics, pull delivery (azure-eventgrid SDK)",
+            size_rule="eventgrid",
+            secret_keys=SECRET_KEYS,
+        )
+    )

@@ -1,0 +1,86 @@
+"""The ``[azure]`` configuration section, validated before any network call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import check_keys
+from core.errors import ConfigError, Problem
+
+SETTINGS: dict[str, type | tuple[type, ...]] = {
+    "endpoint": str,
+    "key": str,
+    "namespace": bool,
+    "admin": bool,
+    "topics": dict,
+    "subscriptions": dict,
+    "timeout": (int, float),
+    "retries": int,
+    "ack_flush_interval": (int, float),
+}
+SECRET_KEYS = ("key",)
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    """Where Event Grid is and how to talk to it.
+
+    `endpoint` is the namespace endpoint (``https://<ns>.<region>-1.eventgrid.azure.net``)
+    or the emulator's URL; `key` its access key. `namespace` publishes to
+    namespace topics (default) or, when false, to basic topics. `admin` says
+    the endpoint is the polybus emulator, whose admin API creates topics and
+    subscriptions; against real Azure they must exist already. `topics` maps
+    portable topic names to Event Grid topic names (for basic topics: to the
+    topic's endpoint URL); `subscriptions` maps subscription names to their
+    portable topic for consumers that do not provision.
+    """
+
+    endpoint: str
+    key: str
+    namespace: bool = True
+    admin: bool = False
+    topics: Mapping[str, str] = field(default_factory=dict)
+    subscriptions: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 30.0
+    retries: int = 2
+    ack_flush_interval: float = 0.05
+
+
+def parse_settings(settings: Mapping[str, Any]) -> AzureSettings:
+    """Validate the section; ConfigError lists every problem at once."""
+    check_keys("azure", settings, SETTINGS)
+    problems = []
+    endpoint = settings.get("endpoint")
+    if not endpoint:
+        problems.append(Problem("azure.endpoint", endpoint, "required (namespace or emulator URL)"))
+    elif not str(endpoint).startswith(("http://", "https://")):
+        problems.append(Problem("azure.endpoint", endpoint, "must start with http:// or https://"))
+    if not settings.get("key"):
+        problems.append(Problem("azure.key", "***" if "key" in settings else None, "required"))
+    for name in ("topics", "subscriptions"):
+        table = settings.get(name, {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
+            problems.append(Problem(f"azure.{name}", table, "must map names to strings"))
+    if settings.get("timeout", 30.0) <= 0:
+        problems.append(Problem("azure.timeout", settings.get("timeout"), "must be > 0 seconds"))
+    if not 0 <= settings.get("retries", 2) <= 10:
+        problems.append(Problem("azure.retries", settings.get("retries"), "must be 0..10"))
+    if settings.get("ack_flush_interval", 0.05) < 0:
+        problems.append(
+            Problem("azure.ack_flush_interval", settings.get("ack_flush_interval"), "must be >= 0")
+        )
+    if problems:
+        raise ConfigError("invalid [azure] settings", problems)
+    return AzureSettings(
+        endpoint=str(settings["endpoint"]).rstrip("/"),
+        key=str(settings["key"]),
+        namespace=settings.get("namespace", True),
+        admin=settings.get("admin", False),
+        topics=dict(settings.get("topics", {})),
+        subscriptions=dict(settings.get("subscriptions", {})),
+        timeout=float(settings.get("timeout", 30.0)),
+        retries=int(settings.get("retries", 2)),
+        ack_flush_interval=float(settings.get("ack_flush_interval", 0.05)),
+    )
