@@ -135,9 +135,12 @@ def modulo(left: int, right: int, errs: Errors) -> int:
     return -remainder if left < 0 else remainder
 
 
-def like_matcher(pattern: str) -> Callable[[str], bool]:
-    """A predicate for a LIKE pattern: % any run, _ one character, backslash escapes them."""
-    parts: list[str] = []  # literal text and the wildcards "%" / "_"
+def like_parts(pattern: str) -> list[str]:
+    """A LIKE pattern as literal texts and wildcards; wildcards are tagged "\x00%" / "\x00_".
+
+    A backslash before % or _ makes it literal; runs of % collapse into one.
+    """
+    parts: list[str] = []
     literal: list[str] = []
     i = 0
     while i < len(pattern):
@@ -150,13 +153,19 @@ def like_matcher(pattern: str) -> Callable[[str], bool]:
             if literal:
                 parts.append("".join(literal))
                 literal = []
-            parts.append("\x00" + ch)  # tag wildcards so they never clash with text
+            if not (ch == "%" and parts and parts[-1] == "\x00%"):
+                parts.append("\x00" + ch)
         else:
             literal.append(ch)
         i += 1
     if literal:
         parts.append("".join(literal))
-    return _specialise(parts)
+    return parts
+
+
+def like_matcher(pattern: str) -> Callable[[str], bool]:
+    """A predicate for a LIKE pattern: % any run, _ one character, backslash escapes them."""
+    return _specialise(like_parts(pattern))
 
 
 def _specialise(parts: list[str]) -> Callable[[str], bool]:

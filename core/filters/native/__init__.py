@@ -32,3 +32,43 @@ class Compiled(Generic[T]):
         if self.native is None:
             return "client-side only"
         return "partly native"
+
+
+def normalize(flt: Filter) -> Filter:
+    """The filter with every `Sql` part rewritten as an equivalent portable tree.
+
+    See core.filters.cesql.lowering: ``type = 'a' AND subject LIKE 'eu-%'``
+    becomes ``All(Exact(type, a), Prefix(subject, eu-))``; parts with no
+    simpler form stay `Sql`.
+    """
+    from core.filters.cesql.lowering import conjoin, disjoin, lower_sql, negate
+    from core.filters.dialects import All, AnyOf, Not, Sql
+
+    match flt:
+        case Sql(expression):
+            return lower_sql(expression)
+        case All(filters):
+            return conjoin([normalize(f) for f in filters])
+        case AnyOf(filters):
+            return disjoin([normalize(f) for f in filters])
+        case Not(inner):
+            return negate(normalize(inner))
+    return flt
+
+
+def conjuncts(flt: Filter) -> list[Filter]:
+    """The top-level parts of a conjunction (the filter itself when it is not one)."""
+    from core.filters.dialects import All
+
+    return list(flt.filters) if isinstance(flt, All) else [flt]
+
+
+def residual_of(original: Filter, left: list[Filter], total: int) -> Filter | None:
+    """The residual: nothing, the original filter when nothing was native, else the parts left."""
+    from core.filters.dialects import All
+
+    if not left:
+        return None
+    if len(left) == total:
+        return original
+    return left[0] if len(left) == 1 else All(tuple(left))
