@@ -222,7 +222,7 @@ class _Evaluator:
         return self.factor()
 
     def factor(self) -> bool:
-        kind, value = self.peek()
+        value = self.peek()[1]
         if value == "(":
             self.take("(")
             result = self.filter()
