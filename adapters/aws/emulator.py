@@ -9,6 +9,7 @@ daemon thread; point the adapter at it with the printed configuration.
 from __future__ import annotations
 
 import json
+import logging
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,7 @@ def start(host: str = "127.0.0.1", port: int = 0) -> AwsEmulator:
         raise AdapterError(
             "aws emulator needs moto: pip install 'moto[server,events,sqs]'"
         ) from exc
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()

@@ -137,9 +137,8 @@ class Provisioner:
                 Description=f"polybus subscription {spec.name}"[:512],
             )["RuleArn"]
             dlq_url, dlq_arn = self._ensure_queue(
-                dlq, {"MessageRetentionPeriod": RETENTION_SECONDS}, tags
+                dlq, {"MessageRetentionPeriod": RETENTION_SECONDS}, tags, rule_arn, merge=True
             )
-            self._allow_rule(dlq_url, dlq_arn, rule_arn, merge=True)
             attributes = {
                 "VisibilityTimeout": str(min(MAX_VISIBILITY, math.ceil(spec.policy.ack_deadline))),
                 "MessageRetentionPeriod": RETENTION_SECONDS,
@@ -150,8 +149,9 @@ class Provisioner:
                     }
                 ),
             }
-            queue_url, queue_arn = self._ensure_queue(queue, attributes, tags)
-            self._allow_rule(queue_url, queue_arn, rule_arn, merge=False)
+            queue_url, queue_arn = self._ensure_queue(
+                queue, attributes, tags, rule_arn, merge=False
+            )
             answer = self._events.put_targets(
                 Rule=rule,
                 EventBusName=bus.name,
@@ -277,8 +277,20 @@ class Provisioner:
                 raise
 
     def _ensure_queue(
-        self, name: str, attributes: dict[str, str], tags: dict[str, str]
+        self,
+        name: str,
+        attributes: dict[str, str],
+        tags: dict[str, str],
+        rule_arn: str,
+        *,
+        merge: bool,
     ) -> tuple[str, str]:
+        """Create or update a queue whose policy lets EventBridge send from `rule_arn`.
+
+        With `merge`, rules already allowed stay allowed (a shared dead-letter
+        queue). The policy goes in the same SetQueueAttributes call as the
+        other attributes: moto (unlike AWS) clears a policy that a call omits.
+        """
         try:
             url = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
         except ClientError as exc:
@@ -288,19 +300,14 @@ class Provisioner:
                 "QueueUrl"
             ]
         else:
-            self._sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
             self._sqs.tag_queue(QueueUrl=url, Tags=tags)
-        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-        return url, arn["Attributes"]["QueueArn"]
-
-    def _allow_rule(self, url: str, queue_arn: str, rule_arn: str, *, merge: bool) -> None:
-        """Let EventBridge send to the queue from `rule_arn` (and earlier rules if merging)."""
-        sources = [rule_arn]
+        current = self._sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["QueueArn", "Policy"]
+        ).get("Attributes", {})
+        arn = current["QueueArn"]
+        sources = {rule_arn}
         if merge:
-            current = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
-            sources = sorted(
-                set(sources) | _allowed_sources(current.get("Attributes", {}).get("Policy"))
-            )
+            sources |= _allowed_sources(current.get("Policy"))
         policy = {
             "Version": "2012-10-17",
             "Statement": [
@@ -309,12 +316,15 @@ class Provisioner:
                     "Effect": "Allow",
                     "Principal": {"Service": "events.amazonaws.com"},
                     "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": sources}},
+                    "Resource": arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": sorted(sources)}},
                 }
             ],
         }
-        self._sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        self._sqs.set_queue_attributes(
+            QueueUrl=url, Attributes={**attributes, "Policy": json.dumps(policy)}
+        )
+        return url, arn
 
 
 def _allowed_sources(policy_text: str | None) -> set[str]:
