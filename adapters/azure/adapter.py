@@ -19,11 +19,10 @@ import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError
-from azure.core.messaging import CloudEvent as AzureCloudEvent
 from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient
 from cloudevents.core.v1.event import CloudEvent
 
@@ -125,16 +124,10 @@ class _Consumer:
                 max_events=count, read_timeout=wait + self.settings.timeout, **kwargs
             )
         out = []
-        for detail in details:
-            token = detail.broker_properties.lock_token
-            out.append(
-                AzureDelivery(
-                    from_azure(cast(AzureCloudEvent, detail.event)),
-                    detail.broker_properties.delivery_count,
-                    token,
-                    self,
-                )
-            )
+        for detail in details:  # mapping access: the models' attributes re-deserialize per read
+            broker, event = detail["brokerProperties"], detail["event"]
+            token = broker["lockToken"]
+            out.append(AzureDelivery(from_azure(event), broker["deliveryCount"], token, self))
             self.outstanding.add(token)
         return out
 

@@ -22,6 +22,7 @@ from typing import Any
 from azure.core.messaging import CloudEvent as AzureCloudEvent
 from cloudevents.core.v1.event import CloudEvent
 
+from core.events import build_event, validate_attributes
 from core.filters.dialects import canonical_string
 
 _STANDARD = frozenset(
@@ -79,7 +80,8 @@ def from_azure(event: AzureCloudEvent) -> CloudEvent:
     data = event.data
     if data is not None and not data and type(data).__name__ == "_Null":
         data = None
-    return CloudEvent(attrs, data)
+    validate_attributes(attrs, data, check_data=False)
+    return build_event(attrs, data)
 
 
 def from_wire_dict(obj: Mapping[str, Any]) -> CloudEvent:
