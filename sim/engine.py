@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import simpy
 
@@ -328,7 +328,7 @@ class Model:
             if call.timeout is None:
                 return (yield proc)
             yield proc | env.timeout(call.timeout)
-            return int(proc.value) if proc.triggered else TIMEOUT
+            return cast(int, proc.value) if proc.triggered else TIMEOUT
         done = env.event()
         counts = [0, 0]
         need, n = call.join, len(targets)
@@ -347,7 +347,7 @@ class Model:
         if call.timeout is None:
             return (yield done)
         yield done | env.timeout(call.timeout)
-        return int(done.value) if done.triggered else TIMEOUT
+        return cast(int, done.value) if done.triggered else TIMEOUT
 
     def _publishes(self, st: Station, svc: Service, key: int, ctx: Ctx) -> Proc:
         for pub in svc.publishes:

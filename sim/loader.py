@@ -8,6 +8,7 @@ and the rule broken, so a user fixes the whole file in one go.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,9 @@ def parse_scenario(
         ),
         stale_grid=tuple(float(x) for x in grid),
         engine=str(engine),
-        chunk=v.number(raw, "chunk", "chunk", positive=True, default=60.0),
+        chunk=v.number(
+            raw, "chunk", "chunk", positive=True, default=_auto_chunk(workloads, duration)
+        ),
         raw=raw,
     )
 
@@ -468,3 +471,10 @@ def _faults(
         else:
             v.problems.append(Problem(p, f, "needs 'slowdown: factor' or 'outage: true'"))
     return out
+
+
+def _auto_chunk(workloads: Sequence[Workload], duration: float) -> float:
+    """Arrival windows of ~200k arrivals (whole minutes): few NumPy calls, bounded memory."""
+    rate = sum(w.mean_rate for w in workloads) or 1.0
+    minutes = max(1, round(200_000 / rate / 60))
+    return float(min(minutes * 60, max(60, math.ceil(duration / 60) * 60)))
