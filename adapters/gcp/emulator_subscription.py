@@ -272,11 +272,14 @@ class SubscriptionState:
             self.cond.notify_all()
             return
         deadline = now + seconds
+        earliest = self._deadlines[0][0] if self._deadlines else float("inf")
         for ack_id in ack_ids:
             entry = self._outstanding.get(ack_id)
             if entry is not None:
                 entry.deadline = deadline
                 heapq.heappush(self._deadlines, (deadline, next(self._ticks), ack_id))
+        if deadline < earliest:
+            self.cond.notify_all()  # waiters sleep until the old earliest deadline: wake them
 
     def _release(self, entry: Entry) -> bool:
         """Forget an outstanding entry's lease; True when flow control or a key freed up."""

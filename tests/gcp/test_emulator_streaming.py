@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,8 +103,11 @@ def test_flow_control_limits_outstanding_messages_per_stream(
     state = gcp_emulator.backend.subscription(sub)
     flow = pubsub_v1.types.FlowControl(max_messages=5)
     with streaming(pubsub.subscriber, sub, collector, flow_control=flow):
+        give_up = time.monotonic() + 10
+        while len(held) < 5 and time.monotonic() < give_up:
+            time.sleep(0.01)
+        time.sleep(0.2)  # room for the server to over-deliver, were it to ignore the limit
         with state.cond:
-            state.cond.wait_for(lambda: state.counts()["outstanding"] >= 5, timeout=10)
             outstanding = state.counts()["outstanding"]
         release.set()
         collector.wait_for(30)

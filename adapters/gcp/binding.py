@@ -1,0 +1,159 @@
+"""The CloudEvents Google Cloud Pub/Sub protocol binding, both content modes.
+
+Spec: cloudevents/spec pubsub-protocol-binding.md (google-cloudevents docs/spec/pubsub.md).
+
+Binary mode (the default): the message data is the event data as is;
+attribute ``content-type`` carries datacontenttype; every other attribute and
+extension goes to ``ce-<name>`` in its canonical string form. Structured mode:
+``content-type: application/cloudevents+json; charset=UTF-8`` and the JSON
+event format as data; the ``ce-*`` attributes are added too (the spec allows
+it) so that subscription filters work in both modes.
+
+Reading: a ``content-type`` attribute starting with ``application/cloudevents``
+means structured, anything else binary. Attribute names are case-insensitive:
+``content-type``, ``Content-Type`` and ``ce-datacontenttype`` are all read.
+Binary mode needs the attributes to fit Pub/Sub's limits (100 attributes,
+values up to 1,024 bytes); an event that does not fit is written in
+structured mode instead, which receivers read the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from cloudevents.core.v1.event import CloudEvent
+
+from core.errors import EventValidationError, Problem
+from core.events import build_event, validate_attributes
+from core.filters.dialects import canonical_string
+from core.formats import from_json, is_json_content_type, to_json
+
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+CONTENT_TYPE = "content-type"
+PREFIX = "ce-"
+MAX_ATTRIBUTES = 100
+MAX_VALUE_BYTES = 1024
+_TEXT_TYPE = re.compile(r"^text/", re.IGNORECASE)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+Message = tuple[bytes, dict[str, str]]  # Pub/Sub message data and attributes
+
+
+def _attribute_value(value: Any) -> str:
+    return value if type(value) is str else canonical_string(value)
+
+
+def encode_data(data: Any, datacontenttype: str | None) -> bytes:
+    """The event data as message bytes: bytes as is, JSON types as JSON, other text as UTF-8."""
+    if data is None:
+        return b""
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    if is_json_content_type(datacontenttype):
+        return _dumps(data).encode("utf-8")
+    return (data if isinstance(data, str) else str(data)).encode("utf-8")
+
+
+def decode_data(payload: bytes, datacontenttype: str | None) -> Any:
+    """Message bytes back to event data: JSON parsed, text/* decoded, anything else bytes."""
+    if not payload:
+        return None
+    if datacontenttype is None:
+        return payload
+    if is_json_content_type(datacontenttype):
+        try:
+            return json.loads(payload)
+        except ValueError:
+            return payload  # not JSON after all: hand over the bytes rather than fail
+    if _TEXT_TYPE.match(datacontenttype):
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return payload
+    return payload
+
+
+def binary_attributes(event: CloudEvent) -> dict[str, str]:
+    """The ``ce-*`` attributes (and ``content-type`` for datacontenttype) of an event."""
+    out: dict[str, str] = {}
+    for name, value in event.get_attributes().items():
+        if value is None:
+            continue
+        if name == "datacontenttype":
+            out[CONTENT_TYPE] = _attribute_value(value)
+        else:
+            out[PREFIX + name] = _attribute_value(value)
+    return out
+
+
+def fits_attribute_limits(attributes: Mapping[str, str]) -> bool:
+    """Whether Pub/Sub accepts these attributes (count, and value size in bytes)."""
+    if len(attributes) > MAX_ATTRIBUTES:
+        return False
+    return all(
+        len(v) * 4 <= MAX_VALUE_BYTES or len(v.encode()) <= MAX_VALUE_BYTES
+        for v in attributes.values()
+    )
+
+
+def to_message(event: CloudEvent, mode: str = "binary") -> Message:
+    """Encode an event as Pub/Sub message data and attributes in `mode` ('binary'/'structured')."""
+    attributes = binary_attributes(event)
+    fits = fits_attribute_limits(attributes)
+    if mode == "binary" and fits:
+        return encode_data(event.get_data(), event.get_datacontenttype()), attributes
+    structured: dict[str, str] = {}
+    if fits:
+        structured = {k: v for k, v in attributes.items() if k != CONTENT_TYPE}
+        if event.get_datacontenttype() is not None:
+            structured["ce-datacontenttype"] = attributes[CONTENT_TYPE]
+    structured[CONTENT_TYPE] = STRUCTURED_CONTENT_TYPE
+    return to_json(event), structured
+
+
+def _lookup(attributes: Mapping[str, str]) -> tuple[str | None, dict[str, str]]:
+    """The content type and the ``ce-*`` attributes, names matched case-insensitively."""
+    content_type = None
+    ce: dict[str, str] = {}
+    for key, value in attributes.items():
+        lower = key.lower()
+        if lower == CONTENT_TYPE:
+            content_type = value
+        elif lower.startswith(PREFIX):
+            ce[lower[len(PREFIX) :]] = value
+    return content_type, ce
+
+
+def is_structured(attributes: Mapping[str, str]) -> bool:
+    """Structured mode when content-type starts with application/cloudevents."""
+    content_type, _ = _lookup(attributes)
+    return content_type is not None and content_type.lower().startswith("application/cloudevents")
+
+
+def from_message(data: bytes, attributes: Mapping[str, str]) -> CloudEvent:
+    """Decode a Pub/Sub message in either mode; EventValidationError when it is no CloudEvent."""
+    content_type, ce = _lookup(attributes)
+    # A structured event format we cannot read (not JSON): the spec lets us treat it as binary.
+    lowered = (content_type or "").lower()
+    if lowered.startswith("application/cloudevents") and "json" in lowered:
+        return from_json(data)
+    attrs: dict[str, Any] = dict(ce)
+    datacontenttype = content_type if content_type is not None else ce.get("datacontenttype")
+    if datacontenttype is not None:
+        attrs["datacontenttype"] = datacontenttype
+    time = attrs.get("time")
+    if time is not None:
+        try:
+            attrs["time"] = datetime.fromisoformat(time)
+        except ValueError as exc:
+            raise EventValidationError(
+                "invalid CloudEvent in Pub/Sub message",
+                [Problem("ce-time", time, "must be an RFC 3339 timestamp")],
+            ) from exc
+    payload = decode_data(bytes(data), datacontenttype)
+    validate_attributes(attrs, payload, check_data=False)
+    return build_event(attrs, payload)
