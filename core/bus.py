@@ -20,7 +20,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from core.contract import DEFAULT_TOPIC, Adapter, Delivery, DeliveryPolicy, SubscriptionSpec
 from core.errors import ValidationError
-from core.events import attributes_of, build_event, validate_attributes, validate_event
+from core.events import AttributeView, build_event, validate_attributes, validate_event
 from core.filters.dialects import Filter, compile_filter, parse_filter
 from core.sizing import check_sizes
 
@@ -64,7 +64,7 @@ class Subscription:
 
     def accepts(self, event: CloudEvent) -> bool:
         """Whether the residual (client-side) filter lets the event through."""
-        return self._residual_match is None or self._residual_match(attributes_of(event))
+        return self._residual_match is None or self._residual_match(AttributeView(event))
 
 
 class Bus:
@@ -85,6 +85,21 @@ class Bus:
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.subscriptions: dict[str, Subscription] = {}
+        # Hooks nobody implements are skipped: a pluggy call costs microseconds per event.
+        self._active_hooks = (
+            set()
+            if hooks is None
+            else {
+                name
+                for name in (
+                    "polybus_before_publish",
+                    "polybus_after_publish",
+                    "polybus_before_handle",
+                    "polybus_after_handle",
+                )
+                if getattr(hooks, name).get_hookimpls()
+            }
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -105,14 +120,14 @@ class Bus:
         batch = [self._prepare(event, topic) for event in batch]
         check_sizes(batch, self.size_rule, self.adapter.name)
         self.adapter.publish(topic, batch)
-        if self.hooks is not None:
+        if "polybus_after_publish" in self._active_hooks:
             self.hooks.polybus_after_publish(events=batch, topic=topic)
 
     def _prepare(self, event: CloudEvent, topic: str) -> CloudEvent:
         if not isinstance(event, CloudEvent):
             raise TypeError(f"expected a CloudEvent, got {type(event).__name__}")
         validate_event(event)
-        if self.hooks is None:
+        if "polybus_before_publish" not in self._active_hooks:
             return event
         additions: dict[str, Any] = {}
         for extra in self.hooks.polybus_before_publish(event=event, topic=topic):
@@ -167,10 +182,8 @@ class Bus:
 
     def _handle(self, sub: Subscription, delivery: Delivery) -> None:
         event = delivery.event
-        with sub.lock:
-            sub.stats.delivered += 1
         try:
-            if self.hooks is not None:
+            if "polybus_before_handle" in self._active_hooks:
                 self.hooks.polybus_before_handle(event=event, subscription=sub.name)
         except ValidationError as exc:
             delivery.dead_letter(f"rejected by middleware: {exc}")
@@ -201,6 +214,7 @@ class Bus:
     ) -> None:
         with sub.lock:
             stats = sub.stats
+            stats.delivered += 1
             if outcome == "acked":
                 stats.acked += 1
             elif outcome == "retried":
@@ -213,7 +227,7 @@ class Bus:
                 stats.last_error = f"{type(error).__name__}: {error}"
         if error is not None:
             log.warning("%s: event %s %s: %s", sub.name, event.get_id(), outcome, error)
-        if self.hooks is not None:
+        if "polybus_after_handle" in self._active_hooks:
             self.hooks.polybus_after_handle(
                 event=event, subscription=sub.name, outcome=outcome, error=error
             )

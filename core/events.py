@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from core.errors import EventValidationError, Problem
 from core.filters.dialects import canonical_string
 
 __all__ = [
+    "AttributeView",
     "CloudEvent",
     "EventFactory",
     "attributes_of",
@@ -106,31 +108,35 @@ _KNOWN_GOOD_EXTENSIONS: set[str] = set()
 _STANDARD = frozenset(REQUIRED + CONTEXT_STRINGS + ("time",))
 
 
+_ALLOWED_TYPES = frozenset((str, int, bool, bytes, datetime))
+
+
 def _looks_valid(attrs: Mapping[str, Any]) -> bool:
     """A fast check that accepts the common valid shapes; anything else gets the full report."""
-    if attrs.get("specversion") != SPECVERSION:
+    get = attrs.get
+    if get("specversion") != SPECVERSION or not _ALLOWED_TYPES.issuperset(
+        map(type, attrs.values())
+    ):
         return False
-    known = _KNOWN_GOOD_EXTENSIONS
     for name in ("id", "source", "type"):
-        value = attrs.get(name)
+        value = get(name)
         if type(value) is not str or not value:
             return False
-    for name, value in attrs.items():
-        kind = type(value)
-        if kind is str:
-            if not value or (name not in _STANDARD and name not in known):
-                return False
-        elif kind is datetime:
-            if value.tzinfo is None or (name != "time" and name not in known):
-                return False
-        elif kind is int:
-            if name not in known or not INT32[0] <= value <= INT32[1]:
-                return False
-        elif kind is bool or kind is bytes:
-            if name not in known:
-                return False
-        else:
+    for name in CONTEXT_STRINGS:
+        value = get(name, "-")
+        if type(value) is not str or not value:
             return False
+    time = get("time")
+    if time is not None and (type(time) is not datetime or time.tzinfo is None):
+        return False
+    extensions = attrs.keys() - _STANDARD
+    if extensions:
+        if not _KNOWN_GOOD_EXTENSIONS.issuperset(extensions):
+            return False
+        for name in extensions:
+            value = attrs[name]
+            if type(value) is int and not INT32[0] <= value <= INT32[1]:
+                return False
     return True
 
 
@@ -211,19 +217,70 @@ def build_event(attrs: dict[str, Any], data: Data) -> CloudEvent:
     event = object.__new__(CloudEvent)
     event._attributes = attrs
     event._data = data
+    _VALIDATED.add(event)
     return event
 
 
+# Events built by build_event passed validation; publishing them again skips it.
+_VALIDATED: weakref.WeakSet[CloudEvent] = weakref.WeakSet()
+
+
 def validate_event(event: CloudEvent) -> None:
-    """Raise EventValidationError if an already-built event breaks the rules."""
+    """Raise EventValidationError if an event breaks the rules (free for events we built)."""
+    if event in _VALIDATED:
+        return
     validate_attributes(event.get_attributes(), event.get_data())
+    _VALIDATED.add(event)
+
+
+class AttributeView(Mapping[str, Any]):
+    """A read-only view of an event's attributes for filters, canonicalised on access.
+
+    Same values as `attributes_of`, without copying the attributes or
+    formatting the time unless a filter asks for it: the hot path of
+    filtering on the local bus.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, event: CloudEvent) -> None:
+        self._raw = event.get_attributes()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._raw.get(key)
+        if value is None:
+            return default
+        kind = type(value)
+        if kind is str or kind is int or kind is bool:
+            return value
+        return canonical_string(value)
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return self._raw.get(key) is not None  # type: ignore[call-overload]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, v in self._raw.items() if v is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for v in self._raw.values() if v is not None)
 
 
 def attributes_of(event: CloudEvent) -> dict[str, Any]:
     """The event's attributes for filtering: time as RFC 3339, bytes as base64, data excluded."""
-    out: dict[str, Any] = {}
-    for name, value in event.get_attributes().items():
-        if value is None:
-            continue
-        out[name] = value if isinstance(value, str | bool | int) else canonical_string(value)
+    out = dict(event.get_attributes())
+    time = out.get("time")
+    if time is not None and type(time) is not str:
+        out["time"] = canonical_string(time)
+    if not _STANDARD.issuperset(out):  # extensions may hold bytes, datetimes or None
+        for name, value in list(out.items()):
+            if value is None:
+                del out[name]
+            elif not isinstance(value, str | bool | int):
+                out[name] = canonical_string(value)
     return out

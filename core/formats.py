@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
 from cloudevents.core.bindings import http as sdk_http
@@ -27,13 +28,38 @@ STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 _JSON_TYPE = re.compile(r"^(application|text)/([a-zA-Z0-9\-.]+\+)?json(;.*)?$")
 _SDK_FORMAT = JSONFormat()
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_loads = json.loads
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+_DECODER = json.JSONDecoder()
+
+
+def _unencodable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder, made once instead of once per call (CPython always has it).
+_c_encode = (
+    c_make_encoder(None, _unencodable, c_encode_basestring, None, ":", ",", False, False, True)
+    if c_make_encoder is not None
+    else None
+)
+
+
+def _dumps(obj: Any) -> str:
+    if _c_encode is None:  # pragma: no cover - other Pythons
+        return _ENCODER.encode(obj)
+    return "".join(_c_encode(obj, 0))
+
+
+def _loads(payload: bytes | str) -> Any:
+    text = payload.decode("utf-8") if isinstance(payload, bytes | bytearray) else payload
+    return _DECODER.decode(text)
 
 
 def is_json_content_type(content_type: str | None) -> bool:
     """True for absent, application/json, text/json and any +json media type."""
-    return content_type is None or _JSON_TYPE.match(content_type) is not None
+    if content_type is None or content_type == "application/json":
+        return True
+    return _JSON_TYPE.match(content_type) is not None
 
 
 def _time_string(value: datetime) -> str:
@@ -41,21 +67,24 @@ def _time_string(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+_PLAIN = frozenset((str, int, bool))
+
+
 def to_dict(event: CloudEvent) -> dict[str, Any]:
     """The event as a JSON-format object (attributes, then data or data_base64)."""
-    out: dict[str, Any] = {}
-    for name, value in event.get_attributes().items():
-        kind = type(value)
-        if kind is str or kind is int or kind is bool:
-            out[name] = value
-        elif kind is datetime:
-            out[name] = _time_string(value)
-        elif value is None:
-            continue
-        elif isinstance(value, bytes):
-            out[name] = base64.b64encode(value).decode("ascii")
-        else:
-            out[name] = value
+    attrs = event.get_attributes()
+    out = dict(attrs)
+    time = out.get("time")
+    if type(time) is datetime:
+        out["time"] = _time_string(time)
+    if not _PLAIN.issuperset(map(type, out.values())):  # rare: bytes, datetime or None values
+        for name, value in list(out.items()):
+            if value is None:
+                del out[name]
+            elif isinstance(value, datetime):
+                out[name] = _time_string(value)
+            elif isinstance(value, bytes):
+                out[name] = base64.b64encode(value).decode("ascii")
     data = event.get_data()
     if data is None:
         return out
@@ -73,7 +102,7 @@ def from_dict(obj: Mapping[str, Any], *, where: str = "event", owned: bool = Fal
 
     `owned=True` lets it reuse `obj` (a dict fresh from json.loads) instead of copying.
     """
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise EventValidationError(
             "invalid CloudEvent", [Problem(where, obj, "must be a JSON object")]
         )
@@ -88,7 +117,7 @@ def from_dict(obj: Mapping[str, Any], *, where: str = "event", owned: bool = Fal
                 "invalid CloudEvent", [Problem("data_base64", encoded, f"must be base64 ({exc})")]
             ) from exc
     time = attrs.get("time")
-    if isinstance(time, str):
+    if type(time) is str:
         try:
             attrs["time"] = datetime.fromisoformat(time)
         except ValueError as exc:

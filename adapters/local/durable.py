@@ -22,7 +22,7 @@ from pathlib import Path
 from cloudevents.core.v1.event import CloudEvent
 
 from core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec
-from core.events import attributes_of
+from core.events import AttributeView
 from core.filters.dialects import Filter, Predicate, compile_filter, parse_filter, to_json
 from core.formats import from_json
 from core.formats import to_json as event_to_json
@@ -166,7 +166,7 @@ class DurableBus:
                     attrs = None
                     for name, spec, match in subs:
                         if match is not None:
-                            attrs = attrs or attributes_of(event)
+                            attrs = attrs or AttributeView(event)
                             if not match(attrs):
                                 continue
                         key = (
@@ -225,23 +225,30 @@ class DurableBus:
         try:
             self._flush_acks()
             if spec.policy.ordered:
-                rows = self._ordered_candidates(spec.name, now, max_events)
+                seqs = [r[0] for r in self._ordered_candidates(spec.name, now, max_events)]
+                marks = ",".join("?" * len(seqs))
+                leased = (
+                    db.execute(
+                        f"UPDATE deliveries SET visible_at = ?, attempts = attempts + 1 "
+                        f"WHERE sub = ? AND seq IN ({marks}) RETURNING seq, attempts",
+                        (lease, spec.name, *seqs),
+                    ).fetchall()
+                    if seqs
+                    else []
+                )
             else:
-                rows = db.execute(
-                    "SELECT seq FROM deliveries WHERE sub = ? AND visible_at <= ? "
-                    "ORDER BY visible_at, seq LIMIT ?",
-                    (spec.name, now, max_events),
+                leased = db.execute(
+                    "UPDATE deliveries SET visible_at = ?, attempts = attempts + 1 "
+                    "WHERE sub = ? AND seq IN (SELECT seq FROM deliveries WHERE sub = ? "
+                    "AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?) RETURNING seq, attempts",
+                    (lease, spec.name, spec.name, now, max_events),
                 ).fetchall()
-            if not rows:
+            if not leased:
                 db.execute("COMMIT")
                 return []
-            seqs = [r[0] for r in rows]
+            leased.sort()
+            seqs = [seq for seq, _ in leased]
             marks = ",".join("?" * len(seqs))
-            leased = db.execute(
-                f"UPDATE deliveries SET visible_at = ?, attempts = attempts + 1 "
-                f"WHERE sub = ? AND seq IN ({marks}) RETURNING seq, attempts",
-                (lease, spec.name, *seqs),
-            ).fetchall()
             bodies = dict(
                 db.execute(
                     f"SELECT seq, body FROM messages WHERE seq IN ({marks})", seqs
@@ -314,7 +321,7 @@ class DurableBus:
             keep = [
                 (subscription, seq, 0.0)
                 for seq, body in rows
-                if match is None or match(attributes_of(from_json(body)))
+                if match is None or match(AttributeView(from_json(body)))
             ]
             self._db.executemany(
                 "INSERT INTO deliveries (sub, seq, visible_at) VALUES (?, ?, ?) "

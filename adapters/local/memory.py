@@ -22,7 +22,7 @@ from datetime import datetime
 from cloudevents.core.v1.event import CloudEvent
 
 from core.contract import SubscriptionSpec
-from core.events import attributes_of
+from core.events import AttributeView
 from core.filters.dialects import Filter, Predicate, compile_filter
 
 DEFAULT_RETENTION = 100_000
@@ -100,7 +100,7 @@ class MemoryBus:
             filtered = any(q.match is not None for q in queues)
             for event in events:
                 log.append((now, event))
-                attrs = attributes_of(event) if filtered else None
+                attrs = AttributeView(event) if filtered else None
                 for queue in queues:
                     if queue.match is None or queue.match(attrs):  # type: ignore[arg-type]
                         queue.ready.append(_Entry(event, self._key(queue, event)))
@@ -173,7 +173,7 @@ class MemoryBus:
             queue = self._queue(subscription)
             for published, event in self._log.get(queue.spec.topic, ()):
                 if published >= cutoff and (
-                    queue.match is None or queue.match(attributes_of(event))
+                    queue.match is None or queue.match(AttributeView(event))
                 ):
                     queue.ready.append(_Entry(event, self._key(queue, event)))
             self._cond.notify_all()
@@ -279,11 +279,11 @@ class MemoryBus:
                         )
                     self._cond.notify_all()
                     return
-            if entry.key is not None:
-                queue.held.pop(entry.key, None)
             if reason is not None:
                 queue.dead.append((entry, reason))
-            self._cond.notify_all()
+            if entry.key is not None:  # the key's next event may go now
+                queue.held.pop(entry.key, None)
+                self._cond.notify_all()
 
     def _requeue_held(self, queue: _Queue, entry: _Entry) -> None:
         if entry.key is not None:

@@ -1,0 +1,172 @@
+"""Local bus throughput and latency, publish to handler, one filtered subscription.
+
+Runs the in-memory and the SQLite-durable bus side by side in one process on
+the same pre-built events. Events are published in batches of 100 while
+consumer threads run; latency is handler time minus publish time per event.
+Also measures the durable backlog's peak memory (1,000,000 unconsumed events
+by default) in a child process, so the figure is that process's own peak RSS.
+
+    python bench/bench_local.py [--events N] [--backlog N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from adapters import connect  # noqa: E402
+from core.config import Config  # noqa: E402
+from core.events import EventFactory  # noqa: E402
+
+
+def _events(n: int) -> list:
+    ids = iter(range(n))
+    factory = EventFactory(id_factory=lambda: f"e{next(ids)}")
+    return [
+        factory.new(
+            "com.iot.telemetry" if i % 10 else "com.iot.heartbeat",
+            f"/devices/d{i % 1000}",
+            {"i": i, "temp": 20.5, "hum": 41},
+            subject=f"eu-{i % 7}",
+        )
+        for i in range(n)
+    ]
+
+
+def run(provider_settings: dict, events: list, batch: int = 100, rate: float = 0.0) -> dict:
+    """Publish `events` in batches; `rate` > 0 paces publishing to that many events/s."""
+    config = Config("local", {"local": provider_settings})
+    bus = connect(config)
+    n = len(events)
+    expected = sum(1 for e in events if e.get_type() == "com.iot.telemetry")
+    published = [0.0] * n
+    latency: list[float] = []
+    done = [0]
+    clock = time.perf_counter
+
+    def handler(event) -> None:  # type: ignore[no-untyped-def]
+        latency.append(clock() - published[event.get_data()["i"]])
+        done[0] += 1
+
+    bus.subscribe("bench", handler, filter={"exact": {"type": "com.iot.telemetry"}})
+    bus.start(concurrency=1)
+    start = clock()
+    for lo in range(0, n, batch):
+        chunk = events[lo : lo + batch]
+        if rate:
+            wait = start + lo / rate - clock()
+            if wait > 0:
+                time.sleep(wait)
+        now = clock()
+        for i in range(lo, lo + len(chunk)):
+            published[i] = now
+        bus.publish(chunk)
+    while done[0] < expected:
+        time.sleep(0.001)
+    elapsed = clock() - start
+    bus.close()
+    latency.sort()
+    return {
+        "events_per_s": n / elapsed,
+        "delivered": done[0],
+        "p50_ms": 1000 * latency[len(latency) // 2],
+        "p99_ms": 1000 * latency[int(len(latency) * 0.99)],
+    }
+
+
+BACKLOG_CHILD = """
+import resource, sys, tempfile, time
+sys.path.insert(0, {repo!r})
+from adapters.local.durable import DurableBus
+from core.contract import SubscriptionSpec
+from core.events import EventFactory
+ids = iter(range(10**9))
+f = EventFactory(id_factory=lambda: "b%d" % next(ids))
+bus = DurableBus({path!r})
+bus.provision(SubscriptionSpec("waiting", "telemetry"))
+n = {n}
+for lo in range(0, n, 1000):
+    bus.publish("telemetry", [f.new("com.iot.telemetry", "/d", {{"i": i, "t": 20.5}}) for i in range(lo, lo + 1000)])
+print(bus.backlog("waiting"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+bus.close()
+"""
+
+
+def backlog_peak(n: int) -> tuple[int, float, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        code = BACKLOG_CHILD.format(repo=str(REPO), path=str(Path(tmp) / "b.db"), n=n)
+        start = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        elapsed = time.perf_counter() - start
+    backlog, rss_kb = map(int, out.stdout.split())
+    return backlog, rss_kb / 1024, elapsed
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--backlog", type=int, default=1_000_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    events = _events(args.events)
+    results = {}
+    paced = {}
+    rates = {"memory": 20_000, "durable (SQLite WAL)": 5_000}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, settings in (
+            ("memory", {}),
+            ("durable (SQLite WAL)", {"durable": True, "path": str(Path(tmp) / "bench.db")}),
+        ):
+            results[name] = run(settings, events)
+            settings = {**settings, "path": str(Path(tmp) / "paced.db")} if settings else {}
+            paced[name] = run(settings, events[: rates[name] * 2], rate=rates[name])
+    backlog, peak_mb, seconds = backlog_peak(args.backlog)
+    if args.json:
+        print(
+            json.dumps({"results": results, "paced": paced, "backlog": [backlog, peak_mb, seconds]})
+        )
+        return
+    print(f"machine: {machine()}; {args.events} events, 90% match the filter\n")
+    print("| bus | events/s published to handler | target | p50 / p99 latency at a paced load |")
+    print("| --- | ---: | --- | --- |")
+    targets = {"memory": 100_000, "durable (SQLite WAL)": 20_000}
+    for name, r in results.items():
+        ok = "met" if r["events_per_s"] >= targets[name] else "NOT met"
+        p = paced[name]
+        print(
+            f"| {name} | {r['events_per_s']:,.0f} | >= {targets[name]:,}/s: {ok} "
+            f"| {p['p50_ms']:.2f} / {p['p99_ms']:.2f} ms at {rates[name]:,}/s |"
+        )
+    print(
+        f"\ndurable backlog: {backlog:,} unconsumed events, publisher peak RSS {peak_mb:.0f} MB "
+        f"(target < 200 MB), published in {seconds:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
