@@ -158,6 +158,9 @@ class PubSubAdapter:
         """Create or update the subscription (and its dead-letter topic); return the residual."""
         compiled = to_pubsub(spec.filter)
         native = compiled.native if isinstance(compiled.native, str) else None
+        if native is not None and self.config.content_mode == "structured":
+            # Structured messages carry the event format in content-type, not datacontenttype.
+            native = None if "content-type" in native else native
         residual = compiled.residual if native is not None else spec.filter
         plan = plan_subscription(self.config.project, spec, native, self.config.retain_acked)
         self._ensure_topic(plan.topic)
