@@ -1,4 +1,4 @@
-"""Turn polybus errors into clean CLI failures (message, exit code 2), not tracebacks."""
+"""Turn polybus errors into clean CLI failures (message on stderr, exit code 1), not tracebacks."""
 
 from __future__ import annotations
 

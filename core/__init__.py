@@ -1,0 +1,30 @@
+"""polybus core: the portable CloudEvents model services are written against.
+
+No cloud SDK and nothing else of polybus is imported here; adapters, the
+simulation and the CLI build on this package.
+"""
+
+from core.bus import Bus, Subscription, SubscriptionStats
+from core.contract import DEFAULT_TOPIC, Adapter, Delivery, DeliveryPolicy, RetryPolicy
+from core.contract import SubscriptionSpec as SubscriptionSpec
+from core.errors import PolybusError
+from core.events import EventFactory, attributes_of, new_event
+from core.formats import from_json, to_json
+
+__all__ = [
+    "DEFAULT_TOPIC",
+    "Adapter",
+    "Bus",
+    "Delivery",
+    "DeliveryPolicy",
+    "EventFactory",
+    "PolybusError",
+    "RetryPolicy",
+    "Subscription",
+    "SubscriptionSpec",
+    "SubscriptionStats",
+    "attributes_of",
+    "from_json",
+    "new_event",
+    "to_json",
+]
