@@ -25,7 +25,7 @@ from cloudevents.core.v1.event import CloudEvent
 from adapters.aws.clients import sdk_errors
 from adapters.aws.config import AwsConfig
 from adapters.aws.mapping import from_sqs_body
-from adapters.aws.provisioning import MAX_VISIBILITY, Subscription
+from adapters.aws.provisioning import MAX_VISIBILITY, MESSAGE_GROUP, Subscription
 from adapters.aws.replay import ReplayGate
 from core.errors import ValidationError
 
@@ -229,15 +229,19 @@ class Consumer:
         self, url: str, dlq_url: str, message: dict[str, Any], reason: str, attempts: int
     ) -> None:
         """Send the message's body to the dead-letter queue with `reason`, then delete it."""
+        request: dict[str, Any] = {
+            "QueueUrl": dlq_url,
+            "MessageBody": message["Body"],
+            "MessageAttributes": {
+                REASON: {"DataType": "String", "StringValue": reason[:1024] or "-"},
+                ATTEMPTS: {"DataType": "Number", "StringValue": str(attempts)},
+            },
+        }
+        if dlq_url.endswith(".fifo"):
+            request["MessageGroupId"] = MESSAGE_GROUP
+            request["MessageDeduplicationId"] = message["MessageId"]
         with sdk_errors("SendMessage to the dead-letter queue"):
-            self._sqs.send_message(
-                QueueUrl=dlq_url,
-                MessageBody=message["Body"],
-                MessageAttributes={
-                    REASON: {"DataType": "String", "StringValue": reason[:1024] or "-"},
-                    ATTEMPTS: {"DataType": "Number", "StringValue": str(attempts)},
-                },
-            )
+            self._sqs.send_message(**request)
         self.delete(url, message["ReceiptHandle"])
 
     def release_all(self) -> None:

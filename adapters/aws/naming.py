@@ -5,6 +5,7 @@ topic "orders"            -> event bus   "<bus_prefix>orders"        (default "p
 subscription "billing"    -> rule        "<queue_prefix>billing"     (on the topic's bus)
                           -> SQS queue   "<queue_prefix>billing"
 dead-letter "billing-dlq" -> SQS queue   "<queue_prefix>billing-dlq"
+ordered subscriptions use FIFO queues: "<queue_prefix>billing.fifo", "...-dlq.fifo"
 
 AWS allows fewer characters and shorter names than polybus does (bus 256,
 rule and replay 64, queue 80, archive 48 characters). A name that fits is used
@@ -46,8 +47,10 @@ def rule_name(prefix: str, subscription: str) -> str:
     return _fit(f"{prefix}{subscription}", _RULE_BAD, 64)
 
 
-def queue_name(prefix: str, subscription: str) -> str:
-    """The SQS queue of a subscription, or of a dead-letter target."""
+def queue_name(prefix: str, subscription: str, *, fifo: bool = False) -> str:
+    """The SQS queue of a subscription or dead-letter target (FIFO ones end in ".fifo")."""
+    if fifo:
+        return _fit(f"{prefix}{subscription}", _QUEUE_BAD, 75) + ".fifo"
     return _fit(f"{prefix}{subscription}", _QUEUE_BAD, 80)
 
 

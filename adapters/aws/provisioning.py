@@ -27,10 +27,12 @@ from adapters.aws.clients import Clients, error_code, is_not_found, sdk_errors
 from adapters.aws.config import AwsConfig
 from adapters.aws.patterns import event_pattern
 from core.contract import SubscriptionSpec
-from core.errors import AdapterError
+from core.errors import AdapterError, Problem, ValidationError
 from core.filters.dialects import Filter
 
 TARGET_ID = "polybus-sqs"
+# EventBridge gives a FIFO target one static message group: one group, total order.
+MESSAGE_GROUP = "polybus"
 TOPIC_TAG = "polybus-topic"
 SUBSCRIPTION_TAG = "polybus-subscription"
 POLICY_SID = "polybus-eventbridge"
@@ -61,6 +63,7 @@ class Subscription:
     queue_url: str
     dlq_url: str
     max_attempts: int
+    fifo: bool = False
 
 
 class Provisioner:
@@ -124,9 +127,12 @@ class Provisioner:
         bus = self.bus(spec.topic)
         pattern, residual = event_pattern(spec.filter)
         rule = naming.rule_name(self._config.queue_prefix, spec.name)
-        queue = naming.queue_name(self._config.queue_prefix, spec.name)
-        dlq = naming.queue_name(self._config.queue_prefix, spec.policy.dead_letter_name(spec.name))
-        self._leave_old_topic(spec.name, spec.topic, rule)
+        fifo = spec.policy.ordered
+        prefix = self._config.queue_prefix
+        queue = naming.queue_name(prefix, spec.name, fifo=fifo)
+        dlq = naming.queue_name(prefix, spec.policy.dead_letter_name(spec.name), fifo=fifo)
+        self._check_previous(spec, rule)
+        fifo_attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
         tags = {TOPIC_TAG: spec.topic[:256], SUBSCRIPTION_TAG: spec.name[:256]}
         with sdk_errors(f"provision subscription {spec.name}"):
             rule_arn = self._events.put_rule(
@@ -137,9 +143,14 @@ class Provisioner:
                 Description=f"polybus subscription {spec.name}"[:512],
             )["RuleArn"]
             dlq_url, dlq_arn = self._ensure_queue(
-                dlq, {"MessageRetentionPeriod": RETENTION_SECONDS}, tags, rule_arn, merge=True
+                dlq,
+                {"MessageRetentionPeriod": RETENTION_SECONDS, **fifo_attributes},
+                tags,
+                rule_arn,
+                merge=True,
             )
             attributes = {
+                **fifo_attributes,
                 "VisibilityTimeout": str(min(MAX_VISIBILITY, math.ceil(spec.policy.ack_deadline))),
                 "MessageRetentionPeriod": RETENTION_SECONDS,
                 "RedrivePolicy": json.dumps(
@@ -152,18 +163,15 @@ class Provisioner:
             queue_url, queue_arn = self._ensure_queue(
                 queue, attributes, tags, rule_arn, merge=False
             )
-            answer = self._events.put_targets(
-                Rule=rule,
-                EventBusName=bus.name,
-                Targets=[
-                    {
-                        "Id": TARGET_ID,
-                        "Arn": queue_arn,
-                        "RetryPolicy": TARGET_RETRY,
-                        "DeadLetterConfig": {"Arn": dlq_arn},
-                    }
-                ],
-            )
+            target: dict[str, Any] = {
+                "Id": TARGET_ID,
+                "Arn": queue_arn,
+                "RetryPolicy": TARGET_RETRY,
+                "DeadLetterConfig": {"Arn": dlq_arn},
+            }
+            if fifo:
+                target["SqsParameters"] = {"MessageGroupId": MESSAGE_GROUP}
+            answer = self._events.put_targets(Rule=rule, EventBusName=bus.name, Targets=[target])
         if answer.get("FailedEntryCount"):
             raise AdapterError(
                 f"aws: put_targets for {spec.name} failed: {answer['FailedEntries']}"
@@ -177,6 +185,7 @@ class Provisioner:
             queue_url=queue_url,
             dlq_url=dlq_url,
             max_attempts=spec.policy.max_delivery_attempts,
+            fifo=fifo,
         )
         with self._lock:
             self._subscriptions[spec.name] = subscription
@@ -188,9 +197,13 @@ class Provisioner:
         if found is not None:
             return found
         queue = naming.queue_name(self._config.queue_prefix, name)
+        fifo_queue = naming.queue_name(self._config.queue_prefix, name, fifo=True)
         with sdk_errors(f"look up subscription {name}"):
             try:
-                queue_url = self._sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+                queue_url = (
+                    self._find_queue(queue)
+                    or self._sqs.get_queue_url(QueueName=fifo_queue)["QueueUrl"]
+                )
             except ClientError as exc:
                 if is_not_found(exc):
                     raise AdapterError(f"aws: no subscription {name!r} (queue {queue})") from exc
@@ -222,6 +235,7 @@ class Provisioner:
             queue_url=queue_url,
             dlq_url=dlq_url,
             max_attempts=int(redrive.get("maxReceiveCount", 1)),
+            fifo=queue_url.endswith(".fifo"),
         )
         with self._lock:
             self._subscriptions[name] = subscription
@@ -238,7 +252,9 @@ class Provisioner:
         with sdk_errors(f"delete subscription {name}"):
             self._delete_rule(subscription.rule, subscription.bus)
             self._delete_queue(subscription.queue_url)
-            own_dlq = naming.queue_name(self._config.queue_prefix, f"{name}-dlq")
+            own_dlq = naming.queue_name(
+                self._config.queue_prefix, f"{name}-dlq", fifo=subscription.fifo
+            )
             if subscription.dlq_url.rstrip("/").rsplit("/", 1)[-1] == own_dlq:
                 self._delete_queue(subscription.dlq_url)
         with self._lock:
@@ -246,17 +262,37 @@ class Provisioner:
 
     # -- helpers --------------------------------------------------------------
 
-    def _leave_old_topic(self, name: str, topic: str, rule: str) -> None:
-        """When a subscription moves to another topic, remove its rule from the old bus."""
-        previous = self._subscriptions.get(name)
+    def _check_previous(self, spec: SubscriptionSpec, rule: str) -> None:
+        """Refuse to flip `ordered` in place; move a subscription off its old topic's bus."""
+        previous = self._subscriptions.get(spec.name)
         if previous is None:
             try:
-                previous = self.lookup(name)
+                previous = self.lookup(spec.name)
             except AdapterError:
                 return
-        if previous.topic != topic:
-            with sdk_errors(f"move subscription {name}"):
+        if previous.fifo != spec.policy.ordered:
+            raise ValidationError(
+                f"subscription {spec.name!r}",
+                [
+                    Problem(
+                        "policy.ordered",
+                        spec.policy.ordered,
+                        "an aws subscription cannot switch between a standard and a FIFO queue "
+                        "in place: delete it first",
+                    )
+                ],
+            )
+        if previous.topic != spec.topic:
+            with sdk_errors(f"move subscription {spec.name}"):
                 self._delete_rule(rule, previous.bus)
+
+    def _find_queue(self, name: str) -> str | None:
+        try:
+            return str(self._sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
 
     def _delete_rule(self, rule: str, bus: str) -> None:
         for call in (
@@ -301,6 +337,7 @@ class Provisioner:
             ]
         else:
             self._sqs.tag_queue(QueueUrl=url, Tags=tags)
+            attributes = {k: v for k, v in attributes.items() if k != "FifoQueue"}  # immutable
         current = self._sqs.get_queue_attributes(
             QueueUrl=url, AttributeNames=["QueueArn", "Policy"]
         ).get("Attributes", {})

@@ -6,9 +6,12 @@ import json
 import time
 from collections.abc import Callable
 
+import pytest
+
 from adapters.aws.adapter import AwsAdapter
 from adapters.aws.consumer import SqsDelivery
 from core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec
+from core.errors import ValidationError
 from core.events import EventFactory, attributes_of
 from core.filters.dialects import All, Exact, Sql, compile_filter
 from tests.aws.helpers import AwsClients
@@ -260,3 +263,68 @@ def test_close_makes_unsettled_deliveries_visible_again(
     assert again.event.get_id() == held.event.get_id()
     assert again.attempt == 2
     again.ack()
+
+
+def test_ordered_subscription_uses_fifo_queues_and_keeps_order(
+    aws_adapter_factory: Callable[..., AwsAdapter],
+    aws_clients: AwsClients,
+    unique: Callable[[str], str],
+) -> None:
+    """ordered=True provisions FIFO queues (one message group); events arrive in publish order."""
+    adapter = aws_adapter_factory()
+    topic, sub = unique("seq"), unique("sub")
+    policy = DeliveryPolicy(ordered=True, max_delivery_attempts=2, retry=FAST)
+    adapter.provision(SubscriptionSpec(sub, topic, None, policy))
+    queue = aws_clients.queue_attributes(f"polybus-{sub}.fifo")
+    assert queue["FifoQueue"] == "true" and queue["ContentBasedDeduplication"] == "true"
+    assert aws_clients.queue_attributes(f"polybus-{sub}-dlq.fifo")["FifoQueue"] == "true"
+    [target] = aws_clients.events.list_targets_by_rule(
+        Rule=f"polybus-{sub}", EventBusName=f"polybus-{topic}"
+    )["Targets"]
+    assert target["SqsParameters"] == {"MessageGroupId": "polybus"}
+    factory = _factory()
+    events = [
+        factory.new("com.example.seq", "/s", {"n": i}, extensions={"partitionkey": "k1"})
+        for i in range(6)
+    ]
+    adapter.publish(topic, events)
+    [first] = adapter.receive(sub, 1, 2.0)
+    assert first.event.get_data() == {"n": 0}
+    first.nack(0.0)
+    seen = []
+    while batch := adapter.receive(sub, 10, 1.0):
+        for delivery in batch:
+            seen.append(delivery.event.get_data()["n"])
+            delivery.ack()
+    assert seen == [0, 1, 2, 3, 4, 5]
+
+
+def test_ordered_subscription_dead_letters_into_its_fifo_dlq(
+    aws_adapter_factory: Callable[..., AwsAdapter], unique: Callable[[str], str]
+) -> None:
+    """dead_letter on a FIFO subscription lands in the FIFO dead-letter queue with its reason."""
+    adapter = aws_adapter_factory()
+    topic, sub = unique("seq"), unique("sub")
+    adapter.provision(SubscriptionSpec(sub, topic, None, DeliveryPolicy(ordered=True)))
+    event = _factory().new("com.example.seq", "/s")
+    adapter.publish(topic, [event])
+    [delivery] = adapter.receive(sub, 1, 2.0)
+    delivery.dead_letter("bad sequence")
+    [dead] = adapter.receive_dead_letters(sub, 1, 2.0)
+    assert isinstance(dead, SqsDelivery)
+    assert (dead.event.get_id(), dead.reason) == (event.get_id(), "bad sequence")
+    dead.ack()
+
+
+def test_switching_ordered_in_place_is_refused(
+    aws_adapter_factory: Callable[..., AwsAdapter], unique: Callable[[str], str]
+) -> None:
+    """A standard-queue subscription cannot become ordered (FIFO) in place: ValidationError, nothing lost."""
+    adapter = aws_adapter_factory()
+    topic, sub = unique("t"), unique("sub")
+    adapter.provision(SubscriptionSpec(sub, topic))
+    with pytest.raises(ValidationError) as caught:
+        adapter.provision(SubscriptionSpec(sub, topic, None, DeliveryPolicy(ordered=True)))
+    assert caught.value.problems[0].field == "policy.ordered"
+    adapter.delete_subscription(sub)
+    adapter.provision(SubscriptionSpec(sub, topic, None, DeliveryPolicy(ordered=True)))
