@@ -2,8 +2,9 @@
 
 The client's `subscribe()` keeps one StreamingPull open with flow control
 (at most N messages / bytes leased at once) and extends the leases of
-messages it holds. Its callback only queues a message; `take()` hands queued
-messages to `receive()`. Closing cancels the stream and waits for it (the
+messages it holds. Its callback only queues a message, so it runs inline on
+the client's own thread (`InlineScheduler`) instead of going through a thread
+pool per message; `take()` hands queued messages to `receive()`. Closing cancels the stream and waits for it (the
 client nacks what it had not yet dispatched), then returns the ack ids of
 everything queued or handed out but not settled, which the adapter nacks in
 one call so nothing waits for a lease to run out.
@@ -12,6 +13,7 @@ one call so nothing waits for a lease to run out.
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
 from collections import deque
@@ -19,10 +21,35 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
+from google.cloud.pubsub_v1.subscriber.scheduler import Scheduler
 
 from core.errors import AdapterError
 
 DeadLetter = Callable[[Any, str, int], None]  # (message, reason, attempt)
+
+
+class InlineScheduler(Scheduler):
+    """Runs each message callback at once on the calling (client) thread.
+
+    Right for callbacks that only enqueue; it keeps ordering-key order
+    trivially and saves a thread-pool hand-off per message.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue()
+
+    @property
+    def queue(self) -> queue.Queue[Any]:
+        """The queue the client uses to send requests back to its dispatcher."""
+        return self._queue
+
+    def schedule(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Call `callback` now."""
+        callback(*args, **kwargs)
+
+    def shutdown(self, await_msg_callbacks: bool = False) -> list[Any]:
+        """Nothing is ever pending: no message was left undispatched."""
+        return []
 
 
 class StreamConsumer:
@@ -35,13 +62,18 @@ class StreamConsumer:
         self._unsettled: dict[str, Any] = {}
         self.closed = False
         self._future = subscriber.subscribe(
-            path, self._on_message, flow_control=flow_control, await_callbacks_on_shutdown=True
+            path,
+            self._on_message,
+            flow_control=flow_control,
+            scheduler=InlineScheduler(),
+            await_callbacks_on_shutdown=True,
         )
 
     def _on_message(self, message: Any) -> None:
         with self._cond:
             self._queue.append(message)
-            self._cond.notify()
+            if len(self._queue) == 1:
+                self._cond.notify()  # take() only ever waits on an empty queue
 
     def take(self, max_messages: int, timeout: float) -> list[Any]:
         """Up to `max_messages` queued messages, waiting at most `timeout` for the first."""
