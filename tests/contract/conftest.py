@@ -13,10 +13,10 @@ from collections.abc import Callable
 import pytest
 
 from core.contract import Adapter
-from tests.conftest import pytest_plugins
+from tests import conftest as suite
 
 ADAPTER_IDS = ["local", "local-durable"] + [
-    name.rsplit(".", 1)[1] for name in pytest_plugins if not name.endswith(".local")
+    name.rsplit(".", 1)[1] for name in suite.pytest_plugins if not name.endswith(".local")
 ]
 
 
