@@ -46,3 +46,19 @@ def test_bus_checks_size_before_the_adapter() -> None:
     with pytest.raises(EventTooLargeError):
         bus.publish(new_event("com.x", "/s", "x" * (300 * KB), datacontenttype="text/plain"))
     assert adapter.backlog("s") == 0
+
+
+def test_bus_rejects_unserialisable_payload_built_outside_polybus() -> None:
+    """An SDK-built event whose data cannot be serialised is refused before the adapter."""
+    from cloudevents.core.v1.event import CloudEvent
+
+    from core.errors import EventValidationError
+
+    adapter = MemoryBus()
+    bus = Bus(adapter)
+    bus.subscribe("s", lambda e: None)
+    raw = CloudEvent({"type": "com.x", "source": "/s"}, {"when": {1, 2}})  # type: ignore[dict-item]
+    with pytest.raises(EventValidationError) as info:
+        bus.publish(raw)
+    assert [p.field for p in info.value.problems] == ["data"]
+    assert adapter.backlog("s") == 0
