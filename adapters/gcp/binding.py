@@ -43,10 +43,6 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 Message = tuple[bytes, dict[str, str]]  # Pub/Sub message data and attributes
 
 
-def _attribute_value(value: Any) -> str:
-    return value if type(value) is str else canonical_string(value)
-
-
 def encode_data(data: Any, datacontenttype: str | None) -> bytes:
     """The event data as message bytes: bytes as is, JSON types as JSON, other text as UTF-8."""
     if data is None:
@@ -77,16 +73,25 @@ def decode_data(payload: bytes, datacontenttype: str | None) -> Any:
     return payload
 
 
+_KEYS: dict[str, str] = {"datacontenttype": CONTENT_TYPE}  # attribute name -> message key
+
+
+def _key(name: str) -> str:
+    key = _KEYS.get(name)
+    if key is None:
+        key = _KEYS[name] = PREFIX + name
+    return key
+
+
 def binary_attributes(event: CloudEvent) -> dict[str, str]:
     """The ``ce-*`` attributes (and ``content-type`` for datacontenttype) of an event."""
+    keys = _KEYS
     out: dict[str, str] = {}
     for name, value in event.get_attributes().items():
         if value is None:
             continue
-        if name == "datacontenttype":
-            out[CONTENT_TYPE] = _attribute_value(value)
-        else:
-            out[PREFIX + name] = _attribute_value(value)
+        key = keys.get(name) or _key(name)
+        out[key] = value if type(value) is str else canonical_string(value)
     return out
 
 
@@ -94,10 +99,11 @@ def fits_attribute_limits(attributes: Mapping[str, str]) -> bool:
     """Whether Pub/Sub accepts these attributes (count, and value size in bytes)."""
     if len(attributes) > MAX_ATTRIBUTES:
         return False
-    return all(
-        len(v) * 4 <= MAX_VALUE_BYTES or len(v.encode()) <= MAX_VALUE_BYTES
-        for v in attributes.values()
-    )
+    for value in attributes.values():
+        # A character is at most 4 bytes in UTF-8: only long values need encoding to measure.
+        if len(value) * 4 > MAX_VALUE_BYTES and len(value.encode()) > MAX_VALUE_BYTES:
+            return False
+    return True
 
 
 def to_message(event: CloudEvent, mode: str = "binary") -> Message:

@@ -23,6 +23,7 @@ adapter makes up the difference client-side:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -48,11 +49,13 @@ def resource_id(name: str) -> str:
     return encoded[:255]
 
 
+@functools.lru_cache(maxsize=4096)
 def topic_path(project: str, topic: str) -> str:
     """``projects/<project>/topics/<id>`` for a portable topic name."""
     return f"projects/{project}/topics/{resource_id(topic)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def subscription_path(project: str, subscription: str) -> str:
     """``projects/<project>/subscriptions/<id>`` for a portable subscription name."""
     return f"projects/{project}/subscriptions/{resource_id(subscription)}"
