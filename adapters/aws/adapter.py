@@ -75,7 +75,15 @@ class AwsAdapter:
     ) -> list[Delivery]:
         """Long-poll the subscription's queue for up to `max_events` deliveries."""
         sub = self._provisioner.lookup(subscription)
-        deliveries: list[SqsDelivery] = self._consumer.receive(sub, max_events, timeout)
+        try:
+            deliveries: list[SqsDelivery] = self._consumer.receive(sub, max_events, timeout)
+        except AdapterError as exc:
+            if exc.__cause__ is None or not is_not_found(exc.__cause__):
+                raise
+            # Deleted or re-created elsewhere: look it up afresh once.
+            self._provisioner.forget(subscription)
+            sub = self._provisioner.lookup(subscription)
+            deliveries = self._consumer.receive(sub, max_events, timeout)
         return list(deliveries)
 
     def receive_dead_letters(

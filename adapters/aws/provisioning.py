@@ -241,6 +241,11 @@ class Provisioner:
             self._subscriptions[name] = subscription
         return subscription
 
+    def forget(self, name: str) -> None:
+        """Drop the cached subscription (e.g. after its queue vanished)."""
+        with self._lock:
+            self._subscriptions.pop(name, None)
+
     def delete(self, name: str) -> None:
         """Remove the rule, its target and the queues (a shared dead-letter queue stays)."""
         try:

@@ -328,3 +328,18 @@ def test_switching_ordered_in_place_is_refused(
     assert caught.value.problems[0].field == "policy.ordered"
     adapter.delete_subscription(sub)
     adapter.provision(SubscriptionSpec(sub, topic, None, DeliveryPolicy(ordered=True)))
+
+
+def test_receive_after_another_instance_recreated_the_subscription(
+    aws_adapter_factory: Callable[..., AwsAdapter], unique: Callable[[str], str]
+) -> None:
+    """A cached queue that was deleted and re-created elsewhere is looked up again, not an error."""
+    consumer, admin = aws_adapter_factory(), aws_adapter_factory()
+    topic, sub = unique("t"), unique("sub")
+    consumer.provision(SubscriptionSpec(sub, topic))
+    assert consumer.receive(sub, 1, 0.0) == []
+    admin.delete_subscription(sub)
+    admin.provision(SubscriptionSpec(sub, topic))
+    admin.publish(topic, [_factory().new("com.example.x", "/x")])
+    [delivery] = consumer.receive(sub, 1, 2.0)
+    delivery.ack()
