@@ -55,13 +55,11 @@ def emulate_azure(host: str, port: int, key: str | None) -> None:
 @friendly_errors
 def emulate_aws(host: str, port: int) -> None:
     """AWS EventBridge + SQS through moto's server (needs polybus[test] for moto)."""
-    from moto.server import ThreadedMotoServer
+    from adapters.aws.emulator import start
 
-    server = ThreadedMotoServer(ip_address=host, port=port)
-    server.start()
+    emulator = start(host, port)
     try:
-        bound_host, bound_port = server.get_host_and_port()
-        click.echo(f"endpoint_url = http://{bound_host}:{bound_port}")
+        click.echo(str(emulator))
         _serve_until_interrupted()
     finally:
-        server.stop()
+        emulator.stop()

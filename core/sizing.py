@@ -61,10 +61,15 @@ class SizeRule:
     name: str
     measure: Callable[[CloudEvent], int]
     limit: int
+    strict: bool = False  # True when the size must be *under* the limit
+
+    def fits(self, size: int) -> bool:
+        """Whether an event of `size` bytes is accepted."""
+        return size < self.limit if self.strict else size <= self.limit
 
 
 RULES: dict[str, SizeRule] = {
-    "eventbridge": SizeRule("eventbridge", eventbridge_size, 256 * KB),
+    "eventbridge": SizeRule("eventbridge", eventbridge_size, 256 * KB, strict=True),
     "eventgrid": SizeRule("eventgrid", eventgrid_size, 1 * MB),
     "pubsub": SizeRule("pubsub", pubsub_size, 10 * MB),
     "none": SizeRule("none", lambda event: 0, 1 << 62),
@@ -79,12 +84,13 @@ def check_sizes(events: Sequence[CloudEvent], rule_name: str, provider: str) -> 
     problems = []
     for event in events:
         size = rule.measure(event)
-        if size > rule.limit:
+        if not rule.fits(size):
             problems.append(
                 Problem(
                     f"event {event.get_id()}",
                     f"{size} bytes",
-                    f"{provider} accepts at most {rule.limit} bytes per event ({rule.name} sizing)",
+                    f"{provider} accepts {'less than' if rule.strict else 'at most'} "
+                    f"{rule.limit} bytes per event ({rule.name} sizing)",
                 )
             )
     if problems:

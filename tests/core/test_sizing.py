@@ -62,3 +62,29 @@ def test_bus_rejects_unserialisable_payload_built_outside_polybus() -> None:
         bus.publish(raw)
     assert [p.field for p in info.value.problems] == ["data"]
     assert adapter.backlog("s") == 0
+
+
+def test_eventbridge_limit_is_strict() -> None:
+    """EventBridge needs less than 256 KB: exactly 262,144 bytes is refused, one less is accepted."""
+    base = new_event("com.x", "/s", "", datacontenttype="text/plain")
+    pad = 256 * KB - eventbridge_size(base)
+    exact = new_event(
+        "com.x",
+        "/s",
+        "x" * pad,
+        datacontenttype="text/plain",
+        id=base.get_id(),
+        time=base.get_time(),
+    )
+    assert eventbridge_size(exact) == 256 * KB
+    with pytest.raises(EventTooLargeError, match="less than 262144"):
+        check_sizes([exact], "eventbridge", "aws")
+    under = new_event(
+        "com.x",
+        "/s",
+        "x" * (pad - 1),
+        datacontenttype="text/plain",
+        id=base.get_id(),
+        time=base.get_time(),
+    )
+    check_sizes([under], "eventbridge", "aws")
