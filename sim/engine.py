@@ -364,17 +364,18 @@ class Model:
         """Publish one event (batched if the profile batches); then deliver it to every subscriber."""
         env = self.env
         write_time = env.now
+        counted = write_time >= self.sc.warmup
         prof = topic.profile
         delays: list[float] = []
         if prof.batch_size > 1 and prof.linger > 0:
             ok = yield from self._join_batch(topic)
             delays = [topic.delivery_latency.next() for _ in topic.subscribers]
         else:
-            ok = yield from self._request(topic, delays)
+            ok = yield from self._request(topic, delays, counted)
         if not ok:
-            topic.stats.publish_failed += 1
+            topic.stats.publish_failed += counted
             return ERROR
-        topic.stats.published += 1
+        topic.stats.published += counted
         for sub, delay in zip(topic.subscribers, delays, strict=True):
             ctx.pending += 1
             topic.stats.backlog += 1
@@ -382,19 +383,19 @@ class Model:
         return OK
 
     def _request(
-        self, topic: Topic, delays: list[float] | None = None
+        self, topic: Topic, delays: list[float] | None = None, counted: bool = True
     ) -> Generator[simpy.Event, Any, bool]:
         """One publish request: quota, throttling retries, latency; delivery delays drawn at admission."""
         prof = topic.profile
         for retry in range(prof.throttle_retries + 1):
             if topic.admit(self.env.now):
-                topic.stats.requests += 1
+                topic.stats.requests += counted
                 latency = topic.publish_latency.next()
                 if delays is not None:
                     delays.extend(topic.delivery_latency.next() for _ in topic.subscribers)
                 yield self.env.timeout(latency)
                 return True
-            topic.stats.throttled += 1
+            topic.stats.throttled += counted
             if retry < prof.throttle_retries:
                 yield self.env.timeout(prof.throttle_delay(retry))
         return False
@@ -426,7 +427,7 @@ class Model:
         if b[3]:
             return
         b[3] = True
-        ok = yield from self._request(topic)
+        ok = yield from self._request(topic, None, self.env.now >= self.sc.warmup)
         b[2].succeed(ok)
 
     def _deliver(
@@ -438,13 +439,13 @@ class Model:
         while True:
             while not topic.admit_delivery(env.now):
                 yield env.timeout(math.floor(env.now) + 1 - env.now)
-            topic.stats.deliveries += 1
+            topic.stats.deliveries += write_time >= self.sc.warmup
             status = yield from self.handle(sub, key, ctx, write_time)
             if status == OK:
                 break
             delay = prof.retry_delay(attempt)
             if attempt >= prof.max_attempts or env.now + delay - write_time > prof.max_age:
-                topic.stats.dead_lettered += 1
+                topic.stats.dead_lettered += write_time >= self.sc.warmup
                 if sub.read_model is not None and write_time >= self.sc.warmup:
                     self.rec.lost[sub.name] = self.rec.lost.get(sub.name, 0) + 1
                 self._fail_async(ctx)

@@ -3,7 +3,7 @@
 Applies when every flow enters either one station directly, or a broker topic
 consumed by one station, where the station has single-worker FIFO lanes
 (``workers: 1``, any ``partitions``), no calls, publishes, errors or faults,
-and the broker has no delivery quota and no client batching. Then the
+and the broker does not combine client batching with a publish quota. Then the
 departure of customer n in a lane is ``D_n = max(A_n, D_{n-1}) + S_n``, which
 NumPy evaluates for a whole window at once as ``C_n + max(D_prev,
 max_{k<=n}(A_k - C_{k-1}))`` with C the cumulative service time.
@@ -75,8 +75,8 @@ def fast_plan(
             return "the entry topic needs exactly one consuming service"
         topic, station = target, subs[0]
         prof = _profile(scenario, topology, topic, provider)
-        if prof.batch_size > 1 and prof.linger > 0:
-            return "client batching needs the SimPy engine"
+        if prof.batch_size > 1 and prof.linger > 0 and prof.publish_quota is not None:
+            return "client batching under a publish quota needs the SimPy engine"
     else:
         station = target
     svc = topology.services[station]
@@ -130,13 +130,12 @@ class _Hist:
 class _Admission:
     """Fixed one-second publish quota with throttled retries after deterministic backoffs."""
 
-    def __init__(self, profile: BrokerProfile) -> None:
+    def __init__(self, profile: BrokerProfile, warmup: float) -> None:
         self.p = profile
-        self.carry_t = np.empty(0)
-        self.carry_k = np.empty(0, dtype=np.int64)
-        self.carry_a = np.empty(0, dtype=np.int64)
-        self.carry_0 = np.empty(0)
-        self.carry_f = np.empty(0, dtype=np.int64)
+        self.warmup = warmup
+        empty_i = np.empty(0, dtype=np.int64)
+        # the retry pool: (time, key, attempts so far, original arrival, flow)
+        self.pool: tuple[np.ndarray, ...] = (np.empty(0), empty_i, empty_i, np.empty(0), empty_i)
         self.throttled = 0
         self.failed_t0: list[np.ndarray] = []
         self.failed_at: list[np.ndarray] = []
@@ -149,54 +148,58 @@ class _Admission:
         quota = self.p.publish_quota
         if quota is None:
             return times, keys, times, flows
-        t = np.concatenate([self.carry_t, times])
-        k = np.concatenate([self.carry_k, keys])
-        a = np.concatenate([self.carry_a, np.zeros(len(times), dtype=np.int64)])
-        orig = np.concatenate([self.carry_0, times])
-        fl = np.concatenate([self.carry_f, flows])
-        out_t, out_k, out_0, out_f = [], [], [], []
-        q = int(quota)
+        out: list[tuple[np.ndarray, ...]] = []
+        zeros = np.zeros(len(times), dtype=np.int64)
         for second in range(math.floor(t0), math.ceil(t1)):
+            edge = min(second + 1, t1)
+            lo = int(np.searchsorted(times, second, "left"))
+            hi = int(np.searchsorted(times, edge, "left"))
+            cand: tuple[np.ndarray, ...] = (
+                times[lo:hi],
+                keys[lo:hi],
+                zeros[lo:hi],
+                times[lo:hi],
+                flows[lo:hi],
+            )
+            q = int(quota)
             while True:
-                order = np.argsort(t, kind="stable")
-                t, k, a, orig, fl = t[order], k[order], a[order], orig[order], fl[order]
-                lo = int(np.searchsorted(t, second, "left"))
-                hi = int(np.searchsorted(t, min(second + 1, t1), "left"))
-                if hi == lo:
+                due = self.pool[0] < edge
+                if due.any():
+                    cand = tuple(
+                        np.concatenate([c, p[due]]) for c, p in zip(cand, self.pool, strict=True)
+                    )
+                    self.pool = tuple(p[~due] for p in self.pool)
+                if len(cand[0]) == 0:
                     break
-                take = min(q, hi - lo)
-                out_t.append(t[lo : lo + take])
-                out_k.append(k[lo : lo + take])
-                out_0.append(orig[lo : lo + take])
-                out_f.append(fl[lo : lo + take])
+                order = np.argsort(cand[0], kind="stable")
+                cand = tuple(c[order] for c in cand)
+                take = min(q, len(cand[0]))
+                out.append(tuple(c[:take] for c in cand))
                 q -= take
-                rej = slice(lo + take, hi)
-                rt, rk, ra, r0, rf = t[rej], k[rej], a[rej], orig[rej], fl[rej]
-                self.throttled += len(rt)
+                rt, rk, ra, r0, rf = (c[take:] for c in cand)
+                self.throttled += int((r0 >= self.warmup).sum())
                 again = ra < self.p.throttle_retries
                 self.failed_t0.append(r0[~again])
                 self.failed_at.append(rt[~again])
                 self.failed_f.append(rf[~again])
-                delay = self.p.throttle_backoff * 2.0 ** ra[again]
-                keep = np.r_[0:lo, hi : len(t)]
-                t = np.concatenate([t[keep], rt[again] + delay])
-                k = np.concatenate([k[keep], rk[again]])
-                a = np.concatenate([a[keep], ra[again] + 1])
-                orig = np.concatenate([orig[keep], r0[again]])
-                fl = np.concatenate([fl[keep], rf[again]])
-                if not again.any():
+                retry = (
+                    rt[again] + self.p.throttle_backoff * 2.0 ** ra[again],
+                    rk[again],
+                    ra[again] + 1,
+                    r0[again],
+                    rf[again],
+                )
+                self.pool = tuple(
+                    np.concatenate([p, r]) for p, r in zip(self.pool, retry, strict=True)
+                )
+                cand = tuple(c[:0] for c in cand)
+                if not (retry[0] < edge).any():
                     break
-            q = int(quota)
-        self.carry_t, self.carry_k, self.carry_a, self.carry_0, self.carry_f = t, k, a, orig, fl
-        if not out_t:
+        if not out:
             e = np.empty(0, dtype=np.int64)
             return np.empty(0), e, np.empty(0), e
-        return (
-            np.concatenate(out_t),
-            np.concatenate(out_k),
-            np.concatenate(out_0),
-            np.concatenate(out_f),
-        )
+        t, k, _, orig, fl = (np.concatenate([o[i] for o in out]) for i in range(5))
+        return t, k, orig, fl
 
 
 def simulate_fast(
@@ -227,7 +230,7 @@ class _FastRun:
         self.dlv: Stream | None = None
         if plan.topic is not None:
             self.prof = _profile(sc, top, plan.topic, provider)
-            self.admission = _Admission(self.prof)
+            self.admission = _Admission(self.prof, sc.warmup)
             self.pub = streams.stream(f"broker/{plan.topic}/publish", self.prof.publish_latency)
             self.dlv = streams.stream(f"broker/{plan.topic}/delivery", self.prof.delivery_latency)
         self.d_prev = np.full(plan.partitions, -math.inf)
@@ -241,7 +244,7 @@ class _FastRun:
         self.flow_counts = {w.flow: [0, 0] for w in sc.workloads}  # counted, ok
         self.area = self.busy = self.sojourn_sum = self.wait_sum = 0.0
         self.arrivals = self.sojourn_n = 0
-        self.published = self.requests = 0
+        self.published = self.requests = self.delivered = 0
         self.pending: tuple[np.ndarray, ...] = (np.empty(0),) * 5
 
     def _bucket(self, counter: np.ndarray, times: np.ndarray) -> None:
@@ -268,14 +271,17 @@ class _FastRun:
         if self.plan.topic is None:
             self._station(t1, times, keys, times, times, fid)
             return
-        assert self.admission and self.pub and self.dlv
-        adm_t, adm_k, orig, adm_f = self.admission.window(t0, t1, times, keys, fid)
-        n = len(adm_t)
-        self.requests += n
-        pub_done = adm_t + self.pub.take(n)
-        arrive = pub_done + self.dlv.take(n)
+        assert self.admission and self.pub and self.dlv and self.prof
+        if self.prof.batch_size > 1 and self.prof.linger > 0:
+            adm_k, orig, adm_f, pub_done, arrive = self._batched(times, keys, fid)
+        else:
+            adm_t, adm_k, orig, adm_f = self.admission.window(t0, t1, times, keys, fid)
+            n = len(adm_t)
+            self.requests += int((orig >= self.sc.warmup).sum())
+            pub_done = adm_t + self.pub.take(n)
+            arrive = pub_done + self.dlv.take(n)
         ok_resp = pub_done < self.sc.duration
-        self.published += int(ok_resp.sum())
+        self.published += int((ok_resp & (orig >= self.sc.warmup)).sum())
         self._bucket(self.published_at, pub_done[ok_resp])
         counted = ok_resp & (orig >= self.sc.warmup)
         self.response.add(pub_done[counted] - orig[counted])
@@ -285,6 +291,41 @@ class _FastRun:
             c[0] += int(m.sum())
             c[1] += int(m.sum())
         self._station(t1, arrive, adm_k, orig, pub_done, adm_f)
+
+    def _batched(
+        self, times: np.ndarray, keys: np.ndarray, fid: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """Client batching: a batch closes at the end of its linger slot or when full (no quota).
+
+        One publish latency per batch, drawn in flush order; one delivery latency
+        per event, drawn in the order the publishers resume (batch completion,
+        then join order): the SimPy engine's order.
+        """
+        assert self.prof and self.pub and self.dlv
+        size, linger = self.prof.batch_size, self.prof.linger
+        n = len(times)
+        if n == 0:
+            e = np.empty(0)
+            return np.empty(0, dtype=np.int64), e, np.empty(0, dtype=np.int64), e, e
+        slot = np.floor(times / linger).astype(np.int64)
+        idx = np.arange(n)
+        first = np.r_[0, np.flatnonzero(np.diff(slot)) + 1]
+        rank = idx - first[np.searchsorted(first, idx, side="right") - 1]
+        group = slot * (n + 1) + rank // size
+        bstart = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
+        bsize = np.diff(np.r_[bstart, n])
+        blast = bstart + bsize - 1
+        flush = np.where(bsize >= size, times[blast], (slot[bstart] + 1) * linger)
+        order = np.argsort(flush, kind="stable")
+        latency = np.empty(len(flush))
+        latency[order] = self.pub.take(len(flush))
+        self.requests += int(((flush >= self.sc.warmup) & (flush < self.sc.duration)).sum())
+        member_batch = np.repeat(np.arange(len(bstart)), bsize)
+        pub_done = (flush + latency)[member_batch]
+        resume = np.argsort(pub_done, kind="stable")
+        dlv = np.empty(n)
+        dlv[resume] = self.dlv.take(n)
+        return keys, times, fid, pub_done, pub_done + dlv
 
     def _station(
         self,
@@ -372,6 +413,7 @@ class _FastRun:
         self.area += float(np.clip(np.minimum(d, end) - np.maximum(a, warm), 0, None).sum())
         m = a >= warm
         self.arrivals += int(m.sum())
+        self.delivered += int((o >= warm).sum())
         done = m & (d < end)
         start = d - s
         self.busy += float(s[done].sum())
@@ -447,11 +489,11 @@ class _FastRun:
                 "publish_requests": self.requests,
                 "throttled": throttled,
                 "throttle_rate": throttled / max(1, self.requests + throttled),
-                "publish_failed": len(failed_t0),
-                "deliveries": self.published,
+                "publish_failed": int(failed_mask.sum()),
+                "deliveries": self.delivered,
                 "dead_lettered": 0,
                 "events_per_s": self.published / span,
-                "deliveries_per_s": self.published / span,
+                "deliveries_per_s": self.delivered / span,
                 "requests_per_s": self.requests / span,
             }
             backlog_topics[self.plan.topic] = (

@@ -24,7 +24,7 @@ def _same(a: dict, b: dict) -> None:
         for key in ("L", "W", "Wq", "utilisation", "lambda"):
             assert math.isclose(sa[key], b["services"][name][key], rel_tol=1e-9), key
     for name, ta in a["topics"].items():
-        for key in ("published", "throttled", "publish_failed"):
+        for key in ("published", "publish_requests", "throttled", "publish_failed", "deliveries"):
             assert ta[key] == b["topics"][name][key], key
     assert a["backlog"]["in_flight"] == b["backlog"]["in_flight"]
 
@@ -99,3 +99,32 @@ def test_fast_plan_refuses_what_it_cannot_model() -> None:
         1.0, exp(0.5), faults=[{"service": "s", "outage": True, "start": 10, "end": 20}]
     )
     assert "faults" in str(fast_plan(faulty, faulty.topologies["one"]))
+
+
+def test_batching_publisher_fast_equals_simpy() -> None:
+    """A batching publisher (Pub/Sub's 100 messages / 10 ms): same batches, latencies and waits in both engines."""
+    raw = {
+        "name": "batched",
+        "duration": 60.0,
+        "warmup": 5.0,
+        "provider": "gcp",
+        "workload": {"tele": {"pattern": "poisson", "rate": 3000.0, "devices": 5000}},
+        "topologies": {
+            "one": {
+                "entry": {"tele": "readings"},
+                "topics": {"readings": {"batch_size": 20, "linger": 0.01}},
+                "services": {
+                    "ingest": {
+                        "workers": 1,
+                        "partitions": 2,
+                        "consumes": "readings",
+                        "service_time": exp(0.0005),
+                    }
+                },
+            }
+        },
+    }
+    sc = parse_scenario(raw)
+    a, b = simulate(sc, "one", 8, 0), simulate_fast(sc, "one", 8, 0)
+    assert a["topics"]["readings"]["publish_requests"] < a["topics"]["readings"]["published"] / 5
+    _same(a, b)
