@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import boto3  # noqa: E402
 
 from adapters.aws.mapping import to_entry  # noqa: E402
 from adapters.aws.plugin import make_adapter  # noqa: E402
-from core.events import EventFactory  # noqa: E402
+from bench.common import iot_events, machine  # noqa: E402
 from core.formats import to_json  # noqa: E402
 
 BATCH = 10
@@ -63,37 +62,13 @@ DUMMY_ENV = {
 
 
 def _events(n: int) -> list[Any]:
-    ids = iter(range(n))
-    factory = EventFactory(id_factory=lambda: f"e{next(ids)}")
-    return [
-        factory.new(
-            "com.iot.telemetry",
-            f"/devices/d{i % 1000}",
-            {"i": i, "temp": 20.5, "hum": 41},
-            subject=f"eu-{i % 7}",
-            extensions={"partitionkey": f"d{i % 1000}"},
-        )
-        for i in range(n)
-    ]
+    return iot_events(n, extensions=lambda i: {"partitionkey": f"d{i % 1000}"})
 
 
 def _timed(run: Callable[[int, int], None], lo: int, hi: int) -> float:
     start = time.perf_counter()
     run(lo, hi)
     return time.perf_counter() - start
-
-
-def _machine() -> str:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()}"
 
 
 def main() -> None:
@@ -180,7 +155,7 @@ def _run(endpoint: str, n: int, rounds: int) -> None:
             ratios.append(took[adapter_name] / took[baseline_name])
     overhead = (statistics.median(ratios) - 1) * 100
     print(f"EventBridge publish on moto — {n} events x {rounds} rounds, {SLICE}-event slices")
-    print(f"machine: {_machine()}")
+    print(f"machine: {machine()}")
     print()
     print("| path | events/s | time vs baseline (median of slices) |")
     print("|---|---:|---:|")

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -35,8 +33,8 @@ from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient  #
 from adapters.azure.admin import EmulatorAdmin  # noqa: E402
 from adapters.azure.mapping import to_azure  # noqa: E402
 from adapters.azure.plugin import make_adapter  # noqa: E402
+from bench.common import iot_events, machine  # noqa: E402
 from core.contract import SubscriptionSpec  # noqa: E402
-from core.events import EventFactory  # noqa: E402
 
 BATCH = 100
 CHILD = (
@@ -50,18 +48,7 @@ CHILD = (
 
 
 def _events(n: int) -> list[Any]:
-    ids = iter(range(n))
-    factory = EventFactory(id_factory=lambda: f"e{next(ids)}")
-    return [
-        factory.new(
-            "com.iot.telemetry",
-            f"/devices/d{i % 1000}",
-            {"i": i, "temp": 20.5, "hum": 41},
-            subject=f"eu-{i % 7}",
-            extensions={"tenant": "t1"},
-        )
-        for i in range(n)
-    ]
+    return iot_events(n, extensions=lambda i: {"tenant": "t1"})
 
 
 def _rate(n: int, fn: Callable[[], None]) -> float:
@@ -203,17 +190,8 @@ def main() -> None:
     finally:
         child.stdin.close()
         child.wait(timeout=30)
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     print(
-        f"{args.events} events, best of {args.rounds} rounds; nproc={os.cpu_count()}, "
-        f"CPU {cpu}, Python {platform.python_version()}\n"
+        f"{args.events} events, best of {args.rounds} rounds; {machine()}\n"
     )
     print("| scenario | raw SDK (events/s) | adapter (events/s) | adapter overhead |")
     print("|---|---:|---:|---:|")

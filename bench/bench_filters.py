@@ -7,8 +7,6 @@ interleaved, in the same process, best of several rounds.
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine
 from core.filters import cesql
 
 EXPRESSIONS = (
@@ -80,20 +79,9 @@ def measure(expression: str) -> tuple[float, float, float]:
     return best[0], best[1], best[2]
 
 
-def cpu_model() -> str:
-    """The CPU model from /proc/cpuinfo (or the platform string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
     """Print the table; exit 1 when the headline expression misses the target."""
-    print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}\n")
+    print(f"machine: {machine()}\n")
     print("| expression | compiled evaluate/s | compiled matches/s | tree walk/s | speed-up |")
     print("|---|---:|---:|---:|---:|")
     headline = 0.0

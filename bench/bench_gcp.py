@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -37,8 +36,8 @@ from google.cloud import pubsub_v1  # noqa: E402
 from adapters.gcp.binding import to_message  # noqa: E402
 from adapters.gcp.config import GcpConfig  # noqa: E402
 from adapters.gcp.plugin import make_adapter  # noqa: E402
+from bench.common import iot_events, machine  # noqa: E402
 from core.contract import SubscriptionSpec  # noqa: E402
-from core.events import EventFactory  # noqa: E402
 
 BATCH = 100
 PROJECT = "polybus-bench"
@@ -53,18 +52,7 @@ CHILD = (
 
 
 def _events(n: int) -> list[Any]:
-    ids = iter(range(n))
-    factory = EventFactory(id_factory=lambda: f"e{next(ids)}")
-    return [
-        factory.new(
-            "com.iot.telemetry",
-            f"/devices/d{i % 1000}",
-            {"i": i, "temp": 20.5, "hum": 41},
-            subject=f"eu-{i % 7}",
-            extensions={"tenant": "t1"},
-        )
-        for i in range(n)
-    ]
+    return iot_events(n, extensions=lambda i: {"tenant": "t1"})
 
 
 def _handle(event: Any) -> None:
@@ -267,17 +255,9 @@ def main() -> None:
     finally:
         child.stdin.close()
         child.wait(timeout=30)
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     print(
         f"{args.events} messages, best of {args.rounds} rounds; emulator in a child process; "
-        f"nproc={os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}\n"
+        f"{machine()}\n"
     )
     print(
         "| scenario | raw client (msg/s) | adapter (msg/s) | adapter overhead "

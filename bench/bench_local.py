@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,22 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from adapters import connect  # noqa: E402
+from bench.common import iot_events, machine  # noqa: E402
 from core.config import Config  # noqa: E402
-from core.events import EventFactory  # noqa: E402
 
 
 def _events(n: int) -> list:
-    ids = iter(range(n))
-    factory = EventFactory(id_factory=lambda: f"e{next(ids)}")
-    return [
-        factory.new(
-            "com.iot.telemetry" if i % 10 else "com.iot.heartbeat",
-            f"/devices/d{i % 1000}",
-            {"i": i, "temp": 20.5, "hum": 41},
-            subject=f"eu-{i % 7}",
-        )
-        for i in range(n)
-    ]
+    return iot_events(n, heartbeat_every=10)
 
 
 def run(provider_settings: dict, events: list, batch: int = 100, rate: float = 0.0) -> dict:
@@ -111,20 +100,6 @@ def backlog_peak(n: int) -> tuple[int, float, float]:
         elapsed = time.perf_counter() - start
     backlog, rss_kb = map(int, out.stdout.split())
     return backlog, rss_kb / 1024, elapsed
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def main() -> None:

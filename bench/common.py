@@ -1,0 +1,57 @@
+"""What every benchmark shares: the machine line and the IoT telemetry events."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.events import EventFactory
+
+
+def cpu_model() -> str:
+    """The CPU model from /proc/cpuinfo (or the platform string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    """One line naming cores, CPU, Python and OS, printed above every table."""
+    return (
+        f"{os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, "
+        f"{platform.system()}"
+    )
+
+
+def iot_events(
+    n: int,
+    *,
+    extensions: Callable[[int], dict[str, Any]] | None = None,
+    heartbeat_every: int = 0,
+) -> list[Any]:
+    """`n` telemetry readings from 1,000 devices with reproducible ids.
+
+    Every `heartbeat_every`-th event (when > 0) is a heartbeat instead, so a
+    type filter has something to drop.
+    """
+    ids = iter(range(n))
+    factory = EventFactory(id_factory=lambda: f"e{next(ids)}")
+    return [
+        factory.new(
+            "com.iot.heartbeat"
+            if heartbeat_every and i % heartbeat_every == 0
+            else "com.iot.telemetry",
+            f"/devices/d{i % 1000}",
+            {"i": i, "temp": 20.5, "hum": 41},
+            subject=f"eu-{i % 7}",
+            extensions=extensions(i) if extensions else None,
+        )
+        for i in range(n)
+    ]
