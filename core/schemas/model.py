@@ -1,0 +1,117 @@
+"""What the registry stores: one schema per event type and version, and how events name it.
+
+An event names the schema its data follows in `dataschema`, as
+``urn:polybus:schema:<event type>:<version>`` (a URN, so no server has to
+exist). Versions are integers from 1, in registration order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from core.errors import Problem
+from core.schemas.errors import SchemaDefinitionError
+
+SchemaKind = Literal["jsonschema", "avro"]
+KINDS: tuple[SchemaKind, ...] = ("jsonschema", "avro")
+EXTENSIONS: dict[SchemaKind, str] = {"jsonschema": ".json", "avro": ".avsc"}
+URN_PREFIX = "urn:polybus:schema:"
+MODES = (
+    "none",
+    "backward",
+    "forward",
+    "full",
+    "backward_transitive",
+    "forward_transitive",
+    "full_transitive",
+)
+DEFAULT_MODE = "backward"
+
+
+def dataschema_uri(event_type: str, version: int) -> str:
+    """The `dataschema` value naming a registered schema version."""
+    return f"{URN_PREFIX}{event_type}:{version}"
+
+
+def parse_dataschema(uri: str | None) -> tuple[str, int] | None:
+    """(event type, version) from a registry URN; None for any other URI (or none)."""
+    if not uri or not uri.startswith(URN_PREFIX):
+        return None
+    event_type, _, version = uri[len(URN_PREFIX) :].rpartition(":")
+    if not event_type or not version.isdigit():
+        return None
+    return event_type, int(version)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """One version of an event type's data schema (JSON Schema or Avro)."""
+
+    event_type: str
+    version: int
+    kind: SchemaKind
+    definition: Any = field(compare=True)
+
+    @property
+    def uri(self) -> str:
+        """The `dataschema` URI of this version."""
+        return dataschema_uri(self.event_type, self.version)
+
+    def text(self) -> str:
+        """The definition as the file the directory backend writes."""
+        return json.dumps(self.definition, indent=2, sort_keys=False) + "\n"
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """What the registry knows about an event type besides its schemas."""
+
+    event_type: str
+    compatibility: str = DEFAULT_MODE
+    topics: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.compatibility not in MODES:
+            raise SchemaDefinitionError(
+                f"invalid settings for {self.event_type}",
+                [
+                    Problem(
+                        "compatibility", self.compatibility, f"must be one of {', '.join(MODES)}"
+                    )
+                ],
+            )
+
+
+def check_definition(kind: str, definition: Any, where: str) -> None:
+    """Raise SchemaDefinitionError when a definition is not a valid schema of its kind."""
+    if kind not in KINDS:
+        raise SchemaDefinitionError(
+            "unknown schema kind", [Problem(where, kind, f"must be one of {', '.join(KINDS)}")]
+        )
+    try:
+        if kind == "avro":
+            import fastavro
+
+            fastavro.parse_schema(definition)
+        else:
+            import jsonschema
+
+            jsonschema.validators.validator_for(definition).check_schema(definition)
+    except ImportError as exc:
+        raise SchemaDefinitionError(
+            "schema support is not installed",
+            [Problem(where, kind, f"install polybus[schemas] ({exc.name} missing)")],
+        ) from exc
+    except Exception as exc:  # both libraries raise their own exception types
+        raise SchemaDefinitionError(
+            "invalid schema",
+            [Problem(where, _preview(definition), f"not a valid {kind} schema: {exc}")],
+        ) from exc
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
