@@ -64,7 +64,11 @@ def test_invalid_definitions_are_refused() -> None:
     """A definition that is no schema of its kind raises SchemaDefinitionError."""
     registry = SchemaRegistry()
     with pytest.raises(SchemaDefinitionError, match="not a valid avro schema"):
-        registry.register("t", {"type": "record", "name": "X"}, kind="avro")
+        registry.register(
+            "t",
+            {"type": "record", "name": "X", "fields": [{"name": "a", "type": "nosuchtype"}]},
+            kind="avro",
+        )
     with pytest.raises(SchemaDefinitionError, match="not a valid jsonschema schema"):
         registry.register("t", {"type": 12})
 
