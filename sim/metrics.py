@@ -229,12 +229,12 @@ def _merge(items: list[Any], key: str) -> Any:
     if isinstance(first, Mapping):
         keys = list(first)
         return {k: _merge([it[k] for it in items if k in it], k) for k in keys}
-    if isinstance(first, list) and first and isinstance(first[0], Mapping):
+    if isinstance(first, list) and not first:
+        return []
+    if isinstance(first, list) and isinstance(first[0], Mapping):
         return [_merge([it[i] for it in items if i < len(it)], key) for i in range(len(first))]
     if isinstance(first, list):
         n = min(len(it) for it in items)
-        if n == 0:
-            return {"mean": [], "halfwidth": []}
         cols = [summarize([it[i] for it in items]) for i in range(n)]
         return {"mean": [c["mean"] for c in cols], "halfwidth": [c["halfwidth"] for c in cols]}
     if isinstance(first, int | float):
