@@ -227,7 +227,9 @@ def from_avro(payload: bytes) -> CloudEvent:
     from fastavro import schemaless_reader
 
     try:
-        record: Any = schemaless_reader(io.BytesIO(payload), _schema(), None, return_record_name=True)
+        record: Any = schemaless_reader(
+            io.BytesIO(payload), _schema(), None, return_record_name=True
+        )
     except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError... on junk
         raise EventValidationError(
             "invalid CloudEvent Avro",

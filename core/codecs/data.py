@@ -228,6 +228,11 @@ def _camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\W]+", name) if part) or "T"
 
 
+def _repeated(field: Any) -> bool:
+    is_repeated = getattr(field, "is_repeated", None)  # protobuf >= 5.29; `label` is gone in 7
+    return bool(is_repeated) if is_repeated is not None else field.label == _REPEATED
+
+
 def _to_plain(message: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in message.DESCRIPTOR.fields:
@@ -237,7 +242,7 @@ def _to_plain(message: Any) -> dict[str, Any]:
             out[field.name] = {
                 k: _to_plain(v) if vfield.message_type else v for k, v in value.items()
             }
-        elif field.label == _REPEATED:
+        elif _repeated(field):
             out[field.name] = [_to_plain(v) for v in value] if field.message_type else list(value)
         elif field.has_presence and not message.HasField(field.name):
             out[field.name] = None
