@@ -1,0 +1,91 @@
+"""`polybus schema check` (compatibility, non-zero exit on a break) and `polybus schema docs` (AsyncAPI)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from cli.errors import friendly_errors
+from core.schemas.asyncapi import asyncapi_document
+from core.schemas.compatibility import CompatibilityReport
+from core.schemas.registry import SchemaRegistry
+
+REGISTRY_OPTION = click.option(
+    "--registry",
+    "location",
+    default="schemas",
+    envvar="POLYBUS_SCHEMAS",
+    show_default=True,
+    help="Schema registry: a directory, or a backend location such as dir:PATH.",
+)
+
+
+@click.group("schema")
+def schema_group() -> None:
+    """Event schemas: compatibility checks and AsyncAPI docs."""
+
+
+@schema_group.command("check")
+@REGISTRY_OPTION
+@click.option("--type", "event_type", help="Only this event type.")
+@click.option(
+    "--candidate",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A schema file (.json or .avsc) to check as the next version of --type, without storing it.",
+)
+@friendly_errors
+def check_command(location: str, event_type: str | None, candidate: Path | None) -> None:
+    """Check each version against the earlier ones under its type's mode; exit 1 on any break."""
+    registry = SchemaRegistry(location)
+    reports: list[CompatibilityReport] = []
+    if candidate is not None:
+        if event_type is None:
+            raise click.UsageError("--candidate needs --type")
+        definition = json.loads(candidate.read_text())
+        if candidate.suffix == ".avsc":
+            reports.append(registry.check(event_type, definition, "avro"))
+        else:
+            reports.append(registry.check(event_type, definition, "jsonschema"))
+    else:
+        for name in [event_type] if event_type else registry.event_types():
+            reports.extend(registry.history_reports(name))
+    if not reports:
+        click.echo("nothing to check: no event type has two versions")
+    for report in reports:
+        click.echo(str(report))
+    broken = [r for r in reports if not r.compatible]
+    if broken:
+        click.echo(f"{len(broken)} breaking change(s)", err=True)
+        sys.exit(1)
+
+
+@schema_group.command("docs")
+@REGISTRY_OPTION
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (default: stdout).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+@click.option("--title", default="polybus events", show_default=True)
+@friendly_errors
+def docs_command(location: str, output: Path | None, fmt: str, title: str) -> None:
+    """Write an AsyncAPI 3.0 document for the registered event types and their topics."""
+    document = asyncapi_document(SchemaRegistry(location), title=title)
+    text = (
+        json.dumps(document, indent=2) + "\n"
+        if fmt == "json"
+        else yaml.safe_dump(document, sort_keys=False)
+    )
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)
