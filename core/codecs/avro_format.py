@@ -191,13 +191,136 @@ def to_avro_record(event: CloudEvent) -> dict[str, Any]:
     return {"attribute": _attribute_map(event), "data": payload}
 
 
+def _zigzag(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_LONGS = [_zigzag(n) for n in range(2048)]  # lengths and counts: the common case is a table lookup
+_ATTR_BRANCH = {
+    str: b"\x06",
+    bool: b"\x02",
+    int: b"\x04",
+    bytes: b"\x08",
+}  # union indexes 3, 1, 2, 4
+
+
+def _long(n: int) -> bytes:
+    return _LONGS[n] if 0 <= n < 2048 else _zigzag(n)
+
+
+def _fast_write(attrs: dict[str, Any], data: Any) -> bytes:
+    """The Avro binary of the record, written directly: attribute map then the data union.
+
+    Only for data that is bytes, text or absent; JSON values go through fastavro.
+    """
+    out = bytearray(_long(len(attrs)))
+    for name, value in attrs.items():
+        key = name.encode()
+        out += _LONGS[len(key)] if len(key) < 2048 else _zigzag(len(key))
+        out += key
+        kind = type(value)
+        out += _ATTR_BRANCH[kind]
+        if kind is str:
+            raw = value.encode()
+            out += _long(len(raw))
+            out += raw
+        elif kind is bool:
+            out.append(1 if value else 0)
+        elif kind is int:
+            out += _zigzag(value)
+        else:
+            out += _long(len(value))
+            out += value
+    out.append(0)  # end of map
+    if data is None:
+        out.append(2)  # branch 1: null
+    elif type(data) is bytes:
+        out.append(0)  # branch 0: bytes
+        out += _long(len(data))
+        out += data
+    else:
+        raw = data.encode()
+        out.append(12)  # branch 6: string
+        out += _long(len(raw))
+        out += raw
+    return bytes(out)
+
+
 def to_avro(event: CloudEvent) -> bytes:
     """The event in the CloudEvents Avro format (schemaless Avro binary of cloudevents.avsc)."""
+    record = to_avro_record(event)
+    data = record["data"]
+    if data is None or type(data) in (bytes, str):
+        return _fast_write(record["attribute"], data)
     from fastavro import schemaless_writer
 
     out = io.BytesIO()
-    schemaless_writer(out, _schema(), to_avro_record(event))
+    schemaless_writer(out, _schema(), record)
     return out.getvalue()
+
+
+def _read_long(buf: bytes, pos: int) -> tuple[int, int]:
+    byte = buf[pos]
+    pos += 1
+    n = byte & 0x7F
+    shift = 7
+    while byte & 0x80:
+        byte = buf[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        shift += 7
+    return (n >> 1) ^ -(n & 1), pos
+
+
+def _fast_read(buf: bytes) -> dict[str, Any] | None:
+    """The record read directly, or None when the data is a JSON value (then fastavro reads it)."""
+    attrs: dict[str, Any] = {}
+    read = _read_long
+    count, pos = read(buf, 0)
+    while count:
+        if count < 0:  # a block with its byte size: skip the size
+            count = -count
+            _, pos = read(buf, pos)
+        for _ in range(count):
+            size, pos = read(buf, pos)
+            name = buf[pos : pos + size].decode()
+            pos += size
+            branch = buf[pos]
+            pos += 1
+            if branch == 6 or branch == 8:
+                size, pos = read(buf, pos)
+                raw = buf[pos : pos + size]
+                pos += size
+                attrs[name] = raw.decode() if branch == 6 else raw
+            elif branch == 2:
+                attrs[name] = buf[pos] == 1
+                pos += 1
+            elif branch == 4:
+                attrs[name], pos = read(buf, pos)
+            else:
+                attrs[name] = None
+        count, pos = read(buf, pos)
+    branch = buf[pos]
+    pos += 1
+    if branch == 2:
+        data: Any = None
+    elif branch == 0 or branch == 12:
+        size, pos = read(buf, pos)
+        data = buf[pos : pos + size]
+        pos += size
+        if branch == 12:
+            data = data.decode()
+    else:
+        return None
+    if pos != len(buf):
+        raise ValueError(f"{len(buf) - pos} bytes after the record")
+    return {"attribute": attrs, "data": data}
 
 
 def from_avro_record(record: dict[str, Any]) -> CloudEvent:
@@ -227,9 +350,11 @@ def from_avro(payload: bytes) -> CloudEvent:
     from fastavro import schemaless_reader
 
     try:
-        record: Any = schemaless_reader(
-            io.BytesIO(payload), _schema(), None, return_record_name=True
-        )
+        record: Any = _fast_read(payload)
+        if record is None:
+            record = schemaless_reader(
+                io.BytesIO(payload), _schema(), None, return_record_name=True
+            )
     except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError... on junk
         raise EventValidationError(
             "invalid CloudEvent Avro",
