@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
@@ -11,6 +10,9 @@ import click
 from cli.bus import adapters_command, config_group, publish_command, tail_command
 from cli.demo import demo_command
 from cli.emulate import emulate_group
+from cli.filter import filter_group
+from cli.schema import schema_group
+from cli.sim import sim_group
 
 
 def _version() -> str:
@@ -37,17 +39,18 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     ctx.obj = {"config_path": config_path}
 
 
-for command in (adapters_command, config_group, publish_command, tail_command, demo_command):
+for command in (
+    adapters_command,
+    config_group,
+    publish_command,
+    tail_command,
+    demo_command,
+    emulate_group,
+    filter_group,
+    schema_group,
+    sim_group,
+):
     cli.add_command(command)
-cli.add_command(emulate_group)
-if importlib.util.find_spec("cli.filter"):
-    from cli.filter import filter_group
-
-    cli.add_command(filter_group)
-if importlib.util.find_spec("cli.sim"):
-    from cli.sim import sim_group
-
-    cli.add_command(sim_group)
 
 
 def main() -> None:
