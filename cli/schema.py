@@ -9,8 +9,10 @@ from pathlib import Path
 import click
 import yaml
 
+from adapters import plugin_manager
 from cli.errors import friendly_errors
 from core.schemas.asyncapi import asyncapi_document
+from core.schemas.backends import register_backend
 from core.schemas.compatibility import CompatibilityReport
 from core.schemas.registry import SchemaRegistry
 
@@ -27,6 +29,7 @@ REGISTRY_OPTION = click.option(
 @click.group("schema")
 def schema_group() -> None:
     """Event schemas: compatibility checks and AsyncAPI docs."""
+    plugin_manager().hook.polybus_register_schema_backends(register=register_backend)
 
 
 @schema_group.command("check")

@@ -43,6 +43,15 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
 
 
 @hookspec
+def polybus_register_schema_backends(register: Callable[[str, Callable[[str], Any]], None]) -> None:
+    """Register schema-registry backends by calling ``register(scheme, factory)``.
+
+    ``factory(rest)`` returns a core.schemas.backends.SchemaBackend for the
+    location ``scheme:rest`` (e.g. ``--registry myreg:prod``).
+    """
+
+
+@hookspec
 def polybus_before_publish(event: CloudEvent, topic: str) -> Mapping[str, Any] | None:
     """Inspect an event before it is published.
 

@@ -148,6 +148,37 @@ def test_middleware_enriches_validates_and_traces() -> None:
     assert len(reasons) == 1 and "rejected by middleware" in reasons[0]
 
 
+def test_schema_backend_plugin_serves_the_schema_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin's polybus_register_schema_backends scheme is usable as `schema check --registry`."""
+    from click.testing import CliRunner
+
+    import adapters
+    from cli.main import cli
+    from core.schemas.backends import MemoryBackend
+
+    opened: list[str] = []
+
+    class Backends:
+        @hookimpl
+        def polybus_register_schema_backends(self, register: Any) -> None:
+            def open_(rest: str) -> MemoryBackend:
+                opened.append(rest)
+                return MemoryBackend()
+
+            register("team", open_)
+
+    real = adapters.plugin_manager
+    monkeypatch.setattr(
+        "cli.schema.plugin_manager", lambda: real([Backends()], load_entrypoints=False)
+    )
+    result = CliRunner().invoke(cli, ["schema", "check", "--registry", "team:orders"])
+    assert result.exit_code == 0, result.output
+    assert opened == ["orders"]
+    assert "nothing to check" in result.output
+
+
 def test_every_hook_has_a_test_and_a_docs_entry() -> None:
     """Each hookspec is exercised in this module and documented in docs/plugins.md."""
     hooks = [name for name in dir(core.hookspecs) if name.startswith("polybus_")]
