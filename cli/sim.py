@@ -226,3 +226,27 @@ def _print_sweep(doc: dict[str, Any]) -> None:
                 cells.append(f"{m['mean']:.4g}" + (f" ±{hw:.2g}" if hw is not None else ""))
         table.add_row(*[str(point["params"][n]) for n in names], *cells)
     Console(width=200).print(table)
+
+
+@sim_group.command("exercise")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--check", "run_check", is_flag=True, help="Run each exercise and show the measured answer."
+)
+@friendly_errors
+def exercise_command(file: str, run_check: bool) -> None:
+    """List a scenario's exercises (question, what to change); --check runs them and shows the answers."""
+    from sim.exercises import check, exercises
+
+    items = exercises(file)
+    if not items:
+        click.echo("no exercises in this scenario")
+        return
+    for n, ex in enumerate(items, 1):
+        click.echo(f"{n}. {ex['question']}")
+        click.echo(f"   change: {ex['change']}  (topology {ex['topology']}, metric {ex['metric']})")
+        if run_check:
+            out = check(file, ex)
+            verdict = "as expected" if out.passed else "NOT as expected: " + "; ".join(out.failures)
+            click.echo(f"   baseline {out.baseline:.4g} -> changed {out.changed:.4g} ({verdict})")
+            click.echo(f"   answer: {' '.join(out.answer.split())}")

@@ -140,7 +140,7 @@ class Model:
             st.service = s
             if s.error_rate > 0:
                 st.errors = streams.stream(f"errors/{s.name}", Uniform(0.0, 1.0))
-            if any(p.p < 1 for p in s.publishes):
+            if any(p.p < 1 or p.group is not None for p in s.publishes):
                 st.route = streams.stream(f"route/{s.name}", Uniform(0.0, 1.0))
         for r in topology.read_models.values():
             st = self._station(r.name, r.workers, 1, r.projection_time)
@@ -303,8 +303,11 @@ class Model:
             stats.busy += end - start
             stats.sojourn.append(end - now)
             stats.waits.append(start - now)
-        if st.read_model is not None and status == OK and write_time >= self.sc.warmup:
-            self.rec.windows[st.name].append(end - write_time)
+        rm = st.read_model
+        if rm is not None and status == OK:
+            since = ctx.t0 if rm.since == "flow" else write_time
+            if since >= self.sc.warmup:
+                self.rec.windows[st.name].append(end - since)
         return status
 
     def _calls(self, calls: Sequence[Call], key: int, ctx: Ctx) -> Proc:
@@ -350,8 +353,16 @@ class Model:
         return cast(int, done.value) if done.triggered else TIMEOUT
 
     def _publishes(self, st: Station, svc: Service, key: int, ctx: Ctx) -> Proc:
+        group, u, acc = None, 0.0, 0.0
         for pub in svc.publishes:
-            if pub.p < 1 and st.route is not None and st.route.next() >= pub.p:
+            if pub.group is not None:
+                if pub.group != group:
+                    assert st.route is not None
+                    group, u, acc = pub.group, st.route.next(), 0.0
+                lo, acc = acc, acc + pub.p
+                if not lo <= u < acc:
+                    continue
+            elif pub.p < 1 and st.route is not None and st.route.next() >= pub.p:
                 continue
             status = yield from self.publish(self.topics[pub.topic], key, ctx)
             if status != OK:

@@ -251,7 +251,11 @@ def _topology(name: str, spec: object, p: str, flows: set[str], v: _Validator) -
     for rname, r in v.mapping(spec.get("read_models", {}), f"{p}.read_models").items():
         rp = f"{p}.read_models.{rname}"
         r = v.mapping(r, rp)
+        since = r.get("since", "event")
+        if since not in ("event", "flow"):
+            v.problems.append(Problem(f"{rp}.since", since, "must be 'event' or 'flow'"))
         read_models[str(rname)] = ReadModel(
+            since=str(since),
             name=str(rname),
             consumes=v.names(r.get("consumes"), f"{rp}.consumes"),
             workers=v.integer(r, "workers", f"{rp}.workers", default=1),
@@ -298,6 +302,28 @@ def _service(name: str, s: object, p: str, v: _Validator) -> Service:
     for i, item in enumerate(raw_pub if isinstance(raw_pub, list) else [raw_pub]):
         if isinstance(item, str):
             publishes.append(Publish(item))
+        elif isinstance(item, dict) and isinstance(item.get("one_of"), list):
+            choices = [
+                c for c in item["one_of"] if isinstance(c, dict) and isinstance(c.get("topic"), str)
+            ]
+            if len(choices) != len(item["one_of"]) or not choices:
+                v.problems.append(
+                    Problem(
+                        f"{p}.publish[{i}].one_of", item["one_of"], "must list {topic, p} entries"
+                    )
+                )
+                continue
+            ps = [
+                v.number(c, "p", f"{p}.publish[{i}].one_of[{j}].p", maximum=1.0)
+                for j, c in enumerate(choices)
+            ]
+            if sum(ps) > 1 + 1e-9:
+                v.problems.append(
+                    Problem(f"{p}.publish[{i}].one_of", sum(ps), "probabilities must sum to <= 1")
+                )
+            publishes += [
+                Publish(c["topic"], pc, group=i) for c, pc in zip(choices, ps, strict=True)
+            ]
         elif isinstance(item, dict) and isinstance(item.get("topic"), str):
             publishes.append(
                 Publish(

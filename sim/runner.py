@@ -56,6 +56,12 @@ def run_task(scenario: Scenario, task: Task, seed: int) -> tuple[Task, dict[str,
     return task, result, time.perf_counter() - start
 
 
+def _uses_broker(scenario: Scenario, topology: str) -> bool:
+    """Whether the topology has topics (only then does the provider change anything)."""
+    top = scenario.topologies[topology]
+    return bool(top.topics) or any(s.publishes for s in top.services.values())
+
+
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -82,7 +88,12 @@ def run_scenario(
     reps = replications or scenario.replications
     tops = list(topologies or scenario.topologies)
     provs: list[str | None] = list(providers) if providers else [None]
-    tasks = [Task(t, r, p) for r in range(reps) for t in tops for p in provs]
+    tasks = [
+        Task(t, r, p if _uses_broker(scenario, t) else None)
+        for r in range(reps)
+        for t in tops
+        for p in (provs if _uses_broker(scenario, t) else [None])
+    ]
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     results: dict[Task, dict[str, Any]] = {}
     walls: list[float] = []

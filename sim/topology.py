@@ -37,10 +37,15 @@ class Call:
 
 @dataclass(frozen=True)
 class Publish:
-    """An asynchronous edge: after its work the service publishes to `topic` with probability `p`."""
+    """An asynchronous edge: after its work the service publishes to `topic` with probability `p`.
+
+    Entries sharing a `group` are exclusive (one_of): one uniform draw picks at
+    most one of them (e.g. payment-succeeded 0.9 / payment-failed 0.1).
+    """
 
     topic: str
     p: float = 1.0
+    group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,17 @@ class Service:
 
 @dataclass(frozen=True)
 class ReadModel:
-    """A projection fed by events; its lag is the consistency window readers see."""
+    """A projection fed by events; its lag is the consistency window readers see.
+
+    `since` is where the window starts: ``event`` (the publish of the consumed
+    event) or ``flow`` (the request that started the chain, e.g. a saga's order).
+    """
 
     name: str
     consumes: tuple[str, ...]
     workers: int
     projection_time: Distribution
+    since: str = "event"
 
 
 @dataclass(frozen=True)
