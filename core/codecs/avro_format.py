@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
+from core.codecs.avro_wire import HALF, ZZ, long_bytes, read_long, zigzag
 from core.errors import EventValidationError, Problem
 from core.events import build_event, validate_attributes
 from core.formats import is_json_content_type
@@ -174,159 +176,175 @@ def _attribute_map(event: CloudEvent) -> dict[str, Any]:
     return out
 
 
-def to_avro_record(event: CloudEvent) -> dict[str, Any]:
-    """The event as a record of the spec's schema (for writers that batch or frame records)."""
-    data = event.get_data()
-    if data is None or type(data) is bytes:
-        payload: Any = data
-    elif isinstance(data, bytes | bytearray):
-        payload = bytes(data)
-    elif is_json_content_type(event.get_datacontenttype()):
-        try:
-            payload = _json_data(data)
-        except _NotRepresentable:
-            payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    else:
-        payload = data if isinstance(data, str) else str(data)
-    return {"attribute": _attribute_map(event), "data": payload}
+_STRING, _BOOLEAN, _INT, _BYTES, _NULL = (
+    b"\x06",
+    b"\x02",
+    b"\x04",
+    b"\x08",
+    b"\x00",
+)  # union indexes
+_KEYS: dict[
+    str, bytes
+] = {}  # attribute name -> its Avro string (length + UTF-8), built once per name
 
 
-def _zigzag(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+def _key(name: str) -> bytes:
+    raw = name.encode()
+    found = _KEYS[name] = long_bytes(len(raw)) + raw
+    return found
 
 
-_LONGS = [_zigzag(n) for n in range(2048)]  # lengths and counts: the common case is a table lookup
-_ATTR_BRANCH = {
-    str: b"\x06",
-    bool: b"\x02",
-    int: b"\x04",
-    bytes: b"\x08",
-}  # union indexes 3, 1, 2, 4
+def write_avro(attrs: Mapping[str, Any], data: Any) -> bytes:
+    """The Avro binary of the record: the attribute map, then the data union (bytes, text or none).
 
-
-def _long(n: int) -> bytes:
-    return _LONGS[n] if 0 <= n < 2048 else _zigzag(n)
-
-
-def _fast_write(attrs: dict[str, Any], data: Any) -> bytes:
-    """The Avro binary of the record, written directly: attribute map then the data union.
-
-    Only for data that is bytes, text or absent; JSON values go through fastavro.
+    Written directly against the spec's fixed schema: no generic schema interpretation.
     """
-    out = bytearray(_long(len(attrs)))
+    present = (
+        len(attrs) if None not in attrs.values() else sum(v is not None for v in attrs.values())
+    )
+    out = bytearray(ZZ[present + HALF] if present < HALF else zigzag(present))
+    keys = _KEYS
     for name, value in attrs.items():
-        key = name.encode()
-        out += _LONGS[len(key)] if len(key) < 2048 else _zigzag(len(key))
-        out += key
         kind = type(value)
-        out += _ATTR_BRANCH[kind]
+        if value is None:
+            continue
+        out += keys.get(name) or _key(name)
         if kind is str:
             raw = value.encode()
-            out += _long(len(raw))
-            out += raw
+            out += _STRING
+        elif kind is datetime:
+            text = value.isoformat()
+            raw = (text[:-6] + "Z" if text.endswith("+00:00") else text).encode()
+            out += _STRING
         elif kind is bool:
+            out += _BOOLEAN
             out.append(1 if value else 0)
+            continue
         elif kind is int:
-            out += _zigzag(value)
+            out += _INT
+            out += long_bytes(value)
+            continue
+        elif kind is bytes:
+            raw = value
+            out += _BYTES
         else:
-            out += _long(len(value))
-            out += value
+            raw = str(value).encode()
+            out += _STRING
+        size = len(raw)
+        out += ZZ[size + HALF] if size < HALF else zigzag(size)
+        out += raw
     out.append(0)  # end of map
     if data is None:
         out.append(2)  # branch 1: null
-    elif type(data) is bytes:
+        return bytes(out)
+    if type(data) is bytes:
         out.append(0)  # branch 0: bytes
-        out += _long(len(data))
-        out += data
+        raw = data
     else:
         raw = data.encode()
         out.append(12)  # branch 6: string
-        out += _long(len(raw))
-        out += raw
+    size = len(raw)
+    out += ZZ[size + HALF] if size < HALF else zigzag(size)
+    out += raw
     return bytes(out)
+
+
+def _payload(event: CloudEvent) -> Any:
+    """The event's data as the spec's data union value (bytes, str, None or a JSON value)."""
+    data = event.get_data()
+    if data is None or type(data) is bytes:
+        return data
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    if is_json_content_type(event.get_datacontenttype()):
+        try:
+            return _json_data(data)
+        except _NotRepresentable:
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return data if isinstance(data, str) else str(data)
 
 
 def to_avro(event: CloudEvent) -> bytes:
     """The event in the CloudEvents Avro format (schemaless Avro binary of cloudevents.avsc)."""
-    record = to_avro_record(event)
-    data = record["data"]
-    if data is None or type(data) in (bytes, str):
-        return _fast_write(record["attribute"], data)
+    data = _payload(event)
+    if data is None or type(data) is bytes or type(data) is str:
+        return write_avro(event.get_attributes(), data)
     from fastavro import schemaless_writer
 
     out = io.BytesIO()
-    schemaless_writer(out, _schema(), record)
+    schemaless_writer(out, _schema(), {"attribute": _attribute_map(event), "data": data})
     return out.getvalue()
 
 
-def _read_long(buf: bytes, pos: int) -> tuple[int, int]:
-    byte = buf[pos]
-    pos += 1
-    n = byte & 0x7F
-    shift = 7
-    while byte & 0x80:
-        byte = buf[pos]
-        pos += 1
-        n |= (byte & 0x7F) << shift
-        shift += 7
-    return (n >> 1) ^ -(n & 1), pos
+def read_avro(buf: bytes) -> tuple[dict[str, Any], Any] | None:
+    """(attributes, data) read directly, or None when the data is a JSON value (fastavro reads it).
 
-
-def _fast_read(buf: bytes) -> dict[str, Any] | None:
-    """The record read directly, or None when the data is a JSON value (then fastavro reads it)."""
+    Attributes come back as written: time still an RFC 3339 string.
+    """
     attrs: dict[str, Any] = {}
-    read = _read_long
-    count, pos = read(buf, 0)
+    count, pos = read_long(buf, 0)
     while count:
         if count < 0:  # a block with its byte size: skip the size
             count = -count
-            _, pos = read(buf, pos)
+            _, pos = read_long(buf, pos)
         for _ in range(count):
-            size, pos = read(buf, pos)
-            name = buf[pos : pos + size].decode()
-            pos += size
-            branch = buf[pos]
-            pos += 1
+            size = buf[pos]
+            if size < 128:
+                pos += 1
+                size >>= 1
+            else:
+                size, pos = read_long(buf, pos)
+            end = pos + size
+            name = buf[pos:end].decode()
+            branch = buf[end]
+            pos = end + 1
             if branch == 6 or branch == 8:
-                size, pos = read(buf, pos)
-                raw = buf[pos : pos + size]
-                pos += size
-                attrs[name] = raw.decode() if branch == 6 else raw
+                size = buf[pos]
+                if size < 128:
+                    pos += 1
+                    size >>= 1
+                else:
+                    size, pos = read_long(buf, pos)
+                end = pos + size
+                attrs[name] = buf[pos:end].decode() if branch == 6 else buf[pos:end]
+                pos = end
             elif branch == 2:
                 attrs[name] = buf[pos] == 1
                 pos += 1
             elif branch == 4:
-                attrs[name], pos = read(buf, pos)
-            else:
+                attrs[name], pos = read_long(buf, pos)
+            elif branch == 0:
                 attrs[name] = None
-        count, pos = read(buf, pos)
+            else:
+                raise ValueError(f"attribute union index {branch >> 1} out of range")
+        count, pos = read_long(buf, pos)
     branch = buf[pos]
     pos += 1
     if branch == 2:
         data: Any = None
     elif branch == 0 or branch == 12:
-        size, pos = read(buf, pos)
-        data = buf[pos : pos + size]
-        pos += size
+        size, pos = read_long(buf, pos)
+        if size < 0:
+            raise ValueError("negative length")
+        end = pos + size
+        data = buf[pos:end]
         if branch == 12:
             data = data.decode()
+        pos = end
     else:
         return None
     if pos != len(buf):
         raise ValueError(f"{len(buf) - pos} bytes after the record")
-    return {"attribute": attrs, "data": data}
+    return attrs, data
 
 
-def from_avro_record(record: dict[str, Any]) -> CloudEvent:
-    """A validated CloudEvent from a decoded record (read with return_record_name=True)."""
-    attrs = dict(record["attribute"])
-    data = record["data"]
+def to_avro_record(event: CloudEvent) -> dict[str, Any]:
+    """The event as a record of the spec's schema (for writers that batch or frame records)."""
+    return {"attribute": _attribute_map(event), "data": _payload(event)}
+
+
+def avro_event(attrs: dict[str, Any], data: Any) -> CloudEvent:
+    """A validated CloudEvent from read attributes (time as text) and data; takes over `attrs`."""
     time = attrs.get("time")
     if type(time) is str:
         try:
@@ -336,28 +354,40 @@ def from_avro_record(record: dict[str, Any]) -> CloudEvent:
                 "invalid CloudEvent", [Problem("time", time, "must be an RFC 3339 timestamp")]
             ) from exc
     if type(data) is bytes:
-        if is_json_content_type(attrs.get("datacontenttype")) and "datacontenttype" in attrs:
+        if "datacontenttype" in attrs and is_json_content_type(attrs["datacontenttype"]):
             with contextlib.suppress(ValueError):  # binary data labelled JSON: hand over the bytes
                 data = json.loads(data)
-    elif type(data) in (dict, list):
+    elif type(data) is dict or type(data) is list:
         data = _plain(data)
     validate_attributes(attrs, data, check_data=False)
     return build_event(attrs, data)
 
 
-def from_avro(payload: bytes) -> CloudEvent:
-    """Read the CloudEvents Avro format; EventValidationError for anything else."""
-    from fastavro import schemaless_reader
+def from_avro_record(record: dict[str, Any]) -> CloudEvent:
+    """A validated CloudEvent from a decoded record (read with return_record_name=True)."""
+    return avro_event(dict(record["attribute"]), record["data"])
 
+
+def read_avro_any(payload: bytes) -> tuple[dict[str, Any], Any]:
+    """(attributes, data) of any CloudEvents Avro body; EventValidationError for anything else."""
     try:
-        record: Any = _fast_read(payload)
-        if record is None:
-            record = schemaless_reader(
+        found = read_avro(payload)
+        if found is None:
+            from fastavro import schemaless_reader
+
+            record: Any = schemaless_reader(
                 io.BytesIO(payload), _schema(), None, return_record_name=True
             )
+            found = record["attribute"], record["data"]
     except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError... on junk
         raise EventValidationError(
             "invalid CloudEvent Avro",
             [Problem("body", f"{len(payload)} bytes", f"not the CloudEvents Avro format: {exc}")],
         ) from exc
-    return from_avro_record(record)
+    return found
+
+
+def from_avro(payload: bytes) -> CloudEvent:
+    """Read the CloudEvents Avro format; EventValidationError for anything else."""
+    attrs, data = read_avro_any(payload)
+    return avro_event(attrs, data)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,30 @@ def _codec(schema: Schema, encoding: str) -> tuple[Callable[[Any], bytes], Calla
 
 
 def _avro_codec(definition: Any) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
+    """A generated codec for the schema (core.codecs.avro_data), fastavro's where it has none."""
+    from core.codecs.avro_data import Unsupported, generate
+
+    try:
+        write, read = generate(definition)
+    except Unsupported:
+        return _fastavro_codec(definition)
+
+    def encode(data: Any) -> bytes:
+        try:
+            return write(data)
+        except (TypeError, ValueError, KeyError, AttributeError, struct.error) as exc:
+            raise ValueError(f"data does not fit the Avro schema: {exc!r}") from exc
+
+    def decode(payload: bytes) -> Any:
+        try:
+            return read(payload)
+        except (ValueError, IndexError, struct.error, UnicodeDecodeError) as exc:
+            raise ValueError(f"not Avro binary of the schema: {exc!r}") from exc
+
+    return encode, decode
+
+
+def _fastavro_codec(definition: Any) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
     import fastavro
 
     parsed = fastavro.parse_schema(definition)

@@ -1,0 +1,323 @@
+"""Avro binary encoder and decoder generated for one schema (Python source, compiled once).
+
+fastavro's schemaless path interprets the schema for every record, which
+dominates for small records. Here the schema is turned into straight-line
+Python once (as `dataclasses` and `attrs` generate methods): one statement per
+field, lengths from a table, floats through a prebuilt `struct`. The bytes are
+Avro binary exactly as any Avro implementation writes them (tests check both
+directions against fastavro).
+
+Covered: primitives, records, enums, arrays, maps, fixed, and unions whose
+branches Python types tell apart (``["null", X]`` and the like). Anything else
+(logical types, recursive types, ambiguous unions) raises `Unsupported`, and
+the caller uses fastavro for that schema.
+
+Writers are a little stricter than fastavro's: an Avro int or long takes a
+Python int (not a float), a string takes a str.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from core.codecs import avro_wire
+
+Encoder = Callable[[Any], bytes]
+Decoder = Callable[[bytes], Any]
+
+_PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
+_TYPE_TEST = {  # union branch -> a test on the value `v`, exact types before loose ones
+    "null": "{v} is None",
+    "boolean": "type({v}) is bool",
+    "int": "type({v}) is int",
+    "long": "type({v}) is int",
+    "string": "type({v}) is str",
+    "bytes": "type({v}) is bytes",
+    "fixed": "type({v}) is bytes",
+    "enum": "type({v}) is str",
+    "record": "type({v}) is dict",
+    "map": "type({v}) is dict",
+    "array": "type({v}) is list",
+    "float": "type({v}) is float or type({v}) is int",
+    "double": "type({v}) is float or type({v}) is int",
+}
+
+
+class Unsupported(Exception):
+    """The schema uses something the generator does not cover (use fastavro instead)."""
+
+
+class _Generator:
+    def __init__(self) -> None:
+        self.named: dict[str, Any] = {}
+        self.open: set[str] = set()
+        self.constants: dict[str, Any] = {}
+        self.counter = 0
+
+    def var(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def constant(self, value: Any) -> str:
+        name = self.var("_c")
+        self.constants[name] = value
+        return name
+
+    def resolve(self, schema: Any, namespace: str) -> tuple[Any, str]:
+        """(the schema with name references replaced, its namespace)."""
+        if isinstance(schema, str) and schema not in _PRIMITIVES:
+            full = schema if "." in schema or not namespace else f"{namespace}.{schema}"
+            if full in self.open or schema in self.open:
+                raise Unsupported(f"recursive type {schema}")
+            found = self.named.get(full, self.named.get(schema))
+            if found is None:
+                raise Unsupported(f"unknown type {schema}")
+            return found
+        if isinstance(schema, dict) and schema.get("type") in ("record", "error", "enum", "fixed"):
+            name = schema["name"]
+            space = schema.get("namespace", namespace)
+            full = name if "." in name or not space else f"{space}.{name}"
+            self.named[full] = self.named[name] = (schema, full.rpartition(".")[0])
+            return schema, full.rpartition(".")[0]
+        if isinstance(schema, dict) and schema.get("logicalType"):
+            raise Unsupported(f"logical type {schema['logicalType']}")
+        return schema, namespace
+
+    @staticmethod
+    def kind(schema: Any) -> str:
+        if isinstance(schema, list):
+            return "union"
+        if isinstance(schema, dict):
+            kind = schema["type"]
+            return kind if isinstance(kind, str) and kind != "error" else "record"
+        return str(schema)
+
+    # --- encoder -------------------------------------------------------------------------
+
+    def enc(self, schema: Any, expr: str, ns: str, lines: list[str], ind: str) -> None:
+        schema, ns = self.resolve(schema, ns)
+        if isinstance(schema, dict) and not isinstance(schema["type"], str):
+            schema = schema["type"]  # {"type": {...}}: a wrapped type
+            return self.enc(schema, expr, ns, lines, ind)
+        kind = self.kind(schema)
+        if isinstance(schema, dict) and kind in _PRIMITIVES:
+            return self.enc(kind, expr, ns, lines, ind)
+        add = lines.append
+        if kind == "null":
+            add(f"{ind}if {expr} is not None: raise TypeError('null expected')")
+        elif kind == "boolean":
+            add(f"{ind}out.append(1 if {expr} else 0)")
+        elif kind in ("int", "long"):
+            n = self.var("n")
+            add(f"{ind}{n} = {expr}")
+            add(f"{ind}if type({n}) is not int and type({n}) is not bool: raise TypeError('int')")
+            add(f"{ind}out += ZZ[{n} + HALF] if -HALF <= {n} < HALF else zigzag({n})")
+        elif kind in ("float", "double"):
+            add(f"{ind}out += {'PACK_D' if kind == 'double' else 'PACK_F'}({expr})")
+        elif kind in ("string", "bytes"):
+            raw = self.var("s")
+            add(f"{ind}{raw} = {expr}.encode()" if kind == "string" else f"{ind}{raw} = {expr}")
+            add(f"{ind}if type({raw}) is not bytes: raise TypeError('bytes expected')")
+            add(f"{ind}out += ZZ[len({raw}) + HALF] if len({raw}) < HALF else zigzag(len({raw}))")
+            add(f"{ind}out += {raw}")
+        elif kind == "fixed":
+            raw = self.var("s")
+            add(f"{ind}{raw} = {expr}")
+            add(f"{ind}if len({raw}) != {int(schema['size'])}: raise ValueError('fixed size')")
+            add(f"{ind}out += {raw}")
+        elif kind == "enum":
+            index = self.constant(
+                {s: avro_wire.long_bytes(i) for i, s in enumerate(schema["symbols"])}
+            )
+            add(f"{ind}out += {index}[{expr}]")
+        elif kind in ("array", "map"):
+            self.enc_repeated(schema, kind, expr, ns, lines, ind)
+        elif kind == "record":
+            self.enc_record(schema, expr, ns, lines, ind)
+        elif kind == "union":
+            self.enc_union(schema, expr, ns, lines, ind)
+        else:
+            raise Unsupported(f"type {kind}")
+
+    def enc_repeated(
+        self, schema: Any, kind: str, expr: str, ns: str, lines: list[str], ind: str
+    ) -> None:
+        items, item = self.var("a"), self.var("i")
+        lines.append(f"{ind}{items} = {expr}")
+        lines.append(f"{ind}if {items}:")
+        lines.append(f"{ind}    out += long_bytes(len({items}))")
+        if kind == "array":
+            lines.append(f"{ind}    for {item} in {items}:")
+            self.enc(schema["items"], item, ns, lines, ind + "        ")
+        else:
+            key = self.var("k")
+            lines.append(f"{ind}    for {key}, {item} in {items}.items():")
+            self.enc("string", key, ns, lines, ind + "        ")
+            self.enc(schema["values"], item, ns, lines, ind + "        ")
+        lines.append(f"{ind}out.append(0)")
+
+    def enc_record(self, schema: Any, expr: str, ns: str, lines: list[str], ind: str) -> None:
+        record = self.var("r")
+        lines.append(f"{ind}{record} = {expr}")
+        lines.append(f"{ind}if type({record}) is not dict: raise TypeError('record expected')")
+        full = f"{ns}.{schema['name']}" if ns and "." not in schema["name"] else schema["name"]
+        self.open.add(full)
+        for field in schema["fields"]:
+            name = repr(field["name"])
+            if "default" in field:
+                value = f"{record}.get({name}, {self.constant(field['default'])})"
+            else:
+                value = f"{record}.get({name})"
+            self.enc(field["type"], value, ns, lines, ind)
+        self.open.discard(full)
+
+    def union_branches(self, schema: list[Any], ns: str) -> list[tuple[int, str, Any]]:
+        branches: list[tuple[int, str, Any]] = []
+        seen: set[str] = set()
+        for index, branch in enumerate(schema):
+            resolved, _ = self.resolve(branch, ns)
+            kind = self.kind(resolved)
+            test = _TYPE_TEST.get(kind)
+            if test is None or test in seen:
+                raise Unsupported(f"union branches Python types cannot tell apart: {schema}")
+            seen.add(test)
+            branches.append((index, test, branch))
+        return sorted(branches, key=lambda b: " or " in b[1])  # exact type tests first
+
+    def enc_union(self, schema: list[Any], expr: str, ns: str, lines: list[str], ind: str) -> None:
+        value = self.var("u")
+        lines.append(f"{ind}{value} = {expr}")
+        keyword = "if"
+        for index, test, branch in self.union_branches(schema, ns):
+            lines.append(f"{ind}{keyword} {test.format(v=value)}:")
+            lines.append(f"{ind}    out += {avro_wire.long_bytes(index)!r}")
+            self.enc(branch, value, ns, lines, ind + "    ")
+            lines.append(f"{ind}    pass")
+            keyword = "elif"
+        lines.append(f"{ind}else: raise TypeError('no union branch for ' + type({value}).__name__)")
+
+    # --- decoder -------------------------------------------------------------------------
+
+    def read_long(self, target: str, lines: list[str], ind: str) -> None:
+        byte = self.var("b")
+        lines.append(f"{ind}{byte} = buf[pos]")
+        lines.append(f"{ind}if {byte} < 128:")
+        lines.append(f"{ind}    {target} = ({byte} >> 1) ^ -({byte} & 1)")
+        lines.append(f"{ind}    pos += 1")
+        lines.append(f"{ind}else:")
+        lines.append(f"{ind}    {target}, pos = read_long(buf, pos)")
+
+    def dec(self, schema: Any, target: str, ns: str, lines: list[str], ind: str) -> None:
+        schema, ns = self.resolve(schema, ns)
+        if isinstance(schema, dict) and not isinstance(schema["type"], str):
+            return self.dec(schema["type"], target, ns, lines, ind)
+        kind = self.kind(schema)
+        add = lines.append
+        if kind == "null":
+            add(f"{ind}{target} = None")
+        elif kind == "boolean":
+            add(f"{ind}{target} = buf[pos] == 1")
+            add(f"{ind}pos += 1")
+        elif kind in ("int", "long"):
+            self.read_long(target, lines, ind)
+        elif kind in ("float", "double"):
+            size, unpack = (8, "UNPACK_D") if kind == "double" else (4, "UNPACK_F")
+            add(f"{ind}{target} = {unpack}(buf, pos)[0]")
+            add(f"{ind}pos += {size}")
+        elif kind in ("string", "bytes", "fixed"):
+            size = self.var("n")
+            if kind == "fixed":
+                add(f"{ind}{size} = {int(schema['size'])}")
+            else:
+                self.read_long(size, lines, ind)
+                add(f"{ind}if {size} < 0: raise ValueError('negative length')")
+            tail = ".decode()" if kind == "string" else ""
+            add(f"{ind}{target} = buf[pos : pos + {size}]{tail}")
+            add(f"{ind}pos += {size}")
+        elif kind == "enum":
+            symbols, index = self.constant(tuple(schema["symbols"])), self.var("e")
+            self.read_long(index, lines, ind)
+            add(f"{ind}{target} = {symbols}[{index}]")
+        elif kind in ("array", "map"):
+            self.dec_repeated(schema, kind, target, ns, lines, ind)
+        elif kind == "record":
+            full = f"{ns}.{schema['name']}" if ns and "." not in schema["name"] else schema["name"]
+            self.open.add(full)
+            names = []
+            for field in schema["fields"]:
+                names.append((field["name"], self.var("f")))
+                self.dec(field["type"], names[-1][1], ns, lines, ind)
+            self.open.discard(full)
+            add(f"{ind}{target} = {{{', '.join(f'{n!r}: {v}' for n, v in names)}}}")
+        elif kind == "union":
+            index = self.var("x")
+            self.read_long(index, lines, ind)
+            keyword = "if"
+            for number, branch in enumerate(schema):
+                add(f"{ind}{keyword} {index} == {number}:")
+                self.dec(branch, target, ns, lines, ind + "    ")
+                keyword = "elif"
+            add(f"{ind}else: raise ValueError('union index out of range')")
+        else:
+            raise Unsupported(f"type {kind}")
+
+    def dec_repeated(
+        self, schema: Any, kind: str, target: str, ns: str, lines: list[str], ind: str
+    ) -> None:
+        count, item = self.var("c"), self.var("i")
+        add = lines.append
+        add(f"{ind}{target} = {'[]' if kind == 'array' else '{}'}")
+        add(f"{ind}while True:")
+        self.read_long(count, lines, ind + "    ")
+        add(f"{ind}    if not {count}: break")
+        add(f"{ind}    if {count} < 0:")
+        add(f"{ind}        {count} = -{count}")
+        add(f"{ind}        _, pos = read_long(buf, pos)")
+        add(f"{ind}    for _ in range({count}):")
+        inner = ind + "        "
+        if kind == "array":
+            self.dec(schema["items"], item, ns, lines, inner)
+            add(f"{inner}{target}.append({item})")
+        else:
+            key = self.var("k")
+            self.dec("string", key, ns, lines, inner)
+            self.dec(schema["values"], item, ns, lines, inner)
+            add(f"{inner}{target}[{key}] = {item}")
+
+
+def generate(schema: Any) -> tuple[Encoder, Decoder]:
+    """(encode, decode) functions for `schema`; Unsupported when it needs fastavro."""
+    gen = _Generator()
+    enc_lines = ["def encode(data):", "    out = bytearray()"]
+    gen.enc(schema, "data", "", enc_lines, "    ")
+    enc_lines.append("    return bytes(out)")
+    gen = _Generator() if not gen.named else _reset(gen)
+    dec_lines = ["def decode(buf):", "    pos = 0"]
+    gen.dec(schema, "value", "", dec_lines, "    ")
+    dec_lines.append(
+        "    if pos != len(buf): raise ValueError(f'{len(buf) - pos} bytes left over')"
+    )
+    dec_lines.append("    return value")
+    namespace: dict[str, Any] = {
+        "ZZ": avro_wire.ZZ,
+        "HALF": avro_wire.HALF,
+        "zigzag": avro_wire.zigzag,
+        "long_bytes": avro_wire.long_bytes,
+        "read_long": avro_wire.read_long,
+        "PACK_D": avro_wire.PACK_D,
+        "PACK_F": avro_wire.PACK_F,
+        "UNPACK_D": avro_wire.UNPACK_D,
+        "UNPACK_F": avro_wire.UNPACK_F,
+        **gen.constants,
+    }
+    # The source is built above from the schema; names and values are quoted with repr.
+    exec(compile("\n".join(enc_lines + dec_lines), "<avro codec>", "exec"), namespace)
+    return namespace["encode"], namespace["decode"]
+
+
+def _reset(gen: _Generator) -> _Generator:
+    fresh = _Generator()
+    fresh.constants = gen.constants
+    fresh.counter = gen.counter
+    return fresh

@@ -1,0 +1,53 @@
+"""Avro binary primitives shared by the hand-written codecs: zig-zag varints, lengths, floats.
+
+Avro writes ints and longs as zig-zag varints and strings/bytes as a long
+length then the bytes. The common small values come from a table, so writing
+a length is one list index instead of a loop.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_TABLE_HALF = 1024
+
+
+def zigzag(n: int) -> bytes:
+    """The Avro encoding of the long `n` (zig-zag, then base-128 varint)."""
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# ZZ[n + 1024] is zigzag(n) for -1024 <= n < 1024 (lengths, counts, small ints).
+ZZ = [zigzag(n) for n in range(-_TABLE_HALF, _TABLE_HALF)]
+HALF = _TABLE_HALF
+PACK_D = struct.Struct("<d").pack
+PACK_F = struct.Struct("<f").pack
+UNPACK_D = struct.Struct("<d").unpack_from
+UNPACK_F = struct.Struct("<f").unpack_from
+
+
+def long_bytes(n: int) -> bytes:
+    """zigzag(n), from the table when small."""
+    return ZZ[n + HALF] if -HALF <= n < HALF else zigzag(n)
+
+
+def read_long(buf: bytes, pos: int) -> tuple[int, int]:
+    """(the long at `pos`, the position after it)."""
+    byte = buf[pos]
+    pos += 1
+    n = byte & 0x7F
+    shift = 7
+    while byte & 0x80:
+        byte = buf[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if shift > 70:
+            raise ValueError("varint longer than 10 bytes")
+    return (n >> 1) ^ -(n & 1), pos
