@@ -1,14 +1,17 @@
-"""The azure adapter: Event Grid namespace topics with pull delivery, through the real SDK.
+"""The azure adapter: Event Grid through the real SDK, by namespace pull or webhook push.
 
 Publish goes through ``EventGridPublisherClient`` (namespace topics by default,
-basic topics with ``namespace = false``); subscriptions are namespace event
-subscriptions read with ``EventGridConsumerClient`` (receive, acknowledge,
-release, reject). Acks are batched: ``ack()`` queues the lock token and the
+basic topics with ``namespace = false``). With ``delivery = "pull"`` (default)
+subscriptions are namespace event subscriptions read with
+``EventGridConsumerClient`` (receive, acknowledge, release, reject); with
+``delivery = "push"`` they are basic-topic webhook subscriptions delivering to
+a receiver the adapter runs (adapters.azure.push). Acks are batched: ``ack()`` queues the lock token and the
 queue is flushed with one acknowledge call at the next receive, after
 `ack_flush_interval` seconds, or on close. Nack maps to release with the
 smallest documented delay (0, 10, 60, 600, 3600 s) not shorter than asked;
 dead_letter maps to reject. The native max delivery count is the portable
-one (Event Grid allows 1..10; larger portable counts are capped at 10).
+one up to Event Grid's 10; larger portable counts go on through a private
+redelivery topic (adapters.azure.redelivery).
 Every SDK failure is translated in `_translated` into a polybus error.
 """
 
@@ -19,6 +22,7 @@ import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core.credentials import AzureKeyCredential
@@ -28,6 +32,14 @@ from cloudevents.core.v1.event import CloudEvent
 
 from adapters.azure.admin import AdminError, EmulatorAdmin
 from adapters.azure.mapping import from_azure, native_name, to_azure
+from adapters.azure.push import PushSubscriptions
+from adapters.azure.redelivery import (
+    REDELIVERY_SUBSCRIPTION,
+    Budget,
+    redelivery_topic_name,
+    stamp_copy,
+    take_copy_state,
+)
 from adapters.azure.settings import AzureSettings
 from core.contract import Delivery, SubscriptionSpec
 from core.errors import AdapterError, PublishError
@@ -67,13 +79,21 @@ def _translated(action: str) -> Iterator[None]:
 class AzureDelivery:
     """One received event and its lock token; settle it exactly once."""
 
-    __slots__ = ("_consumer", "_settled", "_token", "attempt", "event")
+    __slots__ = ("_consumer", "_native_count", "_settled", "_token", "attempt", "event")
 
-    def __init__(self, event: CloudEvent, attempt: int, token: str, consumer: _Consumer) -> None:
+    def __init__(
+        self,
+        event: CloudEvent,
+        attempt: int,
+        token: str,
+        consumer: _Consumer,
+        native_count: int | None = None,
+    ) -> None:
         self.event = event
         self.attempt = attempt
         self._token = token
         self._consumer = consumer
+        self._native_count = attempt if native_count is None else native_count
         self._settled = False
 
     def _settle(self) -> None:
@@ -87,9 +107,22 @@ class AzureDelivery:
         self._consumer.queue_ack(self._token)
 
     def nack(self, delay: float = 0.0) -> None:
-        """Release for redelivery after at least `delay` seconds (Event Grid's delay steps)."""
+        """Release for redelivery after at least `delay` seconds (Event Grid's delay steps).
+
+        On the native limit with portable attempts left, the event goes on
+        through the redelivery topic (adapters.azure.redelivery); with the
+        portable attempts used up before the native limit, it is rejected.
+        """
         self._settle()
-        self._consumer.release([self._token], release_delay_for(delay))
+        budget = self._consumer.budget
+        at_native_limit = self._native_count >= budget.native_max
+        if self.attempt >= budget.max_attempts and not at_native_limit:
+            self._consumer.reject([self._token])
+        elif at_native_limit and self.attempt < budget.max_attempts and budget.republish:
+            budget.republish(stamp_copy(to_azure(self.event), self.attempt, delay))
+            self._consumer.queue_ack(self._token)
+        else:
+            self._consumer.release([self._token], release_delay_for(delay))
 
     def dead_letter(self, reason: str) -> None:
         """Reject: Event Grid dead-letters it now (its reason is 'Rejected'; `reason` is logged)."""
@@ -106,6 +139,7 @@ class _Consumer:
         self.settings = settings
         self.what = what
         self.lock = threading.Lock()
+        self.budget = Budget(MAX_DELIVERY_COUNT)
         self.pending_acks: list[str] = []
         self.outstanding: set[str] = set()
 
@@ -123,12 +157,19 @@ class _Consumer:
             details = self.client.receive(
                 max_events=count, read_timeout=wait + self.settings.timeout, **kwargs
             )
-        out = []
+        out, hide = [], []
         for detail in details:  # mapping access: the models' attributes re-deserialize per read
             broker, event = detail["brokerProperties"], detail["event"]
-            token = broker["lockToken"]
-            out.append(AzureDelivery(from_azure(event), broker["deliveryCount"], token, self))
+            token, count = broker["lockToken"], broker["deliveryCount"]
             self.outstanding.add(token)
+            copy = take_copy_state(event)
+            if copy.must_hide(count):
+                hide.append((token, copy.wait_left()))
+                continue
+            delivery = AzureDelivery(from_azure(event), copy.attempt(count), token, self, count)
+            out.append(delivery)
+        for token, wait in hide:  # a delayed redelivery copy, not due: hide it natively
+            self.release([token], release_delay_for(wait))
         return out
 
     def queue_ack(self, token: str) -> None:
@@ -179,6 +220,24 @@ class _Consumer:
             self.client.close()
 
 
+@dataclass(frozen=True)
+class PullRoute:
+    """A pull subscription: its topic, name, dead-letter and redelivery topics, attempts."""
+
+    topic: str
+    sub: str
+    dlq_topic: str | None
+    redelivery_topic: str | None
+    max_attempts: int
+
+    def consumers(self) -> list[tuple[str, str]]:
+        """The (topic, subscription) pairs receive reads from."""
+        pairs = [(self.topic, self.sub)]
+        if self.redelivery_topic is not None:
+            pairs.append((self.redelivery_topic, REDELIVERY_SUBSCRIPTION))
+        return pairs
+
+
 class AzureAdapter:
     """Event Grid through the azure-eventgrid SDK (see the module docstring)."""
 
@@ -190,7 +249,10 @@ class AzureAdapter:
         self.admin = EmulatorAdmin(settings.endpoint, settings.key, settings.timeout)
         self._publishers: dict[str, EventGridPublisherClient] = {}
         self._known_topics: set[str] = set()
-        self._routes: dict[str, tuple[str, str, str | None]] = {}
+        self._routes: dict[str, PullRoute] = {}
+        self.push = PushSubscriptions(settings, self.admin) if settings.delivery == "push" else None
+        self._budgets: dict[str, Budget] = {}
+        self._turn = 0
         self._consumers: dict[tuple[str, str], _Consumer] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -278,39 +340,88 @@ class AzureAdapter:
 
     # -- subscriptions --------------------------------------------------------
     def provision(self, spec: SubscriptionSpec) -> Filter | None:
-        """Create/update the pull subscription (emulator) and return the residual filter."""
-        if not self.settings.namespace:
+        """Create/update the pull or push subscription (emulator) and return the residual filter."""
+        if not self.settings.namespace and self.push is None:
             raise AdapterError(
-                "azure: basic topics deliver by push only; use namespace topics for subscriptions"
+                'azure: basic topics deliver by push only: set delivery = "push", '
+                "or use namespace topics for pull subscriptions"
             )
         topic, sub = self.topic_name(spec.topic), native_name(spec.name)
-        dlq_topic = native_name(spec.policy.dead_letter_name(spec.name))
         compiled = to_eventgrid(spec.filter)
         native_filter = compiled.native if isinstance(compiled.native, Mapping) else None
         residual = compiled.residual if native_filter is not None else spec.filter
-        if self.settings.admin:
+        if not self.settings.admin:  # real Azure: created in ARM; everything filtered client-side
+            native_filter, residual = None, spec.filter
+        if self.push is not None:
             self._ensure_topic(topic)
-            self._ensure_topic(dlq_topic)
             with _translated(f"provision {spec.name}"):
-                self.admin.put_pull_subscription(dlq_topic, DLQ_SUBSCRIPTION)
-                self.admin.put_pull_subscription(
-                    topic,
-                    sub,
-                    filter=native_filter,
-                    max_delivery_count=min(MAX_DELIVERY_COUNT, spec.policy.max_delivery_attempts),
-                    lock_duration=min(300.0, spec.policy.ack_deadline),
-                    dead_letter_topic=dlq_topic,
-                )
-        else:  # real Azure: the subscription exists (ARM); everything is filtered client-side
-            residual = spec.filter
-        self._routes[spec.name] = (topic, sub, dlq_topic if self.settings.admin else None)
+                self.push.provision(spec, topic, sub, native_filter)
+            return residual
+        max_attempts = spec.policy.max_delivery_attempts
+        route = PullRoute(
+            topic,
+            sub,
+            native_name(spec.policy.dead_letter_name(spec.name)) if self.settings.admin else None,
+            native_name(redelivery_topic_name(spec.name))
+            if max_attempts > MAX_DELIVERY_COUNT
+            else None,
+            max_attempts,
+        )
+        if self.settings.admin:
+            self._create_pull(route, spec, native_filter)
+        self._routes[spec.name] = route
+        budget = self._budgets[spec.name] = self._budget(route)
+        for topic_sub in route.consumers():
+            consumer = self._consumers.get(topic_sub)
+            if consumer is not None:
+                consumer.budget = budget
         return residual
 
-    def _route(self, subscription: str) -> tuple[str, str, str | None]:
+    def _create_pull(
+        self, route: PullRoute, spec: SubscriptionSpec, native_filter: Mapping[str, Any] | None
+    ) -> None:
+        lock = min(300.0, spec.policy.ack_deadline)
+        native_max = min(MAX_DELIVERY_COUNT, route.max_attempts)
+        assert route.dlq_topic is not None  # always set against the emulator
+        for topic in (route.topic, route.dlq_topic, route.redelivery_topic):
+            if topic is not None:
+                self._ensure_topic(topic)
+        with _translated(f"provision {spec.name}"):
+            self.admin.put_pull_subscription(route.dlq_topic, DLQ_SUBSCRIPTION)
+            self.admin.put_pull_subscription(
+                route.topic,
+                route.sub,
+                filter=native_filter,
+                max_delivery_count=native_max,
+                lock_duration=lock,
+                dead_letter_topic=route.dlq_topic,
+            )
+            if route.redelivery_topic is not None:
+                self.admin.put_pull_subscription(
+                    route.redelivery_topic,
+                    REDELIVERY_SUBSCRIPTION,
+                    max_delivery_count=MAX_DELIVERY_COUNT,
+                    lock_duration=lock,
+                    dead_letter_topic=route.dlq_topic,
+                )
+
+    def _budget(self, route: PullRoute) -> Budget:
+        redelivery = route.redelivery_topic
+        if redelivery is None:
+            return Budget(route.max_attempts, min(MAX_DELIVERY_COUNT, route.max_attempts))
+
+        def republish(copy: Any) -> None:
+            publisher = self._publisher(redelivery)
+            with _translated(f"republish to {redelivery}"):
+                publisher.send([copy])
+
+        return Budget(route.max_attempts, MAX_DELIVERY_COUNT, republish)
+
+    def _route(self, subscription: str) -> PullRoute:
         route = self._routes.get(subscription)
         if route is None and subscription in self.settings.subscriptions:
             topic = self.topic_name(self.settings.subscriptions[subscription])
-            route = (topic, native_name(subscription), None)
+            route = PullRoute(topic, native_name(subscription), None, None, MAX_DELIVERY_COUNT)
         if route is None:
             raise AdapterError(
                 f"azure: unknown subscription {subscription!r}: provision it first or list it "
@@ -318,7 +429,7 @@ class AzureAdapter:
             )
         return route
 
-    def _consumer(self, topic: str, sub: str) -> _Consumer:
+    def _consumer(self, topic: str, sub: str, budget: Budget | None = None) -> _Consumer:
         with self._lock:
             consumer = self._consumers.get((topic, sub))
             if consumer is None:
@@ -331,6 +442,8 @@ class AzureAdapter:
                     connection_timeout=self.settings.timeout,
                 )
                 consumer = _Consumer(client, self.settings, f"{topic}/{sub}")
+                if budget is not None:
+                    consumer.budget = budget
                 self._consumers[(topic, sub)] = consumer
                 self._start_flusher()
             return consumer
@@ -339,14 +452,33 @@ class AzureAdapter:
         self, subscription: str, max_events: int = 10, timeout: float = 1.0
     ) -> list[Delivery]:
         """Up to `max_events` deliveries, waiting at most `timeout` seconds (10 s min on Azure)."""
-        topic, sub, _ = self._route(subscription)
-        return list(self._consumer(topic, sub).receive(max_events, timeout))
+        if self.push is not None:
+            return self.push.receive(subscription, max_events, timeout)
+        route = self._route(subscription)
+        budget = self._budgets.get(subscription)
+        if budget is None:
+            budget = self._budgets[subscription] = self._budget(route)
+        main = self._consumer(route.topic, route.sub, budget)
+        if route.redelivery_topic is None:
+            return list(main.receive(max_events, timeout))
+        copies = self._consumer(route.redelivery_topic, REDELIVERY_SUBSCRIPTION, budget)
+        if not self.settings.admin:  # Azure waits >= 10 s per receive: take turns
+            self._turn += 1
+            first = copies if self._turn % 2 else main
+            return list(first.receive(max_events, timeout))
+        out: list[Delivery] = list(copies.receive(max_events, 0.0))
+        if len(out) < max_events:
+            out.extend(main.receive(max_events - len(out), 0.0 if out else timeout))
+        return out
 
     def receive_dead_letters(
         self, subscription: str, max_events: int = 10, timeout: float = 1.0
     ) -> list[Delivery]:
         """Dead letters from the emulator's dead-letter topic (Azure writes them to Blob storage)."""
-        _, _, dlq_topic = self._route(subscription)
+        if self.push is not None:
+            with _translated(f"read dead letters of {subscription}"):
+                return self.push.receive_dead_letters(subscription, max_events, timeout)
+        dlq_topic = self._route(subscription).dlq_topic
         if dlq_topic is None:
             raise AdapterError(
                 "azure: Event Grid dead-letters namespace events to Azure Blob storage; "
@@ -355,22 +487,27 @@ class AzureAdapter:
         return list(self._consumer(dlq_topic, DLQ_SUBSCRIPTION).receive(max_events, timeout))
 
     def delete_subscription(self, subscription: str) -> None:
-        """Delete the subscription and its dead-letter topic (idempotent)."""
+        """Delete the subscription and what was created for it (idempotent)."""
+        if self.push is not None:
+            with _translated(f"delete subscription {subscription}"):
+                self.push.delete(subscription)
+            return
         route = self._routes.pop(subscription, None)
+        self._budgets.pop(subscription, None)
         if route is None:
             return
-        topic, sub, dlq_topic = route
-        for key in ((topic, sub), (dlq_topic or "", DLQ_SUBSCRIPTION)):
+        for key in (*route.consumers(), (route.dlq_topic or "", DLQ_SUBSCRIPTION)):
             with self._lock:
                 consumer = self._consumers.pop(key, None)
             if consumer is not None:
                 consumer.close()
         if self.settings.admin:
             with _translated(f"delete subscription {subscription}"):
-                self.admin.delete_pull_subscription(topic, sub)
-                if dlq_topic:
-                    self.admin.delete_namespace_topic(dlq_topic)
-                    self._known_topics.discard(dlq_topic)
+                self.admin.delete_pull_subscription(route.topic, route.sub)
+                for topic in (route.dlq_topic, route.redelivery_topic):
+                    if topic:
+                        self.admin.delete_namespace_topic(topic)
+                        self._known_topics.discard(topic)
 
     # -- lifecycle ------------------------------------------------------------
     def _start_flusher(self) -> None:
@@ -402,3 +539,5 @@ class AzureAdapter:
         for publisher in self._publishers.values():
             publisher.close()
         self._publishers.clear()
+        if self.push is not None:
+            self.push.close()

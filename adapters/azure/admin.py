@@ -138,6 +138,10 @@ class EmulatorAdmin:
         """Dead-lettered events with the documented dead-letter fields."""
         return list(self.request("GET", _basic_sub(topic, name) + "/deadletters")["value"])
 
+    def delete_webhook_dead_letter(self, topic: str, name: str, event_id: str) -> None:
+        """Remove one dead letter (the oldest with `event_id`) once it has been processed."""
+        self.request("DELETE", _basic_sub(topic, name) + f"/deadletters/{_q(event_id)}")
+
     def webhook_deliveries(self, topic: str, name: str) -> list[dict[str, Any]]:
         """The delivery-attempt log: attempt, status, outcome, time, next (unscaled) delay."""
         return list(self.request("GET", _basic_sub(topic, name) + "/deliveries")["value"])

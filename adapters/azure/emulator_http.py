@@ -19,6 +19,8 @@ Admin API (management plane, which real Azure puts in ARM), same key:
   body ``{"endpointUrl", "filter", "maxDeliveryAttempts", "eventTimeToLiveInMinutes",
   "deadLetter", "maxEventsPerBatch"}``
 - ``GET /admin/basic/topics/{topic}/eventsubscriptions/{sub}/deadletters`` and ``.../deliveries``
+- ``DELETE .../eventsubscriptions/{sub}/deadletters/{eventId}``: remove one dead letter
+  (as a reader deletes the dead-letter blob it has processed)
 - ``GET /admin/validate/{topic}/{sub}?code=...`` (the validationUrl; no key needed)
 """
 
@@ -73,6 +75,9 @@ class Routes:
         app.router.add_route("*", basic, self.admin_basic_topic)
         app.router.add_route("*", basic + "/eventsubscriptions/{sub}", self.admin_basic_sub)
         app.router.add_get(basic + "/eventsubscriptions/{sub}/{what}", self.basic_records)
+        app.router.add_delete(
+            basic + "/eventsubscriptions/{sub}/deadletters/{event_id}", self.basic_dead_letter_done
+        )
         return app
 
     @web.middleware
@@ -269,6 +274,17 @@ class Routes:
         if what == "deliveries":
             return web.json_response({"value": [asdict(a) for a in sub.attempts]})
         raise BrokerError(404, "NotFound", f"unknown record kind {what!r}")
+
+    async def basic_dead_letter_done(self, request: web.Request) -> web.Response:
+        """Remove the oldest dead letter with this event id (a processed dead-letter blob)."""
+        self._require_key(request)
+        sub = self.basic.subscription(request.match_info["topic"], request.match_info["sub"])
+        event_id = request.match_info["event_id"]
+        for index, record in enumerate(sub.dead_letters):
+            if record.get("id") == event_id:
+                del sub.dead_letters[index]
+                return web.json_response({})
+        raise BrokerError(404, "NotFound", f"no dead letter with id {event_id!r}")
 
 
 def _number(text: str, name: str) -> float:

@@ -19,7 +19,14 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "timeout": (int, float),
     "retries": int,
     "ack_flush_interval": (int, float),
+    "delivery": str,
+    "webhook_host": str,
+    "webhook_port": int,
+    "webhook_url": str,
+    "settle_timeout": (int, float),
 }
+DELIVERY_MODES = ("pull", "push")
+MAX_SETTLE_TIMEOUT = 30.0  # Event Grid gives up on a webhook request after 30 s
 SECRET_KEYS = ("key",)
 
 
@@ -34,7 +41,12 @@ class AzureSettings:
     subscriptions; against real Azure they must exist already. `topics` maps
     portable topic names to Event Grid topic names (for basic topics: to the
     topic's endpoint URL); `subscriptions` maps subscription names to their
-    portable topic for consumers that do not provision.
+    portable topic for consumers that do not provision. `delivery` is
+    ``"pull"`` (namespace event subscriptions) or ``"push"`` (basic topics,
+    ``namespace = false``: webhook subscriptions delivering to a receiver the
+    adapter serves on `webhook_host`:`webhook_port`, reachable as
+    `webhook_url` when set); a pushed request stays open at most
+    `settle_timeout` seconds (below Event Grid's 30 s) waiting for the consumer.
     """
 
     endpoint: str
@@ -46,6 +58,11 @@ class AzureSettings:
     timeout: float = 30.0
     retries: int = 2
     ack_flush_interval: float = 0.05
+    delivery: str = "pull"
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 0
+    webhook_url: str = ""
+    settle_timeout: float = 25.0
 
 
 def parse_settings(settings: Mapping[str, Any]) -> AzureSettings:
@@ -71,6 +88,26 @@ def parse_settings(settings: Mapping[str, Any]) -> AzureSettings:
         problems.append(
             Problem("azure.ack_flush_interval", settings.get("ack_flush_interval"), "must be >= 0")
         )
+    delivery = settings.get("delivery", "pull")
+    if delivery not in DELIVERY_MODES:
+        problems.append(Problem("azure.delivery", delivery, "must be 'pull' or 'push'"))
+    elif delivery == "push" and settings.get("namespace", True):
+        problems.append(
+            Problem(
+                "azure.namespace", settings.get("namespace", True), "push needs namespace = false"
+            )
+        )
+    if not 0 <= settings.get("webhook_port", 0) <= 65535:
+        problems.append(
+            Problem("azure.webhook_port", settings.get("webhook_port"), "must be 0..65535")
+        )
+    webhook_url = settings.get("webhook_url", "")
+    if webhook_url and not str(webhook_url).startswith(("http://", "https://")):
+        problems.append(Problem("azure.webhook_url", webhook_url, "must start with http(s)://"))
+    if not 0 < settings.get("settle_timeout", 25.0) < MAX_SETTLE_TIMEOUT:
+        problems.append(
+            Problem("azure.settle_timeout", settings.get("settle_timeout"), "must be in (0, 30) s")
+        )
     if problems:
         raise ConfigError("invalid [azure] settings", problems)
     return AzureSettings(
@@ -83,4 +120,9 @@ def parse_settings(settings: Mapping[str, Any]) -> AzureSettings:
         timeout=float(settings.get("timeout", 30.0)),
         retries=int(settings.get("retries", 2)),
         ack_flush_interval=float(settings.get("ack_flush_interval", 0.05)),
+        delivery=str(delivery),
+        webhook_host=str(settings.get("webhook_host", "127.0.0.1")),
+        webhook_port=int(settings.get("webhook_port", 0)),
+        webhook_url=str(webhook_url),
+        settle_timeout=float(settings.get("settle_timeout", 25.0)),
     )

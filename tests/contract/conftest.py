@@ -1,12 +1,14 @@
 """The contract suite's one parametrised fixture: every registered adapter, readable ids.
 
 Each provider's fixtures module (tests/fixtures/<provider>.py) supplies a
-``<id>_adapter_factory`` fixture; an adapter is done when this suite passes
+``<id>_adapter_factory`` fixture for each id in its ``ADAPTER_IDS`` tuple
+(default: the module name); an adapter is done when this suite passes
 unchanged against it.
 """
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Callable
 
@@ -16,7 +18,12 @@ from core.contract import Adapter
 from tests import conftest as suite
 
 ADAPTER_IDS = ["local", "local-durable"] + [
-    name.rsplit(".", 1)[1] for name in suite.pytest_plugins if not name.endswith(".local")
+    adapter_id
+    for name in suite.pytest_plugins
+    if not name.endswith(".local")
+    for adapter_id in getattr(
+        importlib.import_module(name), "ADAPTER_IDS", (name.rsplit(".", 1)[1],)
+    )
 ]
 
 
