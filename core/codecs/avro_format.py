@@ -176,22 +176,23 @@ def _attribute_map(event: CloudEvent) -> dict[str, Any]:
     return out
 
 
-_STRING, _BOOLEAN, _INT, _BYTES, _NULL = (
-    b"\x06",
-    b"\x02",
-    b"\x04",
-    b"\x08",
-    b"\x00",
-)  # union indexes
+_STRING, _BOOLEAN, _INT, _BYTES = b"\x06", b"\x02", b"\x04", b"\x08"  # attribute union indexes
 _KEYS: dict[
     str, bytes
 ] = {}  # attribute name -> its Avro string (length + UTF-8), built once per name
+_TEXT_KEYS: dict[str, bytes] = {}  # the same followed by the string branch index
 
 
 def _key(name: str) -> bytes:
     raw = name.encode()
     found = _KEYS[name] = long_bytes(len(raw)) + raw
+    _TEXT_KEYS[name] = found + _STRING
     return found
+
+
+def _text_key(name: str) -> bytes:
+    _key(name)
+    return _TEXT_KEYS[name]
 
 
 def write_avro(attrs: Mapping[str, Any], data: Any) -> bytes:
@@ -202,51 +203,54 @@ def write_avro(attrs: Mapping[str, Any], data: Any) -> bytes:
     present = (
         len(attrs) if None not in attrs.values() else sum(v is not None for v in attrs.values())
     )
-    out = bytearray(ZZ[present + HALF] if present < HALF else zigzag(present))
-    keys = _KEYS
+    parts = [ZZ[present + HALF] if present < HALF else zigzag(present)]
+    add = parts.append
+    text_keys = _TEXT_KEYS
     for name, value in attrs.items():
         kind = type(value)
-        if value is None:
-            continue
-        out += keys.get(name) or _key(name)
         if kind is str:
             raw = value.encode()
-            out += _STRING
         elif kind is datetime:
             text = value.isoformat()
             raw = (text[:-6] + "Z" if text.endswith("+00:00") else text).encode()
-            out += _STRING
-        elif kind is bool:
-            out += _BOOLEAN
-            out.append(1 if value else 0)
+        elif value is None:
             continue
-        elif kind is int:
-            out += _INT
-            out += long_bytes(value)
-            continue
-        elif kind is bytes:
-            raw = value
-            out += _BYTES
         else:
+            add(_KEYS.get(name) or _key(name))
+            if kind is bool:
+                add(b"\x02\x01" if value else b"\x02\x00")
+                continue
+            if kind is int:
+                add(_INT)
+                add(long_bytes(value))
+                continue
+            if kind is bytes:
+                add(_BYTES)
+                add(long_bytes(len(value)))
+                add(value)
+                continue
             raw = str(value).encode()
-            out += _STRING
+            add(_STRING)
+            add(long_bytes(len(raw)))
+            add(raw)
+            continue
+        add(text_keys.get(name) or _text_key(name))
         size = len(raw)
-        out += ZZ[size + HALF] if size < HALF else zigzag(size)
-        out += raw
-    out.append(0)  # end of map
+        add(ZZ[size + HALF] if size < HALF else zigzag(size))
+        add(raw)
     if data is None:
-        out.append(2)  # branch 1: null
-        return bytes(out)
+        add(b"\x00\x02")  # end of map, data branch 1: null
+        return b"".join(parts)
     if type(data) is bytes:
-        out.append(0)  # branch 0: bytes
+        add(b"\x00\x00")  # end of map, data branch 0: bytes
         raw = data
     else:
         raw = data.encode()
-        out.append(12)  # branch 6: string
+        add(b"\x00\x0c")  # end of map, data branch 6: string
     size = len(raw)
-    out += ZZ[size + HALF] if size < HALF else zigzag(size)
-    out += raw
-    return bytes(out)
+    add(ZZ[size + HALF] if size < HALF else zigzag(size))
+    add(raw)
+    return b"".join(parts)
 
 
 def _payload(event: CloudEvent) -> Any:
@@ -343,8 +347,8 @@ def to_avro_record(event: CloudEvent) -> dict[str, Any]:
     return {"attribute": _attribute_map(event), "data": _payload(event)}
 
 
-def avro_event(attrs: dict[str, Any], data: Any) -> CloudEvent:
-    """A validated CloudEvent from read attributes (time as text) and data; takes over `attrs`."""
+def parse_time(attrs: dict[str, Any]) -> None:
+    """Turn the RFC 3339 `time` attribute read from the wire into a datetime, in place."""
     time = attrs.get("time")
     if type(time) is str:
         try:
@@ -353,6 +357,11 @@ def avro_event(attrs: dict[str, Any], data: Any) -> CloudEvent:
             raise EventValidationError(
                 "invalid CloudEvent", [Problem("time", time, "must be an RFC 3339 timestamp")]
             ) from exc
+
+
+def avro_event(attrs: dict[str, Any], data: Any) -> CloudEvent:
+    """A validated CloudEvent from read attributes (time as text) and data; takes over `attrs`."""
+    parse_time(attrs)
     if type(data) is bytes:
         if "datacontenttype" in attrs and is_json_content_type(attrs["datacontenttype"]):
             with contextlib.suppress(ValueError):  # binary data labelled JSON: hand over the bytes

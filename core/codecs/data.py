@@ -258,21 +258,47 @@ def _repeated(field: Any) -> bool:
     return bool(is_repeated) if is_repeated is not None else field.label == _REPEATED
 
 
+_SCALAR, _MESSAGE_FIELD, _LIST, _MESSAGE_LIST, _MAP, _MESSAGE_MAP, _OPTIONAL_FIELD = range(7)
+_PLANS: dict[Any, list[tuple[str, int, Any]]] = {}
+
+
+def _plan(descriptor: Any) -> list[tuple[str, int, Any]]:
+    """How to read each field of a message type: (name, mode, nested descriptor), built once."""
+    found = _PLANS.get(descriptor)
+    if found is not None:
+        return found
+    plan: list[tuple[str, int, Any]] = []
+    _PLANS[descriptor] = plan
+    for field in descriptor.fields:
+        nested = field.message_type
+        if nested is not None and nested.GetOptions().map_entry:
+            value = nested.fields_by_name["value"].message_type
+            plan.append((field.name, _MESSAGE_MAP if value else _MAP, value))
+        elif _repeated(field):
+            plan.append((field.name, _MESSAGE_LIST if nested else _LIST, nested))
+        elif field.has_presence and nested is None:
+            plan.append((field.name, _OPTIONAL_FIELD, None))
+        else:
+            plan.append((field.name, _MESSAGE_FIELD if nested else _SCALAR, nested))
+    return plan
+
+
 def _to_plain(message: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for field in message.DESCRIPTOR.fields:
-        value = getattr(message, field.name)
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            vfield = field.message_type.fields_by_name["value"]
-            out[field.name] = {
-                k: _to_plain(v) if vfield.message_type else v for k, v in value.items()
-            }
-        elif _repeated(field):
-            out[field.name] = [_to_plain(v) for v in value] if field.message_type else list(value)
-        elif field.has_presence and not message.HasField(field.name):
-            out[field.name] = None
-        elif field.message_type is not None:
-            out[field.name] = _to_plain(value)
+    for name, mode, _nested in _plan(message.DESCRIPTOR):
+        value = getattr(message, name)
+        if mode == _SCALAR:
+            out[name] = value
+        elif mode == _MESSAGE_LIST:
+            out[name] = [_to_plain(v) for v in value]
+        elif mode == _OPTIONAL_FIELD:
+            out[name] = value if message.HasField(name) else None
+        elif mode == _MESSAGE_FIELD:
+            out[name] = _to_plain(value) if message.HasField(name) else None
+        elif mode == _LIST:
+            out[name] = list(value)
+        elif mode == _MAP:
+            out[name] = dict(value)
         else:
-            out[field.name] = value
+            out[name] = {k: _to_plain(v) for k, v in value.items()}
     return out
