@@ -384,9 +384,10 @@ def read_avro_any(payload: bytes) -> tuple[dict[str, Any], Any]:
         if found is None:
             from fastavro import schemaless_reader
 
-            record: Any = schemaless_reader(
-                io.BytesIO(payload), _schema(), None, return_record_name=True
-            )
+            stream = io.BytesIO(payload)
+            record: Any = schemaless_reader(stream, _schema(), None, return_record_name=True)
+            if stream.tell() != len(payload):
+                raise ValueError(f"{len(payload) - stream.tell()} bytes after the record")
             found = record["attribute"], record["data"]
     except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError... on junk
         raise EventValidationError(
