@@ -222,9 +222,9 @@ class _Generator:
         elif kind in ("int", "long"):
             self.read_long(target, lines, ind)
         elif kind in ("float", "double"):
-            size, unpack = (8, "UNPACK_D") if kind == "double" else (4, "UNPACK_F")
+            width, unpack = (8, "UNPACK_D") if kind == "double" else (4, "UNPACK_F")
             add(f"{ind}{target} = {unpack}(buf, pos)[0]")
-            add(f"{ind}pos += {size}")
+            add(f"{ind}pos += {width}")
         elif kind in ("string", "bytes", "fixed"):
             size = self.var("n")
             if kind == "fixed":
