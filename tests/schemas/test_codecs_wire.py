@@ -290,3 +290,12 @@ def test_typed_format_refuses_data_that_misfits_its_schema(registry: SchemaRegis
         TypedFormat(registry, "avro").encode(_event({"deviceId": 5}))
     with pytest.raises(ValueError, match="binary format"):
         TypedFormat(registry, "json")
+
+
+def test_pure_python_protobuf_reader_agrees_with_upb() -> None:
+    """protobuf_wire.read_protobuf reads the same attributes and data as the upb parse."""
+    from core.codecs.protobuf_format import message_fields
+    from core.codecs.protobuf_wire import read_protobuf
+
+    body = b"\x48\x96\x01" + to_protobuf(_event({"k": [1, "x"]}))
+    assert read_protobuf(body) == message_fields(message_classes()[0].FromString(body))
