@@ -168,11 +168,16 @@ def compare_command(
 )
 @click.option("--topology", "topologies", multiple=True, help="Sweep only these topologies.")
 @click.option("--providers", default=None, help="Comma-separated broker profiles.")
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Dask scheduler address (tcp://HOST:PORT); default: local processes.",
+)
 @friendly_errors
 def sweep_command(
     file: str, seed: int | None, replications: int | None, duration: float | None, workers: int | None,
     as_json: bool, out_dir: str | None, params: tuple[str, ...], metric_path: str | None,
-    topologies: tuple[str, ...], providers: str | None,
+    topologies: tuple[str, ...], providers: str | None, scheduler: str | None,
 ) -> None:  # fmt: skip
     """Run the scenario over a grid of parameter values; table and chart of one metric against them."""
     grid = parse_params(params)
@@ -181,7 +186,7 @@ def sweep_command(
         doc = sweep(
             file, grid, seed=seed, replications=replications, duration=duration,
             topologies=topologies or None, providers=provs, workers=workers,
-            metric_path=metric_path, progress=progress,
+            metric_path=metric_path, progress=progress, scheduler=scheduler,
         )  # fmt: skip
     text = dumps(doc)
     if as_json:
@@ -250,3 +255,32 @@ def exercise_command(file: str, run_check: bool) -> None:
             verdict = "as expected" if out.passed else "NOT as expected: " + "; ".join(out.failures)
             click.echo(f"   baseline {out.baseline:.4g} -> changed {out.changed:.4g} ({verdict})")
             click.echo(f"   answer: {' '.join(out.answer.split())}")
+
+
+@sim_group.command("report")
+@_common
+@click.option(
+    "--providers", default="aws,azure,gcp", show_default=True, help="Broker profiles to compare."
+)
+@friendly_errors
+def report_command(
+    file: str, seed: int | None, replications: int | None, duration: float | None, workers: int | None,
+    as_json: bool, out_dir: str | None, providers: str,
+) -> None:  # fmt: skip
+    """Write a self-contained HTML report (latency CDFs, backlog, consistency window, cost) and PNGs to --out."""
+    from sim.report import write_report
+
+    if out_dir is None:
+        raise click.UsageError("report needs --out DIR")
+    scenario = _load(file, duration)
+    provs = [p.strip() for p in providers.split(",") if p.strip()] or None
+    with _progress(not as_json, "simulating") as progress:
+        doc = run_scenario(
+            scenario, seed=seed, replications=replications, providers=provs, workers=workers,
+            progress=progress,
+        )  # fmt: skip
+    _write(out_dir, "report.json", dumps(doc))
+    page = write_report(doc, out_dir)
+    click.echo(dumps(doc) if as_json else f"wrote {page}")
+    if doc["interrupted"]:
+        raise click.exceptions.Exit(INTERRUPTED_EXIT)

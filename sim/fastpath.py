@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sim.broker import BrokerProfile, load_profile
-from sim.metrics import QUANTILES
+from sim.metrics import CDF_PERCENTS, QUANTILES
 from sim.population import ArrivalSource, windows
 from sim.streams import Stream, Streams
 from sim.topology import Scenario, Topology
@@ -112,19 +112,26 @@ class _Hist:
         idx = np.clip(((np.log10(pos) - LOG_MIN) * BINS_PER_DECADE).astype(np.int64), 0, N_BINS)
         self.counts += np.bincount(idx, minlength=N_BINS + 1)
 
-    def quantiles(self) -> dict[str, float]:
+    def quantiles(self) -> dict[str, Any]:
         if self.n == 0:
-            return {"mean": math.nan, **dict.fromkeys(QUANTILES, math.nan)}
+            return {
+                "mean": math.nan,
+                **dict.fromkeys(QUANTILES, math.nan),
+                "cdf": {"percent": CDF_PERCENTS, "x": [math.nan] * len(CDF_PERCENTS)},
+            }
         cum = np.cumsum(self.counts) + self.zero
-        out: dict[str, float] = {"mean": self.total / self.n}
+        out: dict[str, Any] = {"mean": self.total / self.n}
         for name, q in QUANTILES.items():
-            rank = q / 100.0 * self.n
-            if rank <= self.zero:
-                out[name] = 0.0
-                continue
-            i = int(np.searchsorted(cum, rank, side="left"))
-            out[name] = 10 ** (LOG_MIN + (i + 0.5) / BINS_PER_DECADE)
+            out[name] = self._at(cum, q)
+        out["cdf"] = {"percent": CDF_PERCENTS, "x": [self._at(cum, q) for q in CDF_PERCENTS]}
         return out
+
+    def _at(self, cum: np.ndarray, percent: float) -> float:
+        rank = percent / 100.0 * self.n
+        if rank <= self.zero:
+            return 0.0
+        i = int(np.searchsorted(cum, rank, side="left"))
+        return float(10 ** (LOG_MIN + (i + 0.5) / BINS_PER_DECADE))
 
 
 class _Admission:

@@ -19,6 +19,7 @@ from sim.topology import Fault
 
 OK, ERROR, TIMEOUT = 0, 1, 2
 QUANTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+CDF_PERCENTS = [1.0, *range(5, 100, 5), 97.5, 99.0, 99.5, 99.9]
 
 
 class StationStats:
@@ -152,12 +153,21 @@ class Recorder:
         }
 
 
-def _quantiles(xs: np.ndarray) -> dict[str, float]:
+def _quantiles(xs: np.ndarray) -> dict[str, Any]:
     xs = xs[~np.isnan(xs)]
     if len(xs) == 0:
-        return {"mean": math.nan, **dict.fromkeys(QUANTILES, math.nan)}
+        return {
+            "mean": math.nan,
+            **dict.fromkeys(QUANTILES, math.nan),
+            "cdf": {"percent": CDF_PERCENTS, "x": [math.nan] * len(CDF_PERCENTS)},
+        }
     qs = np.percentile(xs, list(QUANTILES.values()))
-    return {"mean": float(xs.mean()), **{k: float(q) for k, q in zip(QUANTILES, qs, strict=True)}}
+    cdf = np.percentile(xs, CDF_PERCENTS)
+    return {
+        "mean": float(xs.mean()),
+        **{k: float(q) for k, q in zip(QUANTILES, qs, strict=True)},
+        "cdf": {"percent": CDF_PERCENTS, "x": [float(x) for x in cdf]},
+    }
 
 
 def _flow(f: FlowStats, warmup: float, span: float) -> dict[str, Any]:
@@ -214,7 +224,7 @@ def _window(w: list[float], lost: int, grid: Sequence[float]) -> dict[str, Any]:
     return {"window": _quantiles(xs), "lost": lost, "stale_grid": list(grid), "p_stale": stale}
 
 
-PASSTHROUGH = {"t", "stale_grid", "service", "kind", "start", "end"}
+PASSTHROUGH = {"t", "stale_grid", "service", "kind", "start", "end", "percent"}
 
 
 def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

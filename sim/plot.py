@@ -77,3 +77,37 @@ def _ok(y: float | None) -> bool:
 
 def _fmt(v: float) -> str:
     return f"{v:.3g}"
+
+
+def bar_chart(
+    title: str, values: Mapping[str, float], y_label: str, width: int = 640, height: int = 360
+) -> str:
+    """An SVG bar chart, one labelled bar per entry."""
+    left, right, top, bottom = 70, 20, 40, 70
+    top_value = max([v for v in values.values() if _ok(v)] or [1.0]) or 1.0
+    n = max(1, len(values))
+    slot = (width - left - right) / n
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#333"/>',
+        f'<text x="15" y="{height / 2}" text-anchor="middle" font-size="12" '
+        f'transform="rotate(-90 15 {height / 2})">{escape(y_label)}</text>',
+    ]
+    for i, (label, value) in enumerate(values.items()):
+        v = value if _ok(value) else 0.0
+        h = v / top_value * (height - top - bottom)
+        x = left + i * slot + slot * 0.15
+        out.append(
+            f'<rect class="series" x="{x:.1f}" y="{height - bottom - h:.1f}" width="{slot * 0.7:.1f}" '
+            f'height="{h:.1f}" fill="{PALETTE[i % len(PALETTE)]}"/>'
+        )
+        out.append(
+            f'<text x="{x + slot * 0.35:.1f}" y="{height - bottom - h - 4:.1f}" text-anchor="middle" font-size="10">{_fmt(v)}</text>'
+        )
+        out.append(
+            f'<text x="{x + slot * 0.35:.1f}" y="{height - bottom + 15}" text-anchor="middle" font-size="10">{escape(label)}</text>'
+        )
+    out.append("</svg>")
+    return "\n".join(out)

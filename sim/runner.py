@@ -78,11 +78,13 @@ def run_scenario(
     providers: Sequence[str] | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Run every (topology, provider, replication) task and aggregate per run.
 
     `workers` processes (default: CPU count, at most the number of tasks);
-    1 runs in this process. `progress(done, total)` is called after each task.
+    1 runs in this process; `scheduler` (``tcp://host:port``) sends the tasks
+    to a Dask cluster instead. `progress(done, total)` is called after each task.
     """
     seed = scenario.seed if seed is None else seed
     reps = replications or scenario.replications
@@ -100,7 +102,11 @@ def run_scenario(
     interrupted = False
     started = time.perf_counter()
     try:
-        if n_workers == 1:
+        if scheduler is not None:
+            from sim.dask_backend import run_on_dask
+
+            run_on_dask(scheduler, scenario, tasks, seed, results, walls, progress)
+        elif n_workers == 1:
             for task in tasks:
                 _, res, wall = run_task(scenario, task, seed)
                 results[task] = res

@@ -59,6 +59,7 @@ def sweep(
     workers: int | None = None,
     metric_path: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Run every grid point (same seeds at every point: common random numbers) and tabulate `metric_path`."""
     names = list(params)
@@ -74,7 +75,7 @@ def sweep(
         scenario = load_scenario(file, overrides)
         doc = run_scenario(
             scenario, seed=seed, replications=replications, topologies=topologies,
-            providers=providers, workers=workers,
+            providers=providers, workers=workers, scheduler=scheduler,
         )  # fmt: skip
         path = metric_path or default_metric(next(iter(doc["runs"].values())))
         points.append(

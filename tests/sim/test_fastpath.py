@@ -105,10 +105,10 @@ def test_batching_publisher_fast_equals_simpy() -> None:
     """A batching publisher (Pub/Sub's 100 messages / 10 ms): same batches, latencies and waits in both engines."""
     raw = {
         "name": "batched",
-        "duration": 60.0,
+        "duration": 30.0,
         "warmup": 5.0,
         "provider": "gcp",
-        "workload": {"tele": {"pattern": "poisson", "rate": 3000.0, "devices": 5000}},
+        "workload": {"tele": {"pattern": "poisson", "rate": 2000.0, "devices": 5000}},
         "topologies": {
             "one": {
                 "entry": {"tele": "readings"},
