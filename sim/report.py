@@ -165,6 +165,21 @@ def _table(doc: Mapping[str, Any]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+# Marks the body with how many charts laid out with a non-empty drawing, so a
+# headless browser (tests/sim/test_report_chromium.py) can tell they rendered.
+RENDER_CHECK = """
+window.addEventListener("load", function () {
+  var ok = 0;
+  document.querySelectorAll("figure[data-chart] svg").forEach(function (svg) {
+    var box = svg.getBBox();
+    var marks = svg.querySelectorAll(".series").length;
+    if (box.width > 0 && box.height > 0 && marks > 0) { ok += 1; }
+  });
+  document.body.setAttribute("data-charts-rendered", String(ok));
+});
+"""
+
+
 def write_report(doc: Mapping[str, Any], out_dir: str | Path) -> Path:
     """Write index.html (self-contained) and one PNG per chart into `out_dir`; return the page's path."""
     out = Path(out_dir)
@@ -186,6 +201,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}figure{{margin:1.
 Means with 95% confidence-interval half-widths over replications.</p>
 {_table(doc)}
 {"".join(figures)}
+<script>{RENDER_CHECK}</script>
 </body></html>
 """
     path = out / "index.html"
