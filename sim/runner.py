@@ -8,11 +8,11 @@ catches Ctrl-C, cancels what has not started and reports what completed.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,10 @@ def run_scenario(
     )
 
 
+def _run_star(args: tuple[Scenario, Task, int]) -> tuple[Task, dict[str, Any], float]:
+    return run_task(*args)
+
+
 def _run_pool(
     scenario: Scenario,
     tasks: list[Task],
@@ -131,21 +135,20 @@ def _run_pool(
     walls: list[float],
     progress: Progress | None,
 ) -> None:
-    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=_ignore_sigint)
+    """A multiprocessing pool: on Ctrl-C the workers are terminated at once (no waiting on them)."""
+    pool = mp.get_context("fork").Pool(n_workers, initializer=_ignore_sigint)
     try:
-        pending: set[Future[tuple[Task, dict[str, Any], float]]] = {
-            pool.submit(run_task, scenario, t, seed) for t in tasks
-        }
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                task, res, wall = fut.result()
-                results[task] = res
-                walls.append(wall)
-                if progress:
-                    progress(len(results), len(tasks))
+        for task, res, wall in pool.imap_unordered(_run_star, [(scenario, t, seed) for t in tasks]):
+            results[task] = res
+            walls.append(wall)
+            if progress:
+                progress(len(results), len(tasks))
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.join()
 
 
 def build_document(

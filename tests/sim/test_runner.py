@@ -66,3 +66,13 @@ def test_providers_compare_under_common_random_numbers(small_cart) -> None:  # t
         gcp["services"]["billing"]["utilisation"]["values"], rel=0.01
     )
     assert aws["cost"]["total"] > gcp["cost"]["total"] > 0
+
+
+def test_interrupt_terminates_the_process_pool(small_cart) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C during a 2-process run stops the workers at once and keeps the completed task."""
+
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    doc = run_scenario(small_cart, replications=4, workers=2, progress=stop)
+    assert doc["interrupted"] and doc["tasks_completed"] == 1 and doc["tasks_total"] == 8

@@ -1,0 +1,1 @@
+"""Provider profiles for the simulated broker: one YAML file per provider (data, see sim/broker.py)."""
