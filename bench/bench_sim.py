@@ -229,7 +229,7 @@ def main() -> None:
         },
         "overhead": bench_overhead(20_000 if quick else 200_000, 2 if quick else 5),
         "fleet": bench_fleet(20_000 if quick else 1_000_000, 0.1 if quick else 1.0),
-        "parallel": bench_parallel(4, 200.0 if quick else 1200.0),
+        "parallel": bench_parallel(4, 200.0 if quick else 2400.0),
     }
     if args.json:
         print(json.dumps(figures, indent=2))

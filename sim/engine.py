@@ -54,6 +54,8 @@ class Station:
     ) -> None:
         self.name = name
         self.lanes = [simpy.Resource(env, capacity=workers) for _ in range(partitions)]
+        self.lane0 = self.lanes[0]
+        self.acts = False  # errors, calls or publishes to do after the work
         self.partitions = partitions
         self.stream = stream
         self.stats = stats
@@ -132,12 +134,14 @@ class Model:
         self.env = simpy.Environment()
         self.streams = streams
         self.rec = Recorder(scenario.warmup, scenario.duration, scenario.stale_grid)
+        self.warmup = scenario.warmup
         self.provider = provider or topology.provider or scenario.provider
         self.stations: dict[str, Station] = {}
         self.topics: dict[str, Topic] = {}
         for s in topology.services.values():
             st = self._station(s.name, s.workers, s.partitions, s.service_time)
             st.service = s
+            st.acts = bool(s.error_rate > 0 or s.calls or s.publishes)
             if s.error_rate > 0:
                 st.errors = streams.stream(f"errors/{s.name}", Uniform(0.0, 1.0))
             if any(p.p < 1 or p.group is not None for p in s.publishes):
@@ -243,11 +247,16 @@ class Model:
     def _respond(self, ctx: Ctx, status: int) -> None:
         f = ctx.flow
         ctx.row = len(f.t0)
+        latency = self.env.now - ctx.t0
         f.t0.append(ctx.t0)
-        f.response.append(self.env.now - ctx.t0)
+        f.response.append(latency)
         f.status.append(status)
-        f.completion.append(math.nan)
-        self._settle(ctx)
+        ctx.pending -= 1
+        if ctx.pending == 0:  # nothing asynchronous pending: complete now (the _settle fast path)
+            self.rec.inflight -= 1
+            f.completion.append(latency if status == OK else math.nan)
+        else:
+            f.completion.append(math.nan)
 
     def _settle(self, ctx: Ctx) -> None:
         ctx.pending -= 1
@@ -273,9 +282,10 @@ class Model:
         stats.area += stats.n * (now - stats.last)
         stats.last = now
         stats.n += 1
-        if now >= self.sc.warmup:
+        warmup = self.warmup
+        if now >= warmup:
             stats.arrivals += 1
-        lane = st.lanes[key % st.partitions] if st.partitions > 1 else st.lanes[0]
+        lane = st.lanes[key % st.partitions] if st.partitions > 1 else st.lane0
         req = lane.request()
         yield req
         start = env.now
@@ -287,7 +297,7 @@ class Model:
                 s *= st.factor(start)
         yield env.timeout(s)
         svc = st.service
-        if status == OK and svc is not None:
+        if status == OK and st.acts and svc is not None:
             if st.errors is not None and st.errors.next() < svc.error_rate:
                 status = ERROR
             if status == OK and svc.calls:
@@ -299,14 +309,14 @@ class Model:
         stats.area += stats.n * (end - stats.last)
         stats.last = end
         stats.n -= 1
-        if now >= self.sc.warmup:
+        if now >= warmup:
             stats.busy += end - start
             stats.sojourn.append(end - now)
             stats.waits.append(start - now)
         rm = st.read_model
         if rm is not None and status == OK:
             since = ctx.t0 if rm.since == "flow" else write_time
-            if since >= self.sc.warmup:
+            if since >= warmup:
                 self.rec.windows[st.name].append(end - since)
         return status
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import ConfigError, Problem
 from sim.broker import load_profile, monthly_cost
 from sim.engine import simulate
 from sim.fastpath import fast_plan, simulate_fast
@@ -90,6 +91,16 @@ def run_scenario(
     reps = replications or scenario.replications
     tops = list(topologies or scenario.topologies)
     provs: list[str | None] = list(providers) if providers else [None]
+    unknown = [
+        Problem("topology", t, f"must be one of {', '.join(scenario.topologies)}")
+        for t in tops
+        if t not in scenario.topologies
+    ]
+    if unknown:
+        raise ConfigError(scenario.file, unknown)
+    for p in provs:
+        if p is not None:
+            load_profile(p)  # an unknown provider fails here, not inside a worker
     tasks = [
         Task(t, r, p if _uses_broker(scenario, t) else None)
         for r in range(reps)
