@@ -76,7 +76,9 @@ def test_sweep_grid_table_and_chart(tmp_path: Path) -> None:
 
 def test_unknown_provider_and_topology_are_clean_errors() -> None:
     """An unknown --providers or --topology name exits 1 naming the valid choices."""
-    bad_provider = CliRunner().invoke(sim_group, ["compare", CART, "--providers", "aws,nope", "-r", "1"])
+    bad_provider = CliRunner().invoke(
+        sim_group, ["compare", CART, "--providers", "aws,nope", "-r", "1"]
+    )
     assert bad_provider.exit_code == 1 and "must be one of aws, azure, gcp" in bad_provider.output
     bad_topology = CliRunner().invoke(sim_group, ["run", CART, "--topology", "batch", "-r", "1"])
     assert bad_topology.exit_code == 1 and "must be one of request, event" in bad_topology.output
