@@ -20,12 +20,12 @@ def make_adapter(settings: Mapping[str, Any]) -> Adapter:
 
 @hookimpl
 def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
-    """Azure Event Grid: namespace topics with pull delivery (or the polybus emulator)."""
+    """Azure Event Grid: namespace pull or basic-topic webhook push (or the polybus emulator)."""
     register(
         AdapterInfo(
             name="azure",
             factory=make_adapter,
-            description="Azure Event Grid namespace topics, pull delivery (azure-eventgrid SDK)",
+            description="Azure Event Grid: namespace pull or webhook push (azure-eventgrid SDK)",
             size_rule="eventgrid",
             secret_keys=SECRET_KEYS,
         )

@@ -202,12 +202,18 @@ class Inbox:
             self._cond.notify_all()
 
 
+class _Server(ThreadingHTTPServer):
+    """Event Grid opens many connections at once: a listen backlog of 5 would drop them."""
+
+    request_queue_size = 1024
+
+
 class WebhookReceiver:
     """A threaded HTTP server on loopback routing ``/polybus/<subscription>`` to inboxes."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, public_url: str = "") -> None:
         self.inboxes: dict[str, Inbox] = {}
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = _Server((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self.base_url = (public_url or f"http://{host}:{self.port}").rstrip("/")
@@ -231,6 +237,8 @@ class WebhookReceiver:
 def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 64 * 1024  # headers and body leave in one segment (flushed per request)
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("azure webhook: " + format, *args)
