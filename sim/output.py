@@ -87,9 +87,34 @@ def print_document(doc: Mapping[str, Any], console: Console) -> None:
                 _ms(s["W"]), _ms(s["Wq"]), _num(s["little_gap"], "{:.4f}"),
             )  # fmt: skip
     console.print(svc)
+    _backlog(runs, console)
     _broker(runs, console)
     _read_models(runs, console)
     _faults(runs, console)
+
+
+def _backlog(runs: Mapping[str, Any], console: Console) -> None:
+    table = Table(
+        title="Backlog over time: flows in progress and undelivered events (mean over replications)"
+    )
+    for col in ("run", "series", "mean", "peak", "at t (s)", "end"):
+        table.add_column(col, justify="left" if col in ("run", "series") else "right")
+    for key, run in runs.items():
+        t = run["backlog"]["t"]
+        named = {"flows in progress": run["backlog"]["in_flight"]}
+        named |= {f"topic {n}": s for n, s in run["backlog"]["topics"].items()}
+        for name, series in named.items():
+            ys = [y if y is not None else math.nan for y in series["mean"]]
+            if not ys:
+                continue
+            peak = max(range(len(ys)), key=lambda i: -math.inf if math.isnan(ys[i]) else ys[i])
+            mean = sum(y for y in ys if not math.isnan(y)) / max(
+                1, sum(not math.isnan(y) for y in ys)
+            )
+            table.add_row(
+                key, name, f"{mean:.1f}", f"{ys[peak]:.1f}", f"{t[peak]:.0f}", f"{ys[-1]:.1f}"
+            )
+    console.print(table)
 
 
 def _broker(runs: Mapping[str, Any], console: Console) -> None:

@@ -32,7 +32,13 @@ def test_run_prints_tables() -> None:
         sim_group, ["run", CART, "-r", "2", "--duration", "30", "--workers", "1"]
     )
     assert result.exit_code == 0, result.output
-    for title in ("End-to-end latency", "Services", "Broker", "Consistency window"):
+    for title in (
+        "End-to-end latency",
+        "Services",
+        "Backlog over time",
+        "Broker",
+        "Consistency window",
+    ):
         assert title in result.output
 
 
