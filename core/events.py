@@ -118,14 +118,18 @@ def _looks_valid(attrs: Mapping[str, Any]) -> bool:
         map(type, attrs.values())
     ):
         return False
-    for name in ("id", "source", "type"):
-        value = get(name)
-        if type(value) is not str or not value:
-            return False
-    for name in CONTEXT_STRINGS:
-        value = get(name, "-")
-        if type(value) is not str or not value:
-            return False
+    id_, source, type_ = get("id"), get("source"), get("type")
+    if type(id_) is not str or type(source) is not str or type(type_) is not str:
+        return False
+    if not (id_ and source and type_):
+        return False
+    subject, content_type, schema = get("subject"), get("datacontenttype"), get("dataschema")
+    if (subject is not None and (type(subject) is not str or not subject)) or (
+        content_type is not None and (type(content_type) is not str or not content_type)
+    ):
+        return False
+    if schema is not None and (type(schema) is not str or not schema):
+        return False
     time = get("time")
     if time is not None and (type(time) is not datetime or time.tzinfo is None):
         return False

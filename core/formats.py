@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
+from json.scanner import c_make_scanner  # type: ignore[attr-defined]
 from typing import Any
 
 from cloudevents.core.bindings import http as sdk_http
@@ -50,9 +51,21 @@ def _dumps(obj: Any) -> str:
     return "".join(_c_encode(obj, 0))
 
 
+_scan_once = c_make_scanner(_DECODER) if c_make_scanner is not None else None
+
+
 def _loads(payload: bytes | str) -> Any:
+    """json.loads without its per-call wrappers: the C scanner, then a trailing-data check."""
     text = payload.decode("utf-8") if isinstance(payload, bytes | bytearray) else payload
-    return _DECODER.decode(text)
+    if _scan_once is None:  # pragma: no cover - other Pythons
+        return _DECODER.decode(text)
+    try:
+        obj, end = _scan_once(text, 0)
+    except StopIteration:
+        return _DECODER.decode(text)  # raises the standard JSONDecodeError with its position
+    if end != len(text) and text[end:].strip():
+        return _DECODER.decode(text)  # "Extra data" error, as json.loads reports it
+    return obj
 
 
 def is_json_content_type(content_type: str | None) -> bool:

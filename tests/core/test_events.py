@@ -149,3 +149,16 @@ def test_attributes_of_uses_canonical_strings() -> None:
     attrs = attributes_of(event)
     assert attrs["time"] == "2026-03-01T12:00:00Z"
     assert attrs["n"] == 1 and attrs["flag"] is False
+
+
+@pytest.mark.parametrize("payload", [b"", b"   ", b'{"id": "1"} trailing', b"[1,", "\ufeff{}"])
+def test_malformed_json_bodies_are_rejected_like_json_loads(payload: bytes | str) -> None:
+    """Empty bodies, truncated JSON and trailing data are refused as json.loads would refuse them."""
+    with pytest.raises(EventValidationError, match="not JSON"):
+        from_json(payload)
+
+
+def test_trailing_whitespace_is_accepted() -> None:
+    """Whitespace after the object is allowed, as in json.loads."""
+    event = _factory().new("t", "/s", {"a": 1})
+    assert from_json(to_json(event) + b" \n").get_data() == {"a": 1}
