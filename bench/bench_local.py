@@ -73,8 +73,9 @@ def run(provider_settings: dict, events: list, batch: int = 100, rate: float = 0
 
 
 BACKLOG_CHILD = """
-import resource, sys, tempfile, time
+import sys
 sys.path.insert(0, {repo!r})
+from bench.common import peak_rss_mb
 from adapters.local.durable import DurableBus
 from core.contract import SubscriptionSpec
 from core.events import EventFactory
@@ -85,7 +86,7 @@ bus.provision(SubscriptionSpec("waiting", "telemetry"))
 n = {n}
 for lo in range(0, n, 1000):
     bus.publish("telemetry", [f.new("com.iot.telemetry", "/d", {{"i": i, "t": 20.5}}) for i in range(lo, lo + 1000)])
-print(bus.backlog("waiting"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(bus.backlog("waiting"), peak_rss_mb())
 bus.close()
 """
 
@@ -98,8 +99,8 @@ def backlog_peak(n: int) -> tuple[int, float, float]:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         )
         elapsed = time.perf_counter() - start
-    backlog, rss_kb = map(int, out.stdout.split())
-    return backlog, rss_kb / 1024, elapsed
+    backlog, rss_mb = out.stdout.split()
+    return int(backlog), float(rss_mb), elapsed
 
 
 def main() -> None:

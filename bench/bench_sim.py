@@ -19,7 +19,6 @@ import multiprocessing as mp
 import os
 import platform
 import random
-import resource
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ import simpy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import peak_rss_mb  # noqa: E402
 from sim.loader import parse_scenario  # noqa: E402
 from sim.runner import run_scenario  # noqa: E402
 
@@ -144,14 +144,14 @@ def _fleet_child(devices: int, hours: float, queue: Any) -> None:
     start = time.perf_counter()
     res = simulate_fast(sc, "ingest", 1, 0)
     wall = time.perf_counter() - start
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_mb = peak_rss_mb()
     queue.put(
         {
             "devices": devices,
             "simulated_s": 3600.0 * hours,
             "messages": int(res["topics"]["readings"]["published"]),
             "wall_s": wall,
-            "peak_rss_mb": rss_kb / 1024,
+            "peak_rss_mb": rss_mb,
             "ingest_utilisation": res["services"]["ingest"]["utilisation"],
             "p99_completion_s": res["flows"]["telemetry"]["completion"]["p99"],
             "target_wall_s_max": 60.0,

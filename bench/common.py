@@ -55,3 +55,21 @@ def iot_events(
         )
         for i in range(n)
     ]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB.
+
+    Reads VmHWM from /proc (Linux): unlike getrusage's ru_maxrss it starts
+    afresh at exec, so a child does not inherit the high-water mark of the
+    (large) benchmark process that forked it.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
