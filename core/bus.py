@@ -16,12 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pluggy
 from cloudevents.core.v1.event import CloudEvent
 
 from core.contract import DEFAULT_TOPIC, Adapter, Delivery, DeliveryPolicy, SubscriptionSpec
 from core.errors import ValidationError
 from core.events import AttributeView, build_event, validate_attributes, validate_event
 from core.filters.dialects import Filter, compile_filter, parse_filter
+from core.plugins import make_plugin_manager
 from core.sizing import check_sizes
 
 log = logging.getLogger("polybus")
@@ -74,32 +76,30 @@ class Bus:
         self,
         adapter: Adapter,
         *,
-        hooks: Any = None,
+        hooks: pluggy.HookRelay | None = None,
         size_rule: str = "none",
         batch_size: int = 100,
         poll_timeout: float = 0.5,
     ) -> None:
         self.adapter = adapter
-        self.hooks = hooks
+        self.hooks = (
+            hooks if hooks is not None else make_plugin_manager(load_entrypoints=False).hook
+        )
         self.size_rule = size_rule
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.subscriptions: dict[str, Subscription] = {}
         # Hooks nobody implements are skipped: a pluggy call costs microseconds per event.
-        self._active_hooks = (
-            set()
-            if hooks is None
-            else {
-                name
-                for name in (
-                    "polybus_before_publish",
-                    "polybus_after_publish",
-                    "polybus_before_handle",
-                    "polybus_after_handle",
-                )
-                if getattr(hooks, name).get_hookimpls()
-            }
-        )
+        self._active_hooks = {
+            name
+            for name in (
+                "polybus_before_publish",
+                "polybus_after_publish",
+                "polybus_before_handle",
+                "polybus_after_handle",
+            )
+            if getattr(self.hooks, name).get_hookimpls()
+        }
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
