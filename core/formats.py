@@ -129,6 +129,13 @@ def from_dict(obj: Mapping[str, Any], *, where: str = "event", owned: bool = Fal
             raise EventValidationError(
                 "invalid CloudEvent", [Problem("data_base64", encoded, f"must be base64 ({exc})")]
             ) from exc
+    parse_time(attrs)
+    validate_attributes(attrs, data, check_data=False)
+    return build_event(attrs, data)
+
+
+def parse_time(attrs: dict[str, Any]) -> None:
+    """Turn an RFC 3339 `time` attribute read from the wire into a datetime, in place."""
     time = attrs.get("time")
     if type(time) is str:
         try:
@@ -137,8 +144,6 @@ def from_dict(obj: Mapping[str, Any], *, where: str = "event", owned: bool = Fal
             raise EventValidationError(
                 "invalid CloudEvent", [Problem("time", time, "must be an RFC 3339 timestamp")]
             ) from exc
-    validate_attributes(attrs, data, check_data=False)
-    return build_event(attrs, data)
 
 
 def to_json(event: CloudEvent) -> bytes:
