@@ -74,3 +74,14 @@ def test_provider_switch_by_environment(tmp_path: Path, provider: str) -> None:
     """POLYBUS_PROVIDER overrides the file, so one variable moves the service."""
     out = _run(tmp_path, 'provider = "nowhere"\n', env={"POLYBUS_PROVIDER": provider})
     assert "reserving" in out
+
+
+def test_ci_runs_the_readme_test_line_verbatim() -> None:
+    """The Quick start has exactly two command lines, and .ci/run runs the second one verbatim."""
+    readme = (REPO / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    lines = [line for line in quick.strip().splitlines() if line.strip()]
+    assert len(lines) == 2
+    assert lines[0].endswith("polybus demo")
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert lines[1] in ci
