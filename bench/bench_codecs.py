@@ -7,6 +7,8 @@ Rows, each a full round trip (event -> bytes -> event, data included):
 - core-json: core.formats (structured JSON)
 - avro: the CloudEvents Avro format, data in the spec's JSON-value union
 - avro+avro-data: the CloudEvents Avro format, data Avro-encoded with the registered schema
+- avro-compact: the CloudEvents Avro Compact format, JSON data as UTF-8 JSON text bytes
+- avro-compact+avro-data: the Avro Compact format, data Avro-encoded with the registered schema
 - protobuf: the CloudEvents Protobuf format, JSON data as text_data
 - protobuf+proto-data: the CloudEvents Protobuf format, data a Protobuf message built from the schema (proto_data)
 
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from core.codecs.avro_compact import from_avro_compact, to_avro_compact
 from core.codecs.avro_format import from_avro, to_avro
 from core.codecs.protobuf_format import from_protobuf, to_protobuf
 from core.codecs.typed import TypedFormat
@@ -137,11 +140,14 @@ def codecs(
 ) -> dict[str, tuple[Callable[[CloudEvent], bytes], Callable[[bytes], CloudEvent]]]:
     """Each row's (encode, decode) pair."""
     avro_typed, protobuf_typed = TypedFormat(registry, "avro"), TypedFormat(registry, "protobuf")
+    compact_typed = TypedFormat(registry, "avro-compact")
     return {
         "sdk-json": (SDK.write, lambda b: SDK.read(CloudEvent, b)),
         "core-json": (to_json, from_json),
         "avro": (to_avro, from_avro),
         "avro+avro-data": (avro_typed.encode, avro_typed.decode),
+        "avro-compact": (to_avro_compact, from_avro_compact),
+        "avro-compact+avro-data": (compact_typed.encode, compact_typed.decode),
         "protobuf": (to_protobuf, from_protobuf),
         "protobuf+proto-data": (protobuf_typed.encode, protobuf_typed.decode),
     }

@@ -1,4 +1,4 @@
-"""CloudEvents event formats by name and content type: JSON (core.formats), Avro and Protobuf.
+"""CloudEvents event formats by name and content type: JSON, Avro, Avro Compact and Protobuf.
 
 `encode(event, "avro")` gives ``(content_type, body)`` for a structured-mode
 message; `decode(content_type, body)` reads any of the three. Avro needs
@@ -39,6 +39,18 @@ def _avro_decode(body: bytes) -> CloudEvent:
     return from_avro(body)
 
 
+def _avro_compact_encode(event: CloudEvent) -> bytes:
+    from core.codecs.avro_compact import to_avro_compact
+
+    return to_avro_compact(event)
+
+
+def _avro_compact_decode(body: bytes) -> CloudEvent:
+    from core.codecs.avro_compact import from_avro_compact
+
+    return from_avro_compact(body)
+
+
 def _protobuf_encode(event: CloudEvent) -> bytes:
     from core.codecs.protobuf_format import to_protobuf
 
@@ -54,6 +66,12 @@ def _protobuf_decode(body: bytes) -> CloudEvent:
 FORMATS: dict[str, EventFormat] = {
     "json": EventFormat("json", STRUCTURED_CONTENT_TYPE, to_json, from_json),
     "avro": EventFormat("avro", "application/cloudevents+avro", _avro_encode, _avro_decode),
+    "avro-compact": EventFormat(
+        "avro-compact",
+        "application/cloudevents+avro-compact",
+        _avro_compact_encode,
+        _avro_compact_decode,
+    ),
     "protobuf": EventFormat(
         "protobuf", "application/cloudevents+protobuf", _protobuf_encode, _protobuf_decode
     ),
@@ -61,7 +79,7 @@ FORMATS: dict[str, EventFormat] = {
 
 
 def event_format(name_or_content_type: str) -> EventFormat:
-    """A format by name ('json', 'avro', 'protobuf') or by content type (parameters ignored)."""
+    """A format by name ('json', 'avro', 'avro-compact', 'protobuf') or by content type (parameters ignored)."""
     key = name_or_content_type.split(";")[0].strip().lower()
     if key in FORMATS:
         return FORMATS[key]

@@ -1,13 +1,14 @@
 """Structured binary formats whose JSON data travels encoded with the type's registered schema.
 
-    codec = TypedFormat(registry, "avro")      # or "protobuf"
+    codec = TypedFormat(registry, "avro")      # or "avro-compact", "protobuf"
     body = codec.encode(event)                 # application/cloudevents+avro
     event == codec.decode(body)                # attributes and data
 
 On the wire the event is an ordinary CloudEvents Avro (or Protobuf) event
 whose data is the schema's binary encoding: Avro binary in the ``bytes``
 branch with ``datacontenttype: application/avro`` (Protobuf: the message built
-from the same Avro schema in ``proto_data``, ``application/protobuf``) and
+from the same Avro schema in ``proto_data``, ``application/protobuf``; Avro
+Compact: Avro binary as the record's ``data`` bytes) and
 ``dataschema`` naming the version. Any reader of the spec format gets the
 attributes and the data bytes; `decode` also decodes the data with the named
 schema and gives back JSON data (``datacontenttype: application/json``), so a
@@ -25,6 +26,7 @@ from typing import Any
 from cloudevents.core.v1.event import CloudEvent
 
 from core.codecs import event_format
+from core.codecs.avro_compact import read_compact_any, write_compact
 from core.codecs.avro_format import parse_time, read_avro_any, write_avro
 from core.codecs.data import BINARY_TYPES, CONTENT_TYPES, decode_data, encode_data
 from core.codecs.protobuf_format import data_type_url, read_protobuf_any
@@ -37,6 +39,7 @@ from core.schemas.model import parse_dataschema
 from core.schemas.registry import SchemaRegistry
 
 JSON = "application/json"
+_DATA_ENCODINGS = {"avro": "avro", "avro-compact": "avro", "protobuf": "protobuf"}
 
 
 class TypedFormat:
@@ -44,11 +47,14 @@ class TypedFormat:
 
     def __init__(self, registry: SchemaRegistry, fmt: str = "avro") -> None:
         self.format = event_format(fmt)
-        if self.format.name not in CONTENT_TYPES:
-            raise ValueError(f"typed data needs a binary format (avro or protobuf), not {fmt!r}")
+        if self.format.name not in _DATA_ENCODINGS:
+            raise ValueError(
+                f"typed data needs a binary format (avro, avro-compact or protobuf), not {fmt!r}"
+            )
         self.registry = registry
         self.content_type = self.format.content_type
-        self.data_content_type = CONTENT_TYPES[self.format.name]
+        self.encoding = _DATA_ENCODINGS[self.format.name]
+        self.data_content_type = CONTENT_TYPES[self.encoding]
 
     def encode(self, event: CloudEvent) -> bytes:
         """The event's bytes; JSON data encoded with its registered schema when there is one."""
@@ -62,7 +68,7 @@ class TypedFormat:
         if schema is None or schema.kind != "avro":
             return self.format.encode(event)
         try:
-            payload = encode_data(schema, data, self.format.name)
+            payload = encode_data(schema, data, self.encoding)
         except (ValueError, TypeError) as exc:
             raise SchemaValidationError(
                 f"event {event.get_id()} cannot be encoded with {schema.uri}",
@@ -71,6 +77,8 @@ class TypedFormat:
         attrs = {**attrs, "datacontenttype": self.data_content_type, "dataschema": schema.uri}
         if self.format.name == "avro":
             return write_avro(attrs, payload)
+        if self.format.name == "avro-compact":
+            return write_compact(attrs, payload)
         return write_protobuf(attrs, PROTO, payload, data_type_url(schema.uri))
 
     def decode(self, body: bytes) -> CloudEvent:
@@ -79,6 +87,8 @@ class TypedFormat:
         if self.format.name == "avro":
             attrs, data = read_avro_any(body)
             parse_time(attrs)
+        elif self.format.name == "avro-compact":
+            attrs, data = read_compact_any(body)
         else:
             attrs, tag, raw, _ = read_protobuf_any(body)
             data = raw if tag in (BINARY, PROTO) else raw.decode() if tag == TEXT else None
