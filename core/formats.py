@@ -45,7 +45,8 @@ _c_encode = (
 )
 
 
-def _dumps(obj: Any) -> str:
+def dumps_json(obj: Any) -> str:
+    """Compact JSON text (no spaces, UTF-8 kept), through one reused C encoder."""
     if _c_encode is None:  # pragma: no cover - other Pythons
         return _ENCODER.encode(obj)
     return "".join(_c_encode(obj, 0))
@@ -54,7 +55,7 @@ def _dumps(obj: Any) -> str:
 _scan_once = c_make_scanner(_DECODER) if c_make_scanner is not None else None
 
 
-def _loads(payload: bytes | str) -> Any:
+def loads_json(payload: bytes | str) -> Any:
     """json.loads without its per-call wrappers: the C scanner, then a trailing-data check."""
     text = payload.decode("utf-8") if isinstance(payload, bytes | bytearray) else payload
     if _scan_once is None:  # pragma: no cover - other Pythons
@@ -148,13 +149,13 @@ def parse_time(attrs: dict[str, Any]) -> None:
 
 def to_json(event: CloudEvent) -> bytes:
     """Structured-mode JSON bytes (application/cloudevents+json)."""
-    return _dumps(to_dict(event)).encode("utf-8")
+    return dumps_json(to_dict(event)).encode("utf-8")
 
 
 def from_json(payload: bytes | str) -> CloudEvent:
     """Read structured-mode JSON; malformed input raises EventValidationError."""
     try:
-        obj = _loads(payload)
+        obj = loads_json(payload)
     except ValueError as exc:
         raise EventValidationError(
             "invalid CloudEvent JSON", [Problem("body", _preview(payload), f"not JSON: {exc}")]
@@ -164,13 +165,13 @@ def from_json(payload: bytes | str) -> CloudEvent:
 
 def to_json_batch(events: list[CloudEvent]) -> bytes:
     """A JSON array of structured events (application/cloudevents-batch+json)."""
-    return _dumps([to_dict(e) for e in events]).encode("utf-8")
+    return dumps_json([to_dict(e) for e in events]).encode("utf-8")
 
 
 def from_json_batch(payload: bytes | str) -> list[CloudEvent]:
     """Read a JSON batch; each event is validated."""
     try:
-        items = _loads(payload)
+        items = loads_json(payload)
     except ValueError as exc:
         raise EventValidationError(
             "invalid CloudEvents batch", [Problem("body", _preview(payload), f"not JSON: {exc}")]

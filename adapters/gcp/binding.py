@@ -30,7 +30,7 @@ from cloudevents.core.v1.event import CloudEvent
 from core.errors import EventValidationError, Problem
 from core.events import build_event, validate_attributes
 from core.filters.dialects import canonical_string
-from core.formats import from_json, is_json_content_type, to_json
+from core.formats import dumps_json, from_json, is_json_content_type, to_json
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 CONTENT_TYPE = "content-type"
@@ -38,7 +38,6 @@ PREFIX = "ce-"
 MAX_ATTRIBUTES = 100
 MAX_VALUE_BYTES = 1024
 _TEXT_TYPE = re.compile(r"^text/", re.IGNORECASE)
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 Message = tuple[bytes, dict[str, str]]  # Pub/Sub message data and attributes
 
@@ -50,7 +49,7 @@ def encode_data(data: Any, datacontenttype: str | None) -> bytes:
     if isinstance(data, bytes | bytearray):
         return bytes(data)
     if is_json_content_type(datacontenttype):
-        return _dumps(data).encode("utf-8")
+        return dumps_json(data).encode("utf-8")
     return (data if isinstance(data, str) else str(data)).encode("utf-8")
 
 

@@ -26,7 +26,7 @@ from cloudevents.core.v1.event import CloudEvent
 from core.codecs.avro_wire import HALF, ZZ, long_bytes, read_long, zigzag
 from core.errors import EventValidationError, Problem
 from core.events import build_event, validate_attributes
-from core.formats import _dumps, _loads, is_json_content_type  # the JSON path's C codec
+from core.formats import dumps_json, is_json_content_type, loads_json
 
 CONTENT_TYPE = "application/cloudevents+avro-compact"
 SPECVERSION = "1.0"
@@ -212,7 +212,7 @@ def data_bytes(event: CloudEvent) -> bytes | None:
     if isinstance(data, bytes | bytearray):
         return bytes(data)
     if is_json_content_type(event.get_attributes().get("datacontenttype")):
-        return _dumps(data).encode()
+        return dumps_json(data).encode()
     return (data if isinstance(data, str) else str(data)).encode()
 
 
@@ -351,7 +351,7 @@ def event_data(content_type: str | None, data: bytes | None) -> Any:
         return None
     if is_json_content_type(content_type):
         with contextlib.suppress(ValueError):  # binary data labelled JSON: hand over the bytes
-            return _loads(data)
+            return loads_json(data)
     elif content_type is not None and content_type.startswith("text/"):
         with contextlib.suppress(UnicodeDecodeError):
             return data.decode()

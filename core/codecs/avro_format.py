@@ -26,7 +26,7 @@ from cloudevents.core.v1.event import CloudEvent
 from core.codecs.avro_wire import HALF, ZZ, long_bytes, read_long, zigzag
 from core.errors import EventValidationError, Problem
 from core.events import build_event, validate_attributes
-from core.formats import is_json_content_type
+from core.formats import dumps_json, is_json_content_type, parse_time
 
 CONTENT_TYPE = "application/cloudevents+avro"
 _DATA_RECORD = "io.cloudevents.CloudEventData"
@@ -264,7 +264,7 @@ def _payload(event: CloudEvent) -> Any:
         try:
             return _json_data(data)
         except _NotRepresentable:
-            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            return dumps_json(data).encode("utf-8")
     return data if isinstance(data, str) else str(data)
 
 
@@ -345,18 +345,6 @@ def read_avro(buf: bytes) -> tuple[dict[str, Any], Any] | None:
 def to_avro_record(event: CloudEvent) -> dict[str, Any]:
     """The event as a record of the spec's schema (for writers that batch or frame records)."""
     return {"attribute": _attribute_map(event), "data": _payload(event)}
-
-
-def parse_time(attrs: dict[str, Any]) -> None:
-    """Turn the RFC 3339 `time` attribute read from the wire into a datetime, in place."""
-    time = attrs.get("time")
-    if type(time) is str:
-        try:
-            attrs["time"] = datetime.fromisoformat(time)
-        except ValueError as exc:
-            raise EventValidationError(
-                "invalid CloudEvent", [Problem("time", time, "must be an RFC 3339 timestamp")]
-            ) from exc
 
 
 def avro_event(attrs: dict[str, Any], data: Any) -> CloudEvent:

@@ -34,7 +34,7 @@ from core.codecs.protobuf_wire import (
 )
 from core.errors import EventValidationError, Problem
 from core.events import build_event, validate_attributes
-from core.formats import is_json_content_type
+from core.formats import dumps_json, is_json_content_type
 from core.schemas.model import parse_dataschema
 
 CONTENT_TYPE = "application/cloudevents+protobuf"
@@ -196,7 +196,7 @@ def to_message(event: CloudEvent) -> Any:
         else:
             msg.binary_data = bytes(data)
     elif is_json_content_type(content_type):
-        msg.text_data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        msg.text_data = dumps_json(data)
     else:
         msg.text_data = data if isinstance(data, str) else str(data)
     return msg
@@ -213,7 +213,7 @@ def _data_field(event: CloudEvent) -> tuple[int, bytes, str]:
             return PROTO, bytes(data), data_type_url(event.get_dataschema())
         return BINARY, bytes(data), ""
     if is_json_content_type(content_type):
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        text = dumps_json(data)
     else:
         text = data if isinstance(data, str) else str(data)
     return TEXT, text.encode(), ""

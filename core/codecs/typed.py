@@ -27,13 +27,13 @@ from cloudevents.core.v1.event import CloudEvent
 
 from core.codecs import event_format
 from core.codecs.avro_compact import read_compact_any, write_compact
-from core.codecs.avro_format import parse_time, read_avro_any, write_avro
+from core.codecs.avro_format import read_avro_any, write_avro
 from core.codecs.data import BINARY_TYPES, CONTENT_TYPES, decode_data, encode_data
 from core.codecs.protobuf_format import data_type_url, read_protobuf_any
 from core.codecs.protobuf_wire import BINARY, PROTO, TEXT, write_protobuf
 from core.errors import Problem
 from core.events import build_event, validate_attributes
-from core.formats import is_json_content_type
+from core.formats import is_json_content_type, parse_time
 from core.schemas.errors import SchemaValidationError
 from core.schemas.model import parse_dataschema
 from core.schemas.registry import SchemaRegistry
