@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -33,7 +32,7 @@ from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient  #
 from adapters.azure.admin import EmulatorAdmin  # noqa: E402
 from adapters.azure.mapping import to_azure  # noqa: E402
 from adapters.azure.plugin import make_adapter  # noqa: E402
-from bench.common import iot_events, machine  # noqa: E402
+from bench.common import iot_events, machine, start_child  # noqa: E402
 from core.contract import SubscriptionSpec  # noqa: E402
 
 BATCH = 100
@@ -163,15 +162,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stdin is not None
-    info = json.loads(child.stdout.readline())
+    child, first = start_child(CHILD, REPO)
+    info = json.loads(first)
     try:
         bench = Bench(info["endpoint"], info["key"], _events(args.events))
         scenarios: list[tuple[str, Callable[[], float], Callable[[], float] | None]] = [
@@ -190,9 +182,7 @@ def main() -> None:
     finally:
         child.stdin.close()
         child.wait(timeout=30)
-    print(
-        f"{args.events} events, best of {args.rounds} rounds; {machine()}\n"
-    )
+    print(f"{args.events} events, best of {args.rounds} rounds; {machine()}\n")
     print("| scenario | raw SDK (events/s) | adapter (events/s) | adapter overhead |")
     print("|---|---:|---:|---:|")
     for title, raw_rate, adapter_rate in rows:

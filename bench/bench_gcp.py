@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +35,7 @@ from google.cloud import pubsub_v1  # noqa: E402
 from adapters.gcp.binding import to_message  # noqa: E402
 from adapters.gcp.config import GcpConfig  # noqa: E402
 from adapters.gcp.plugin import make_adapter  # noqa: E402
-from bench.common import iot_events, machine  # noqa: E402
+from bench.common import iot_events, machine, start_child  # noqa: E402
 from core.contract import SubscriptionSpec  # noqa: E402
 
 BATCH = 100
@@ -217,15 +216,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stdin is not None
-    host_port = child.stdout.readline().strip()
+    child, host_port = start_child(CHILD, REPO)
     try:
         bench = Bench(host_port, child.pid, _events(args.events))
         scenarios: list[tuple[str, Callable[[], float], Callable[[], float] | None, str]] = [

@@ -73,3 +73,22 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def start_child(code: str, cwd: Path) -> tuple[Any, str]:
+    """Run `code` in a child Python (an emulator, say); return it and its first output line.
+
+    The child is expected to serve until its stdin closes.
+    """
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    return child, child.stdout.readline().strip()
