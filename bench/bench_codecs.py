@@ -25,7 +25,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -85,10 +85,11 @@ SCHEMAS = {
 
 
 def make_events(kind: str, n: int, registry: SchemaRegistry) -> list[CloudEvent]:
-    ids = iter(range(n))
-    factory = EventFactory(
+    ids, ticks = iter(range(n)), iter(range(n))
+    start = datetime(2026, 11, 27, 13, 0, 0, 123456, tzinfo=UTC)
+    factory = EventFactory(  # one event every 137 us: a 7,300 events/s stream
         id_factory=lambda: f"0b6f3c2e-7a1d-4c55-9e3b-{next(ids):012d}",
-        clock=lambda: datetime(2026, 11, 27, 13, 0, 0, 123456, tzinfo=UTC),
+        clock=lambda: start + timedelta(microseconds=137 * next(ticks)),
     )
     uri = registry.latest(kind).uri
     if kind == TELEMETRY:

@@ -25,7 +25,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from core.codecs.avro_wire import HALF, ZZ, long_bytes, read_long, zigzag
 from core.errors import EventValidationError, Problem
-from core.events import build_event, validate_attributes
+from core.events import INT32, build_event, is_extension_name, validate_attributes
 from core.formats import dumps_json, is_json_content_type, loads_json
 
 CONTENT_TYPE = "application/cloudevents+avro-compact"
@@ -72,8 +72,7 @@ CLOUDEVENT_COMPACT_AVSC: dict[str, Any] = {
 _STANDARD = frozenset(
     ("id", "source", "type", "specversion", "datacontenttype", "dataschema", "subject", "time")
 )
-_FIELDS = ("id", "source", "type", "datacontenttype", "dataschema", "subject")
-_OPTIONAL = frozenset(("datacontenttype", "dataschema", "subject"))
+_OPTIONAL_FIELDS = ("datacontenttype", "dataschema", "subject")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 _NULL, _ONE = b"\x00", b"\x02"  # union branch 0 (null) and 1 (the value) of ["null", X]
@@ -93,16 +92,40 @@ def _string(value: str) -> bytes:
     return (ZZ[size + HALF] if size < HALF else zigzag(size)) + raw
 
 
+# Values that repeat from event to event (source, type, content type, schema, extension
+# names) are written from a bounded memo of their encoded bytes: one dict lookup each.
+_MEMO_LIMIT = 4096
+_STRINGS: dict[str, bytes] = {}  # value -> Avro string (length, UTF-8)
+_PRESENT: dict[str, bytes] = {}  # value -> union branch 1 then the Avro string
+
+
+def _memo_string(value: str) -> bytes:
+    if len(_STRINGS) >= _MEMO_LIMIT:
+        _STRINGS.clear()
+    found = _STRINGS[value] = _string(value)
+    return found
+
+
+def _memo_present(value: str) -> bytes:
+    if len(_PRESENT) >= _MEMO_LIMIT:
+        _PRESENT.clear()
+    found = _PRESENT[value] = _ONE + _string(value)
+    return found
+
+
 def _extensions(attrs: Mapping[str, Any], names: set[str]) -> bytes:
     parts = [long_bytes(len(names))]
     add = parts.append
+    strings = _STRINGS
     for name in names:
         value = attrs[name]
         kind = type(value)
-        add(_string(name))
+        add(strings.get(name) or _memo_string(name))
         if kind is str:
+            raw = value.encode()
             add(_EXT_STRING)
-            add(_string(value))
+            add(ZZ[len(raw) + HALF] if len(raw) < HALF else zigzag(len(raw)))
+            add(raw)
         elif kind is bool:
             add(b"\x02\x01" if value else b"\x02\x00")
         elif kind is int:
@@ -124,49 +147,77 @@ def _extensions(attrs: Mapping[str, Any], names: set[str]) -> bytes:
     return b"".join(parts)
 
 
-def write_compact(attrs: Mapping[str, Any], data: bytes | None) -> bytes:
-    """The Avro binary of the compact record for these attributes and data bytes (or None)."""
+def write_compact(
+    attrs: Mapping[str, Any],
+    data: bytes | None,
+    datacontenttype: str | None = None,
+    dataschema: str | None = None,
+) -> bytes:
+    """The Avro binary of the compact record for these attributes and data bytes (or None).
+
+    A `datacontenttype` or `dataschema` given here replaces the attribute's own
+    (schema-encoded data), without copying the attributes.
+    """
     get = attrs.get
     if get("specversion", SPECVERSION) != SPECVERSION:
         raise EventValidationError(
             "not representable in the Avro Compact format",
             [Problem("specversion", get("specversion"), "must be '1.0'")],
         )
-    zz = ZZ
+    strings, present = _STRINGS, _PRESENT
+    source, type_ = attrs["source"], attrs["type"]
+    content_type = get("datacontenttype") if datacontenttype is None else datacontenttype
+    schema = get("dataschema") if dataschema is None else dataschema
+    subject, time = get("subject"), get("time")
     try:  # lengths from the table; a string of 1 KiB or more takes the general path below
-        raw = attrs["id"].encode()
-        parts = [zz[len(raw) + HALF], raw]
-        add = parts.append
-        raw = attrs["source"].encode()
-        add(zz[len(raw) + HALF])
-        add(raw)
-        raw = attrs["type"].encode()
-        add(zz[len(raw) + HALF])
-        add(raw)
-        for name in ("datacontenttype", "dataschema", "subject"):
-            value = get(name)
-            if value is None:
-                add(_NULL)
-            else:
-                raw = value.encode()
-                add(_ONE)
-                add(zz[len(raw) + HALF])
-                add(raw)
-        if data is not None:
-            tail = zz[len(data) + HALF]
+        raw_id = attrs["id"].encode()
+        if subject is None:
+            subject_part = _NULL
+        else:
+            raw = subject.encode()
+            subject_part = _ONE + ZZ[len(raw) + HALF] + raw
+        # data branch 1 (null) or 0 (bytes) with the length
+        data_part = b"\x02" if data is None else b"\x00" + ZZ[len(data) + HALF]
+        # standard keys with a value; more keys than those means extensions (or explicit Nones)
+        standard = (
+            ("specversion" in attrs)
+            + 6
+            - (get("datacontenttype") is None)
+            - (get("dataschema") is None)
+            - (subject is None)
+            - (time is None)
+        )
+        if len(attrs) > standard:
+            names = attrs.keys() - _STANDARD
+            extensions = _extensions(attrs, names) if names else _NULL
+        else:
+            extensions = _NULL
     except IndexError:
+        if datacontenttype is not None or dataschema is not None:
+            attrs = {**attrs}
+            attrs.update(
+                (k, v)
+                for k, v in (("datacontenttype", datacontenttype), ("dataschema", dataschema))
+                if v is not None
+            )
         return _write_general(attrs, data)
-    time = get("time")
-    add(_NULL if time is None else _ONE + _timestamp(time))
-    names = attrs.keys() - _STANDARD
-    add(_extensions(attrs, names) if names else _NULL)
-    if data is None:
-        add(b"\x02")  # data branch 1: null
-    else:
-        add(b"\x00")  # data branch 0: bytes
-        add(tail)
-        add(data)
-    return b"".join(parts)
+    return b"".join(
+        (
+            ZZ[len(raw_id) + HALF],
+            raw_id,
+            strings.get(source) or _memo_string(source),
+            strings.get(type_) or _memo_string(type_),
+            _NULL
+            if content_type is None
+            else present.get(content_type) or _memo_present(content_type),
+            _NULL if schema is None else present.get(schema) or _memo_present(schema),
+            subject_part,
+            _NULL if time is None else _ONE + _timestamp(time),
+            extensions,
+            data_part,
+            b"" if data is None else data,
+        )
+    )
 
 
 def _write_general(attrs: Mapping[str, Any], data: bytes | None) -> bytes:
@@ -184,24 +235,43 @@ def _write_general(attrs: Mapping[str, Any], data: bytes | None) -> bytes:
     return out + b"\x00" + long_bytes(len(data)) + data
 
 
+# The top five bytes of an 8-byte timestamp varint change about once a second:
+# memoised both ways (bounded), so a timestamp costs the three low bytes.
+_HIGH_BYTES: dict[int, bytes] = {}  # (zigzag >> 21) -> its five varint bytes
+_HIGH_TIMES: dict[bytes, datetime] = {}  # those five bytes -> the instant they stand for
+
+
 def _timestamp(value: datetime) -> bytes:
-    """timestamp-micros as an Avro long; today's instants take 8 bytes, written in one step."""
+    """timestamp-micros as an Avro long; today's instants take 8 bytes, the top five memoised."""
     n = (value - _EPOCH) // _MICRO
     n = (n << 1) ^ (n >> 63)
     if 1 << 49 <= n < 1 << 56:
-        return bytes(
-            (
-                (n & 127) | 128,
-                (n >> 7 & 127) | 128,
-                (n >> 14 & 127) | 128,
-                (n >> 21 & 127) | 128,
-                (n >> 28 & 127) | 128,
-                (n >> 35 & 127) | 128,
-                (n >> 42 & 127) | 128,
-                n >> 49,
-            )
-        )
+        high = _HIGH_BYTES.get(n >> 21)
+        if high is None:
+            high = _high_bytes(n >> 21)
+        return _LOW14[n & 16383] + _BYTE3[n >> 14 & 127] + high
     return zigzag((n >> 1) ^ -(n & 1))
+
+
+# The two lowest varint bytes of each 14-bit value (16,384 two-byte strings, ~0.6 MB) and the
+# third byte of each 7-bit one, both with their continuation bit.
+_LOW14 = [bytes(((n & 127) | 128, (n >> 7) | 128)) for n in range(16384)]
+_BYTE3 = [bytes((n | 128,)) for n in range(128)]
+
+
+def _high_bytes(top: int) -> bytes:
+    if len(_HIGH_BYTES) >= _MEMO_LIMIT:
+        _HIGH_BYTES.clear()
+    found = _HIGH_BYTES[top] = bytes(
+        (
+            (top & 127) | 128,
+            (top >> 7 & 127) | 128,
+            (top >> 14 & 127) | 128,
+            (top >> 21 & 127) | 128,
+            top >> 28,
+        )
+    )
+    return found
 
 
 def data_bytes(event: CloudEvent) -> bytes | None:
@@ -238,46 +308,94 @@ def _text(buf: bytes, pos: int) -> tuple[str, int]:
 
 def read_compact(buf: bytes) -> tuple[dict[str, Any], bytes | None]:
     """(attributes with specversion and time as a datetime, data bytes or None)."""
+    attrs, data, _ = read_compact_checked(buf)
+    return attrs, data
+
+
+def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool]:
+    """`read_compact`, plus whether the attributes need `validate_attributes`.
+
+    The record already fixes every attribute's type; what it cannot rule out is
+    an empty string, a bad extension name or an out-of-range int. The flag is
+    False only when none of those is present, so a caller may skip validation.
+    """
     attrs: dict[str, Any] = {"specversion": SPECVERSION}
-    pos = 0
-    for name in _FIELDS:
-        if name in _OPTIONAL:
-            branch = buf[pos]
-            pos += 1
-            if branch == 0:
-                continue
-            if branch != 2:
-                raise ValueError(f"{name} union index {branch >> 1} out of range")
-        size = buf[pos]
-        if size < 128:  # a length under 64: one byte
-            pos += 1
+    size = buf[0]  # id, source, type: a length under 64 is one byte
+    if size < 128:
+        pos = 1
+        size >>= 1
+    else:
+        size, pos = _length(buf, 0)
+    end = pos + size
+    attrs["id"] = buf[pos:end].decode()
+    suspect = not size
+    size = buf[end]
+    if size < 128:
+        pos = end + 1
+        size >>= 1
+    else:
+        size, pos = _length(buf, end)
+    end = pos + size
+    attrs["source"] = buf[pos:end].decode()
+    suspect = suspect or not size
+    size = buf[end]
+    if size < 128:
+        pos = end + 1
+        size >>= 1
+    else:
+        size, pos = _length(buf, end)
+    end = pos + size
+    attrs["type"] = buf[pos:end].decode()
+    suspect = suspect or not size
+    if end > len(buf):
+        raise ValueError("string runs past the end")
+    for name in _OPTIONAL_FIELDS:
+        branch = buf[end]
+        if branch == 0:
+            end += 1
+            continue
+        if branch != 2:
+            raise ValueError(f"{name} union index {branch >> 1} out of range")
+        size = buf[end + 1]
+        if size < 128:
+            pos = end + 2
             size >>= 1
         else:
-            size, pos = read_long(buf, pos)
-            if size < 0:
-                raise ValueError("negative length")
+            size, pos = _length(buf, end + 1)
         end = pos + size
         if end > len(buf):
             raise ValueError("string runs past the end")
         attrs[name] = buf[pos:end].decode()
-        pos = end
+        suspect = suspect or not size
+    pos = end
     branch = buf[pos]
-    if branch == 2:
-        micros, pos = _read_timestamp(buf, pos + 1)
-        attrs["time"] = _EPOCH + timedelta(microseconds=micros)
+    if branch == 2:  # _read_time, inlined for the common case
+        base = _HIGH_TIMES.get(buf[pos + 4 : pos + 9])
+        low = int.from_bytes(buf[pos + 1 : pos + 4], "little")
+        if base is not None and low & 0x808081 == 0x808080:
+            attrs["time"] = base + timedelta(
+                0, 0, ((low & 127) | (low >> 1 & 0x3F80) | (low >> 2 & 0x1FC000)) >> 1
+            )
+            pos += 9
+        else:
+            attrs["time"], pos = _read_time(buf, pos + 1)
     elif branch:
         raise ValueError(f"time union index {branch >> 1} out of range")
     else:
         pos += 1
     if buf[pos]:
-        pos = _read_extensions(buf, pos, attrs)
+        pos, odd = _read_extensions(buf, pos, attrs)
+        suspect = suspect or odd
     else:
         pos += 1
     branch = buf[pos]
     if branch == 0:
-        size, pos = read_long(buf, pos + 1)
-        if size < 0:
-            raise ValueError("negative length")
+        size = buf[pos + 1]
+        if size < 128:
+            pos += 2
+            size >>= 1
+        else:
+            size, pos = _length(buf, pos + 1)
         end = pos + size
         data: bytes | None = buf[pos:end]
         pos = end
@@ -288,7 +406,43 @@ def read_compact(buf: bytes) -> tuple[dict[str, Any], bytes | None]:
         raise ValueError(f"data union index {branch >> 1} out of range")
     if pos != len(buf):
         raise ValueError(f"{len(buf) - pos} bytes after the record")
-    return attrs, data
+    return attrs, data, suspect
+
+
+def _length(buf: bytes, pos: int) -> tuple[int, int]:
+    size, pos = read_long(buf, pos)
+    if size < 0:
+        raise ValueError("negative length")
+    return size, pos
+
+
+def _read_time(buf: bytes, pos: int) -> tuple[datetime, int]:
+    """A timestamp-micros long as a UTC datetime; today's (8 bytes) from the memoised top five."""
+    base = _HIGH_TIMES.get(buf[pos + 3 : pos + 8])
+    low = int.from_bytes(buf[pos : pos + 3], "little")
+    # three bytes with their continuation bit, the first even (zigzag of a positive count):
+    # the low 21 bits hold twice the micros past the base
+    if base is not None and low & 0x808081 == 0x808080:
+        micros = ((low & 127) | (low >> 1 & 0x3F80) | (low >> 2 & 0x1FC000)) >> 1
+        return base + timedelta(0, 0, micros), pos + 8
+    micros, end = _read_timestamp(buf, pos)
+    if end == pos + 8 and micros >= 0:
+        _remember_high(buf[pos + 3 : pos + 8])
+    return _EPOCH + timedelta(0, 0, micros), end
+
+
+def _remember_high(high: bytes) -> None:
+    if len(_HIGH_TIMES) >= _MEMO_LIMIT:
+        _HIGH_TIMES.clear()
+    top = int.from_bytes(high, "little")
+    top = (
+        (top & 127)
+        | (top >> 1 & 0x3F80)
+        | (top >> 2 & 0x1FC000)
+        | (top >> 3 & 0xFE00000)
+        | (top >> 4 & 0x7F0000000)
+    )
+    _HIGH_TIMES[high] = _EPOCH + timedelta(0, 0, top << 20)
 
 
 def _read_timestamp(buf: bytes, pos: int) -> tuple[int, int]:
@@ -309,32 +463,57 @@ def _read_timestamp(buf: bytes, pos: int) -> tuple[int, int]:
     return (n >> 1) ^ -(n & 1), pos + 8
 
 
-def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> int:
+_NAMES: dict[bytes, str] = {}  # an extension name's Avro string -> the name, once checked
+
+
+def _remember_name(raw: bytes, name: str) -> None:
+    if len(_NAMES) >= _MEMO_LIMIT:
+        _NAMES.clear()
+    _NAMES[raw] = name
+
+
+def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, bool]:
+    """Read the attributes map into `attrs`: (the position after it, whether one needs validation)."""
+    odd = False
     count, pos = read_long(buf, pos)
     while count:
         if count < 0:  # a block with its byte size: skip the size
             count = -count
             _, pos = read_long(buf, pos)
         for _ in range(count):
-            name, pos = _text(buf, pos)
-            if name in _STANDARD:
-                raise ValueError(f"standard attribute {name!r} in the extensions map")
+            size = buf[pos]
+            name = _NAMES.get(buf[pos : pos + 1 + (size >> 1)]) if size < 128 else None
+            if name is None:
+                start = pos
+                name, pos = _text(buf, pos)
+                if name in _STANDARD:
+                    raise ValueError(f"standard attribute {name!r} in the extensions map")
+                if is_extension_name(name):
+                    _remember_name(buf[start:pos], name)
+                else:
+                    odd = True
+            else:
+                pos += 1 + (size >> 1)
             branch = buf[pos]
             pos += 1
             if branch == 8:
-                attrs[name], pos = _text(buf, pos)
+                size = buf[pos]
+                if size < 128:
+                    end = pos + 1 + (size >> 1)
+                    attrs[name] = buf[pos + 1 : end].decode()
+                    pos = end
+                else:
+                    attrs[name], pos = _text(buf, pos)
             elif branch == 2:
                 attrs[name] = buf[pos] == 1
                 pos += 1
             elif branch == 4:
                 attrs[name], pos = read_long(buf, pos)
+                odd = odd or not INT32[0] <= attrs[name] <= INT32[1]
             elif branch == 6:
-                micros, pos = _read_timestamp(buf, pos)
-                attrs[name] = _EPOCH + timedelta(microseconds=micros)
+                attrs[name], pos = _read_time(buf, pos)
             elif branch == 10:
-                size, pos = read_long(buf, pos)
-                if size < 0:
-                    raise ValueError("negative length")
+                size, pos = _length(buf, pos)
                 attrs[name] = buf[pos : pos + size]
                 pos += size
             elif branch == 0:
@@ -342,7 +521,7 @@ def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> int:
             else:
                 raise ValueError(f"attribute union index {branch >> 1} out of range")
         count, pos = read_long(buf, pos)
-    return pos
+    return pos, odd
 
 
 def event_data(content_type: str | None, data: bytes | None) -> Any:
@@ -358,10 +537,10 @@ def event_data(content_type: str | None, data: bytes | None) -> Any:
     return data
 
 
-def read_compact_any(payload: bytes) -> tuple[dict[str, Any], bytes | None]:
-    """`read_compact`, with anything that is not the format reported as EventValidationError."""
+def read_compact_any(payload: bytes) -> tuple[dict[str, Any], bytes | None, bool]:
+    """`read_compact_checked`, with anything that is not the format reported as EventValidationError."""
     try:
-        return read_compact(payload)
+        return read_compact_checked(payload)
     except (ValueError, IndexError, OverflowError) as exc:
         raise EventValidationError(
             "invalid CloudEvent Avro Compact",
@@ -371,7 +550,8 @@ def read_compact_any(payload: bytes) -> tuple[dict[str, Any], bytes | None]:
 
 def from_avro_compact(payload: bytes) -> CloudEvent:
     """Read the CloudEvents Avro Compact format; EventValidationError for anything else."""
-    attrs, raw = read_compact_any(payload)
+    attrs, raw, suspect = read_compact_any(payload)
     data = event_data(attrs.get("datacontenttype"), raw)
-    validate_attributes(attrs, data, check_data=False)
+    if suspect:
+        validate_attributes(attrs, data, check_data=False)
     return build_event(attrs, data)

@@ -10,7 +10,8 @@ directions against fastavro).
 Covered: primitives, records, enums, arrays, maps, fixed, and unions whose
 branches Python types tell apart (``["null", X]`` and the like). Anything else
 (logical types, recursive types, ambiguous unions) raises `Unsupported`, and
-the caller uses fastavro for that schema.
+the caller uses fastavro for that schema. Whatever goes wrong inside comes out
+as a ValueError: data that does not fit the schema, or bytes that are not it.
 
 Writers are a little stricter than fastavro's: an Avro int or long takes a
 Python int (not a float), a string takes a str.
@@ -18,6 +19,7 @@ Python int (not a float), a string takes a str.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -116,10 +118,14 @@ class _Generator:
         elif kind in ("float", "double"):
             add(f"{ind}out += {'PACK_D' if kind == 'double' else 'PACK_F'}({expr})")
         elif kind in ("string", "bytes"):
-            raw = self.var("s")
-            add(f"{ind}{raw} = {expr}.encode()" if kind == "string" else f"{ind}{raw} = {expr}")
-            add(f"{ind}if type({raw}) is not bytes: raise TypeError('bytes expected')")
-            add(f"{ind}out += ZZ[len({raw}) + HALF] if len({raw}) < HALF else zigzag(len({raw}))")
+            raw, size = self.var("s"), self.var("n")
+            if kind == "string":  # str.encode gives bytes; anything else has no encode()
+                add(f"{ind}{raw} = {expr}.encode()")
+            else:
+                add(f"{ind}{raw} = {expr}")
+                add(f"{ind}if type({raw}) is not bytes: raise TypeError('bytes expected')")
+            add(f"{ind}{size} = len({raw})")
+            add(f"{ind}out += ZZ[{size} + HALF] if {size} < HALF else zigzag({size})")
             add(f"{ind}out += {raw}")
         elif kind == "fixed":
             raw = self.var("s")
@@ -167,10 +173,18 @@ class _Generator:
             name = repr(field["name"])
             if "default" in field:
                 value = f"{record}.get({name}, {self.constant(field['default'])})"
+            elif self.nullable(field["type"], ns):
+                value = f"{record}.get({name})"  # absent reads as null, as fastavro does
             else:
-                value = f"{record}.get({name})"
+                value = f"{record}[{name}]"  # absent: KeyError, reported as not fitting
             self.enc(field["type"], value, ns, lines, ind)
         self.open.discard(full)
+
+    def nullable(self, schema: Any, ns: str) -> bool:
+        """True for a union with a null branch (an absent field may be written as null)."""
+        if not isinstance(schema, list):
+            return False
+        return any(self.kind(self.resolve(branch, ns)[0]) == "null" for branch in schema)
 
     def union_branches(self, schema: list[Any], ns: str) -> list[tuple[int, str, Any]]:
         branches: list[tuple[int, str, Any]] = []
@@ -226,13 +240,20 @@ class _Generator:
             add(f"{ind}{target} = {unpack}(buf, pos)[0]")
             add(f"{ind}pos += {width}")
         elif kind in ("string", "bytes", "fixed"):
-            size = self.var("n")
+            size, tail = self.var("n"), ".decode()" if kind == "string" else ""
             if kind == "fixed":
                 add(f"{ind}{size} = {int(schema['size'])}")
-            else:
-                self.read_long(size, lines, ind)
-                add(f"{ind}if {size} < 0: raise ValueError('negative length')")
-            tail = ".decode()" if kind == "string" else ""
+            else:  # a length under 64 is one even byte: read it inline
+                byte = self.var("b")
+                add(f"{ind}{byte} = buf[pos]")
+                add(f"{ind}if {byte} < 128 and not {byte} & 1:")
+                add(f"{ind}    {size} = pos + 1 + ({byte} >> 1)")
+                add(f"{ind}    {target} = buf[pos + 1 : {size}]{tail}")
+                add(f"{ind}    pos = {size}")
+                add(f"{ind}else:")
+                add(f"{ind}    {size}, pos = read_long(buf, pos)")
+                add(f"{ind}    if {size} < 0: raise ValueError('negative length')")
+                ind += "    "
             add(f"{ind}{target} = buf[pos : pos + {size}]{tail}")
             add(f"{ind}pos += {size}")
         elif kind == "enum":
@@ -252,7 +273,11 @@ class _Generator:
             add(f"{ind}{target} = {{{', '.join(f'{n!r}: {v}' for n, v in names)}}}")
         elif kind == "union":
             index = self.var("x")
-            self.read_long(index, lines, ind)
+            if len(schema) <= 63:  # the branch index is one byte: 2 * index
+                add(f"{ind}{index} = buf[pos] >> 1 if buf[pos] < 128 and not buf[pos] & 1 else -1")
+                add(f"{ind}pos += 1")
+            else:
+                self.read_long(index, lines, ind)
             keyword = "if"
             for number, branch in enumerate(schema):
                 add(f"{ind}{keyword} {index} == {number}:")
@@ -289,16 +314,22 @@ class _Generator:
 def generate(schema: Any) -> tuple[Encoder, Decoder]:
     """(encode, decode) functions for `schema`; Unsupported when it needs fastavro."""
     gen = _Generator()
-    enc_lines = ["def encode(data):", "    out = bytearray()"]
+    enc_lines = ["def encode(data):", "  try:", "    out = bytearray()"]
     gen.enc(schema, "data", "", enc_lines, "    ")
-    enc_lines.append("    return bytes(out)")
+    enc_lines += [
+        "    return bytes(out)",
+        "  except (TypeError, ValueError, KeyError, AttributeError, struct_error) as exc:",
+        "    raise ValueError(f'data does not fit the Avro schema: {exc!r}') from exc",
+    ]
     gen = _Generator() if not gen.named else _reset(gen)
-    dec_lines = ["def decode(buf):", "    pos = 0"]
+    dec_lines = ["def decode(buf):", "  try:", "    pos = 0"]
     gen.dec(schema, "value", "", dec_lines, "    ")
-    dec_lines.append(
-        "    if pos != len(buf): raise ValueError(f'{len(buf) - pos} bytes left over')"
-    )
-    dec_lines.append("    return value")
+    dec_lines += [
+        "    if pos != len(buf): raise ValueError(f'{len(buf) - pos} bytes left over')",
+        "    return value",
+        "  except (ValueError, IndexError, struct_error, UnicodeDecodeError) as exc:",
+        "    raise ValueError(f'not Avro binary of the schema: {exc!r}') from exc",
+    ]
     namespace: dict[str, Any] = {
         "ZZ": avro_wire.ZZ,
         "HALF": avro_wire.HALF,
@@ -309,6 +340,7 @@ def generate(schema: Any) -> tuple[Encoder, Decoder]:
         "PACK_F": avro_wire.PACK_F,
         "UNPACK_D": avro_wire.UNPACK_D,
         "UNPACK_F": avro_wire.UNPACK_F,
+        "struct_error": struct.error,
         **gen.constants,
     }
     # The source is built above from the schema; names and values are quoted with repr.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import re
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +53,13 @@ def decode_data(schema: Schema, payload: bytes, content_type: str | None) -> Any
     return _codec(schema, encoding)[1](payload)
 
 
+def data_codec(
+    schema: Schema, encoding: str
+) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
+    """The (encode, decode) pair for a schema's data in `encoding` ('avro' or 'protobuf'), built once."""
+    return _codec(schema, encoding)
+
+
 _CODECS: dict[tuple[str, int, str, int], tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {}
 
 
@@ -87,23 +93,9 @@ def _avro_codec(definition: Any) -> tuple[Callable[[Any], bytes], Callable[[byte
     from core.codecs.avro_data import Unsupported, generate
 
     try:
-        write, read = generate(definition)
+        return generate(definition)  # errors come out as ValueError
     except Unsupported:
         return _fastavro_codec(definition)
-
-    def encode(data: Any) -> bytes:
-        try:
-            return write(data)
-        except (TypeError, ValueError, KeyError, AttributeError, struct.error) as exc:
-            raise ValueError(f"data does not fit the Avro schema: {exc!r}") from exc
-
-    def decode(payload: bytes) -> Any:
-        try:
-            return read(payload)
-        except (ValueError, IndexError, struct.error, UnicodeDecodeError) as exc:
-            raise ValueError(f"not Avro binary of the schema: {exc!r}") from exc
-
-    return encode, decode
 
 
 def _fastavro_codec(definition: Any) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:

@@ -245,3 +245,22 @@ def test_typed_data_travels_as_avro_binary_of_the_registered_schema() -> None:
         **event.get_attributes(),
         "datacontenttype": "application/json",
     }
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"id": "i", "source": "s", "type": "t", "x": "ext"},
+        {"specversion": "1.0", "id": "i", "source": "s", "type": "t", "subject": None, "x": 1},
+        {"id": "i", "source": "s", "type": "t", "time": None, "subject": "sub", "flag": True},
+    ],
+    ids=["no-specversion", "explicit-none", "none-time"],
+)
+def test_extensions_are_written_whatever_else_is_absent(attrs: dict[str, Any]) -> None:
+    """An extension is written even when specversion is missing or standard attributes are None."""
+    expected = {k: v for k, v in attrs.items() if v is not None and k != "specversion"}
+    back, _ = read_compact(write_compact(attrs, None))
+    assert {k: v for k, v in back.items() if k != "specversion"} == expected
+    assert _fastavro_read(write_compact(attrs, None))["attributes"] == {
+        k: v for k, v in expected.items() if k not in ("id", "source", "type", "subject")
+    }
