@@ -113,20 +113,31 @@ def _memo_present(value: str) -> bytes:
     return found
 
 
+_STRING_NAMES: dict[str, bytes] = {}  # extension name -> its Avro string, then the string branch
+
+
+def _memo_string_name(name: str) -> bytes:
+    if len(_STRING_NAMES) >= _MEMO_LIMIT:
+        _STRING_NAMES.clear()
+    found = _STRING_NAMES[name] = _string(name) + _EXT_STRING
+    return found
+
+
 def _extensions(attrs: Mapping[str, Any], names: set[str]) -> bytes:
     parts = [long_bytes(len(names))]
     add = parts.append
-    strings = _STRINGS
+    strings, string_names = _STRINGS, _STRING_NAMES
     for name in names:
         value = attrs[name]
         kind = type(value)
-        add(strings.get(name) or _memo_string(name))
         if kind is str:
             raw = value.encode()
-            add(_EXT_STRING)
+            add(string_names.get(name) or _memo_string_name(name))
             add(ZZ[len(raw) + HALF] if len(raw) < HALF else zigzag(len(raw)))
             add(raw)
-        elif kind is bool:
+            continue
+        add(strings.get(name) or _memo_string(name))
+        if kind is bool:
             add(b"\x02\x01" if value else b"\x02\x00")
         elif kind is int:
             add(_EXT_INT)
@@ -212,7 +223,8 @@ def write_compact(
             else present.get(content_type) or _memo_present(content_type),
             _NULL if schema is None else present.get(schema) or _memo_present(schema),
             subject_part,
-            _NULL if time is None else _ONE + _timestamp(time),
+            _NULL if time is None else _ONE,
+            b"" if time is None else _timestamp(time),
             extensions,
             data_part,
             b"" if data is None else data,
@@ -293,7 +305,7 @@ def to_avro_compact(event: CloudEvent) -> bytes:
 
 def _text(buf: bytes, pos: int) -> tuple[str, int]:
     size = buf[pos]
-    if size < 128:
+    if size < 128 and not size & 1:
         pos += 1
         size >>= 1
     else:
@@ -321,7 +333,7 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
     """
     attrs: dict[str, Any] = {"specversion": SPECVERSION}
     size = buf[0]  # id, source, type: a length under 64 is one byte
-    if size < 128:
+    if size < 128 and not size & 1:
         pos = 1
         size >>= 1
     else:
@@ -330,7 +342,7 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
     attrs["id"] = buf[pos:end].decode()
     suspect = not size
     size = buf[end]
-    if size < 128:
+    if size < 128 and not size & 1:
         pos = end + 1
         size >>= 1
     else:
@@ -339,7 +351,7 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
     attrs["source"] = buf[pos:end].decode()
     suspect = suspect or not size
     size = buf[end]
-    if size < 128:
+    if size < 128 and not size & 1:
         pos = end + 1
         size >>= 1
     else:
@@ -357,7 +369,7 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
         if branch != 2:
             raise ValueError(f"{name} union index {branch >> 1} out of range")
         size = buf[end + 1]
-        if size < 128:
+        if size < 128 and not size & 1:
             pos = end + 2
             size >>= 1
         else:
@@ -391,9 +403,12 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
     branch = buf[pos]
     if branch == 0:
         size = buf[pos + 1]
-        if size < 128:
+        if size < 128 and not size & 1:  # data under 64 bytes
             pos += 2
             size >>= 1
+        elif size & 129 == 128 and buf[pos + 2] < 128:  # two bytes: under 8 KiB
+            size = (size & 127 | buf[pos + 2] << 7) >> 1
+            pos += 3
         else:
             size, pos = _length(buf, pos + 1)
         end = pos + size
@@ -475,7 +490,12 @@ def _remember_name(raw: bytes, name: str) -> None:
 def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, bool]:
     """Read the attributes map into `attrs`: (the position after it, whether one needs validation)."""
     odd = False
-    count, pos = read_long(buf, pos)
+    count = buf[pos]
+    if count < 128 and not count & 1:  # under 64 entries: one byte
+        count >>= 1
+        pos += 1
+    else:
+        count, pos = read_long(buf, pos)
     while count:
         if count < 0:  # a block with its byte size: skip the size
             count = -count
@@ -498,7 +518,7 @@ def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, 
             pos += 1
             if branch == 8:
                 size = buf[pos]
-                if size < 128:
+                if size < 128 and not size & 1:
                     end = pos + 1 + (size >> 1)
                     attrs[name] = buf[pos + 1 : end].decode()
                     pos = end
@@ -520,6 +540,8 @@ def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, 
                 pass  # a null extension is an absent one
             else:
                 raise ValueError(f"attribute union index {branch >> 1} out of range")
+        if buf[pos] == 0:  # the end of the map
+            return pos + 1, odd
         count, pos = read_long(buf, pos)
     return pos, odd
 

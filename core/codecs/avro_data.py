@@ -96,8 +96,11 @@ class _Generator:
         return str(schema)
 
     # --- encoder -------------------------------------------------------------------------
+    # enc() appends the statements a value needs (checks, local names) to `lines` and
+    # returns the expressions of its bytes, in order; the caller joins them in one
+    # b"".join, which is about twice as fast as appending piece by piece.
 
-    def enc(self, schema: Any, expr: str, ns: str, lines: list[str], ind: str) -> None:
+    def enc(self, schema: Any, expr: str, ns: str, lines: list[str], ind: str) -> list[str]:
         schema, ns = self.resolve(schema, ns)
         if isinstance(schema, dict) and not isinstance(schema["type"], str):
             schema = schema["type"]  # {"type": {...}}: a wrapped type
@@ -108,16 +111,17 @@ class _Generator:
         add = lines.append
         if kind == "null":
             add(f"{ind}if {expr} is not None: raise TypeError('null expected')")
-        elif kind == "boolean":
-            add(f"{ind}out.append(1 if {expr} else 0)")
-        elif kind in ("int", "long"):
+            return []
+        if kind == "boolean":
+            return [f"(b'\\x01' if {expr} else b'\\x00')"]
+        if kind in ("int", "long"):
             n = self.var("n")
             add(f"{ind}{n} = {expr}")
             add(f"{ind}if type({n}) is not int and type({n}) is not bool: raise TypeError('int')")
-            add(f"{ind}out += ZZ[{n} + HALF] if -HALF <= {n} < HALF else zigzag({n})")
-        elif kind in ("float", "double"):
-            add(f"{ind}out += {'PACK_D' if kind == 'double' else 'PACK_F'}({expr})")
-        elif kind in ("string", "bytes"):
+            return [f"(ZZ[{n} + HALF] if -HALF <= {n} < HALF else zigzag({n}))"]
+        if kind in ("float", "double"):
+            return [f"{'PACK_D' if kind == 'double' else 'PACK_F'}({expr})"]
+        if kind in ("string", "bytes"):
             raw, size = self.var("s"), self.var("n")
             if kind == "string":  # str.encode gives bytes; anything else has no encode()
                 add(f"{ind}{raw} = {expr}.encode()")
@@ -125,50 +129,56 @@ class _Generator:
                 add(f"{ind}{raw} = {expr}")
                 add(f"{ind}if type({raw}) is not bytes: raise TypeError('bytes expected')")
             add(f"{ind}{size} = len({raw})")
-            add(f"{ind}out += ZZ[{size} + HALF] if {size} < HALF else zigzag({size})")
-            add(f"{ind}out += {raw}")
-        elif kind == "fixed":
+            return [f"(ZZ[{size} + HALF] if {size} < HALF else zigzag({size}))", raw]
+        if kind == "fixed":
             raw = self.var("s")
             add(f"{ind}{raw} = {expr}")
             add(f"{ind}if len({raw}) != {int(schema['size'])}: raise ValueError('fixed size')")
-            add(f"{ind}out += {raw}")
-        elif kind == "enum":
+            return [raw]
+        if kind == "enum":
             index = self.constant(
                 {s: avro_wire.long_bytes(i) for i, s in enumerate(schema["symbols"])}
             )
-            add(f"{ind}out += {index}[{expr}]")
-        elif kind in ("array", "map"):
-            self.enc_repeated(schema, kind, expr, ns, lines, ind)
-        elif kind == "record":
-            self.enc_record(schema, expr, ns, lines, ind)
-        elif kind == "union":
-            self.enc_union(schema, expr, ns, lines, ind)
-        else:
-            raise Unsupported(f"type {kind}")
+            return [f"{index}[{expr}]"]
+        if kind in ("array", "map"):
+            return self.enc_repeated(schema, kind, expr, ns, lines, ind)
+        if kind == "record":
+            return self.enc_record(schema, expr, ns, lines, ind)
+        if kind == "union":
+            return self.enc_union(schema, expr, ns, lines, ind)
+        raise Unsupported(f"type {kind}")
 
     def enc_repeated(
         self, schema: Any, kind: str, expr: str, ns: str, lines: list[str], ind: str
-    ) -> None:
-        items, item = self.var("a"), self.var("i")
-        lines.append(f"{ind}{items} = {expr}")
-        lines.append(f"{ind}if {items}:")
-        lines.append(f"{ind}    out += long_bytes(len({items}))")
+    ) -> list[str]:
+        items, item, parts, out = self.var("a"), self.var("i"), self.var("p"), self.var("o")
+        add = lines.append
+        add(f"{ind}{items} = {expr}")
+        add(f"{ind}if {items}:")
+        add(f"{ind}    {parts} = [long_bytes(len({items}))]")
+        inner = ind + "        "
         if kind == "array":
-            lines.append(f"{ind}    for {item} in {items}:")
-            self.enc(schema["items"], item, ns, lines, ind + "        ")
+            add(f"{ind}    for {item} in {items}:")
+            pieces = self.enc(schema["items"], item, ns, lines, inner)
         else:
             key = self.var("k")
-            lines.append(f"{ind}    for {key}, {item} in {items}.items():")
-            self.enc("string", key, ns, lines, ind + "        ")
-            self.enc(schema["values"], item, ns, lines, ind + "        ")
-        lines.append(f"{ind}out.append(0)")
+            add(f"{ind}    for {key}, {item} in {items}.items():")
+            pieces = self.enc("string", key, ns, lines, inner)
+            pieces += self.enc(schema["values"], item, ns, lines, inner)
+        add(f"{inner}{parts} += ({', '.join(pieces)},)" if pieces else f"{inner}pass")
+        add(f"{ind}    {parts}.append(b'\\x00')")
+        add(f"{ind}    {out} = b''.join({parts})")
+        add(f"{ind}else:")
+        add(f"{ind}    {out} = b'\\x00'")
+        return [out]
 
-    def enc_record(self, schema: Any, expr: str, ns: str, lines: list[str], ind: str) -> None:
+    def enc_record(self, schema: Any, expr: str, ns: str, lines: list[str], ind: str) -> list[str]:
         record = self.var("r")
         lines.append(f"{ind}{record} = {expr}")
         lines.append(f"{ind}if type({record}) is not dict: raise TypeError('record expected')")
         full = f"{ns}.{schema['name']}" if ns and "." not in schema["name"] else schema["name"]
         self.open.add(full)
+        pieces: list[str] = []
         for field in schema["fields"]:
             name = repr(field["name"])
             if "default" in field:
@@ -177,8 +187,9 @@ class _Generator:
                 value = f"{record}.get({name})"  # absent reads as null, as fastavro does
             else:
                 value = f"{record}[{name}]"  # absent: KeyError, reported as not fitting
-            self.enc(field["type"], value, ns, lines, ind)
+            pieces += self.enc(field["type"], value, ns, lines, ind)
         self.open.discard(full)
+        return pieces
 
     def nullable(self, schema: Any, ns: str) -> bool:
         """True for a union with a null branch (an absent field may be written as null)."""
@@ -199,17 +210,22 @@ class _Generator:
             branches.append((index, test, branch))
         return sorted(branches, key=lambda b: " or " in b[1])  # exact type tests first
 
-    def enc_union(self, schema: list[Any], expr: str, ns: str, lines: list[str], ind: str) -> None:
-        value = self.var("u")
+    def enc_union(
+        self, schema: list[Any], expr: str, ns: str, lines: list[str], ind: str
+    ) -> list[str]:
+        value, out = self.var("u"), self.var("o")
         lines.append(f"{ind}{value} = {expr}")
         keyword = "if"
         for index, test, branch in self.union_branches(schema, ns):
             lines.append(f"{ind}{keyword} {test.format(v=value)}:")
-            lines.append(f"{ind}    out += {avro_wire.long_bytes(index)!r}")
-            self.enc(branch, value, ns, lines, ind + "    ")
-            lines.append(f"{ind}    pass")
+            pieces = [repr(avro_wire.long_bytes(index))]
+            if self.kind(self.resolve(branch, ns)[0]) != "null":  # the test already checked None
+                pieces += self.enc(branch, value, ns, lines, ind + "    ")
+            joined = pieces[0] if len(pieces) == 1 else f"b''.join(({', '.join(pieces)},))"
+            lines.append(f"{ind}    {out} = {joined}")
             keyword = "elif"
         lines.append(f"{ind}else: raise TypeError('no union branch for ' + type({value}).__name__)")
+        return [out]
 
     # --- decoder -------------------------------------------------------------------------
 
@@ -314,10 +330,10 @@ class _Generator:
 def generate(schema: Any) -> tuple[Encoder, Decoder]:
     """(encode, decode) functions for `schema`; Unsupported when it needs fastavro."""
     gen = _Generator()
-    enc_lines = ["def encode(data):", "  try:", "    out = bytearray()"]
-    gen.enc(schema, "data", "", enc_lines, "    ")
+    enc_lines = ["def encode(data):", "  try:"]
+    pieces = gen.enc(schema, "data", "", enc_lines, "    ")
     enc_lines += [
-        "    return bytes(out)",
+        f"    return b''.join(({', '.join(pieces)},))" if pieces else "    return b''",
         "  except (TypeError, ValueError, KeyError, AttributeError, struct_error) as exc:",
         "    raise ValueError(f'data does not fit the Avro schema: {exc!r}') from exc",
     ]

@@ -64,6 +64,7 @@ class TypedFormat:
         self.registry = registry
         self.content_type = self.format.content_type
         self.encoding = _DATA_ENCODINGS[self.format.name]
+        self._name = self.format.name
         self.data_content_type = CONTENT_TYPES[self.encoding]
         self._encoders: dict[str, tuple[Schema, Encoder]] = {}  # dataschema -> (schema, encode)
         self._decoders: dict[str, tuple[Schema, Decoder]] = {}  # dataschema -> (schema, decode)
@@ -93,10 +94,10 @@ class TypedFormat:
                 f"event {event.get_id()} cannot be encoded with {schema.uri}",
                 [Problem("data", type(data).__name__, str(exc))],
             ) from exc
-        if self.format.name == "avro-compact":
+        if self._name == "avro-compact":
             return write_compact(attrs, payload, self.data_content_type, schema.uri)
         attrs = {**attrs, "datacontenttype": self.data_content_type, "dataschema": schema.uri}
-        if self.format.name == "avro":
+        if self._name == "avro":
             return write_avro(attrs, payload)
         return write_protobuf(attrs, PROTO, payload, data_type_url(schema.uri))
 
@@ -104,9 +105,9 @@ class TypedFormat:
         """A validated event; schema-encoded data decoded back to JSON data."""
         data: Any
         suspect = True  # whether the attributes need validate_attributes
-        if self.format.name == "avro-compact":
+        if self._name == "avro-compact":
             attrs, data, suspect = read_compact_any(body)
-        elif self.format.name == "avro":
+        elif self._name == "avro":
             attrs, data = read_avro_any(body)
             parse_time(attrs)
         else:
@@ -132,7 +133,7 @@ class TypedFormat:
                 if suspect:
                     validate_attributes(attrs, data, check_data=False)
                 return build_event(attrs, data)
-        if self.format.name == "avro-compact":
+        if self._name == "avro-compact":
             data = event_data(content_type, data)
             if suspect:
                 validate_attributes(attrs, data, check_data=False)

@@ -264,3 +264,25 @@ def test_extensions_are_written_whatever_else_is_absent(attrs: dict[str, Any]) -
     assert _fastavro_read(write_compact(attrs, None))["attributes"] == {
         k: v for k, v in expected.items() if k not in ("id", "source", "type", "subject")
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x01i\x02s\x02t" + b"\x00" * 5 + b"\x02",
+        b"\x02i\x02s\x02t" + b"\x00" * 5 + b"\x00\x03x",
+        b"\x02i\x02s\x02t" + b"\x00" * 5 + b"\x00\x81\x01" + b"x" * 64,
+    ],
+    ids=["negative-id-length", "negative-data-length", "negative-two-byte-data-length"],
+)
+def test_negative_lengths_are_refused(body: bytes) -> None:
+    """A length whose zig-zag says negative is junk, in the one- and two-byte fast paths too."""
+    with pytest.raises(EventValidationError):
+        from_avro_compact(body)
+
+
+def test_data_lengths_of_one_two_and_three_bytes_round_trip() -> None:
+    """Data of 63, 64, 8191 and 8192 bytes (varint length boundaries) comes back whole."""
+    for size in (63, 64, 8191, 8192):
+        event = _event(b"d" * size, datacontenttype="application/octet-stream")
+        assert from_avro_compact(to_avro_compact(event)).get_data() == b"d" * size
