@@ -28,13 +28,14 @@ from core.codecs.protobuf_wire import (
     BINARY,
     PROTO,
     TEXT,
+    read_event_checked,
     read_varint,
     varint,
     write_protobuf,
 )
 from core.errors import EventValidationError, Problem
 from core.events import build_event, validate_attributes
-from core.formats import dumps_json, is_json_content_type
+from core.formats import dumps_json, is_json_content_type, loads_json
 from core.schemas.model import parse_dataschema
 
 CONTENT_TYPE = "application/cloudevents+protobuf"
@@ -139,16 +140,28 @@ def message_classes() -> tuple[Any, Any]:
     return _classes
 
 
-def data_type_url(dataschema: str | None) -> str:
-    """The Any type URL of Protobuf data whose schema a registry URN names."""
-    named = parse_dataschema(dataschema)
-    if named is None:
-        return (
-            "type.googleapis.com/google.protobuf.BytesValue" if dataschema is None else dataschema
-        )
-    from core.codecs.data import protobuf_package
+_TYPE_URLS: dict[str | None, str] = {}
 
-    return f"type.googleapis.com/{protobuf_package(*named)}.Data"
+
+def data_type_url(dataschema: str | None) -> str:
+    """The Any type URL of Protobuf data whose schema a registry URN names (remembered)."""
+    found = _TYPE_URLS.get(dataschema)
+    if found is None:
+        named = parse_dataschema(dataschema)
+        if named is None:
+            found = (
+                "type.googleapis.com/google.protobuf.BytesValue"
+                if dataschema is None
+                else dataschema
+            )
+        else:
+            from core.codecs.data import protobuf_package
+
+            found = f"type.googleapis.com/{protobuf_package(*named)}.Data"
+        if len(_TYPE_URLS) >= 4096:
+            _TYPE_URLS.clear()
+        _TYPE_URLS[dataschema] = found
+    return found
 
 
 def to_message(event: CloudEvent) -> Any:
@@ -202,26 +215,22 @@ def to_message(event: CloudEvent) -> Any:
     return msg
 
 
-def _data_field(event: CloudEvent) -> tuple[int, bytes, str]:
-    """(data oneof tag, data bytes, Any type URL) for the event's data."""
+def to_protobuf(event: CloudEvent) -> bytes:
+    """The event in the CloudEvents Protobuf format (written directly, see core.codecs.protobuf_wire)."""
+    attrs = event.get_attributes()
     data = event.get_data()
     if data is None:
-        return 0, b"", ""
-    content_type = event.get_datacontenttype()
-    if isinstance(data, bytes | bytearray):
+        return write_protobuf(attrs)
+    content_type = attrs.get("datacontenttype")
+    if type(data) is bytes or isinstance(data, (bytes, bytearray)):  # a tuple: faster than a union
         if content_type is not None and content_type.split(";")[0].strip() == PROTOBUF_DATA:
-            return PROTO, bytes(data), data_type_url(event.get_dataschema())
-        return BINARY, bytes(data), ""
-    if is_json_content_type(content_type):
+            return write_protobuf(attrs, PROTO, bytes(data), data_type_url(attrs.get("dataschema")))
+        return write_protobuf(attrs, BINARY, bytes(data))
+    if content_type == "application/json" or is_json_content_type(content_type):
         text = dumps_json(data)
     else:
         text = data if isinstance(data, str) else str(data)
-    return TEXT, text.encode(), ""
-
-
-def to_protobuf(event: CloudEvent) -> bytes:
-    """The event in the CloudEvents Protobuf format (written directly, see core.codecs.protobuf_wire)."""
-    return write_protobuf(event.get_attributes(), *_data_field(event))
+    return write_protobuf(attrs, TEXT, text.encode())
 
 
 def from_message(msg: Any) -> CloudEvent:
@@ -263,17 +272,26 @@ def from_message(msg: Any) -> CloudEvent:
     return build_event(attrs, data)
 
 
-def protobuf_event(attrs: dict[str, Any], data_tag: int, data: bytes) -> CloudEvent:
-    """A validated CloudEvent from what `read_protobuf` read; takes over `attrs`."""
+def protobuf_event(
+    attrs: dict[str, Any], data_tag: int, data: bytes | str, suspect: bool = True
+) -> CloudEvent:
+    """A validated CloudEvent from what `read_event` read (text as str or UTF-8); takes over `attrs`.
+
+    `suspect=False` (the reader vouches for the attributes) skips validate_attributes.
+    """
     value: Any = None
     if data_tag == TEXT:
-        value = data.decode()
-        if is_json_content_type(attrs.get("datacontenttype")):
-            with contextlib.suppress(ValueError):  # text labelled JSON that is not: hand it over
-                value = json.loads(value)
+        value = data.decode() if type(data) is bytes else data
+        content_type = attrs.get("datacontenttype")
+        if content_type == "application/json" or is_json_content_type(content_type):
+            try:  # noqa: SIM105 - contextlib.suppress would cost a third of a microsecond here
+                value = loads_json(value)
+            except ValueError:  # text labelled JSON that is not: hand it over
+                pass
     elif data_tag:
         value = data
-    validate_attributes(attrs, value, check_data=False)
+    if suspect:
+        validate_attributes(attrs, value, check_data=False)
     return build_event(attrs, value)
 
 
@@ -304,29 +322,59 @@ def message_fields(msg: Any) -> tuple[dict[str, Any], int, bytes, str]:
     return attrs, 0, b"", ""
 
 
-def read_protobuf_any(payload: bytes) -> tuple[dict[str, Any], int, bytes, str]:
-    """Parse with the protobuf runtime (upb, faster than Python here); EventValidationError on junk.
+def _invalid(payload: bytes, exc: Exception) -> EventValidationError:
+    return EventValidationError(
+        "invalid CloudEvent protobuf",
+        [Problem("body", f"{len(payload)} bytes", f"not the CloudEvents Protobuf format: {exc}")],
+    )
 
-    `core.codecs.protobuf_wire.read_protobuf` is the pure-Python reader of the same bytes.
-    """
+
+def _read_with_upb(payload: bytes) -> tuple[dict[str, Any], int, bytes, str]:
+    """Parse with the protobuf runtime: the reference for whatever the direct reader leaves to it."""
     try:
-        msg = message_classes()[0].FromString(payload)
-    except Exception as exc:  # google.protobuf.message.DecodeError, imported lazily
-        raise EventValidationError(
-            "invalid CloudEvent protobuf",
-            [
-                Problem(
-                    "body", f"{len(payload)} bytes", f"not the CloudEvents Protobuf format: {exc}"
-                )
-            ],
-        ) from exc
-    return message_fields(msg)
+        return message_fields(message_classes()[0].FromString(payload))
+    except Exception as exc:  # google.protobuf.message.DecodeError (imported lazily), OverflowError
+        raise _invalid(payload, exc) from exc
+
+
+def read_event_any(payload: bytes) -> tuple[dict[str, Any], int, bytes | str, str, bool]:
+    """`protobuf_wire.read_event_checked`, upb for what it leaves; EventValidationError on junk.
+
+    (attributes, data tag, data (text as a str), Any type URL, whether the
+    attributes still need validate_attributes).
+    """
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    try:
+        return read_event_checked(payload)
+    except (ValueError, IndexError, OverflowError):  # junk, or bytes left to upb (Unusual)
+        return (*_read_with_upb(payload), True)
+
+
+def read_protobuf_checked(payload: bytes) -> tuple[dict[str, Any], int, bytes, str, bool]:
+    """`read_protobuf_any`, plus whether the attributes need validate_attributes.
+
+    The flag is False only when the reader saw every required attribute,
+    specversion 1.0 and only map entries validation passes, so a caller may
+    skip validate_attributes (as `from_protobuf` does).
+    """
+    attrs, data_tag, data, type_url, suspect = read_event_any(payload)
+    return attrs, data_tag, data.encode() if isinstance(data, str) else data, type_url, suspect
+
+
+def read_protobuf_any(payload: bytes) -> tuple[dict[str, Any], int, bytes, str]:
+    """(attributes, data tag, data bytes, Any type URL); EventValidationError on junk.
+
+    Read directly (core.codecs.protobuf_wire), with upb for anything unusual.
+    """
+    attrs, data_tag, data, type_url, _ = read_event_any(payload)
+    return attrs, data_tag, data.encode() if isinstance(data, str) else data, type_url
 
 
 def from_protobuf(payload: bytes) -> CloudEvent:
     """Read the CloudEvents Protobuf format; EventValidationError for anything else."""
-    attrs, data_tag, data, _ = read_protobuf_any(payload)
-    return protobuf_event(attrs, data_tag, data)
+    attrs, data_tag, data, _, suspect = read_event_any(payload)
+    return protobuf_event(attrs, data_tag, data, suspect)
 
 
 def to_protobuf_batch(events: list[CloudEvent]) -> bytes:
