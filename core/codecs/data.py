@@ -157,17 +157,26 @@ def _protobuf_codec(schema: Schema) -> tuple[Callable[[Any], bytes], Callable[[b
     cls = message_factory.GetMessageClass(root)
 
     def encode(data: Any) -> bytes:
+        """The runtime's encoding (map entries sorted, as the generated encoder writes them)."""
         try:
-            return cls(**data).SerializeToString()  # type: ignore[no-any-return]
-        except (TypeError, ValueError) as exc:
+            return cls(**data).SerializeToString(deterministic=True)  # type: ignore[no-any-return]
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"data does not fit {schema.uri}: {exc}") from exc
 
     def decode(payload: bytes) -> Any:
         message = cls()
-        message.ParseFromString(payload)
+        try:
+            message.ParseFromString(payload)
+        except Exception as exc:  # google.protobuf.message.DecodeError, imported lazily
+            raise ValueError(f"not Protobuf of {schema.uri}: {exc}") from exc
         return _to_plain(message)
 
-    return encode, decode
+    from core.codecs.protobuf_data import Unsupported, generate
+
+    try:  # straight-line Python for the common case, the runtime (above) for the rest
+        return generate(root, encode, decode)
+    except Unsupported:
+        return encode, decode
 
 
 class _Builder:
