@@ -157,7 +157,7 @@ def _protobuf_codec(schema: Schema) -> tuple[Callable[[Any], bytes], Callable[[b
     cls = message_factory.GetMessageClass(root)
 
     def encode(data: Any) -> bytes:
-        """The runtime's encoding (map entries sorted, as the generated encoder writes them)."""
+        """The runtime's encoding (map entries in the generated encoder's order)."""
         try:
             return cls(**data).SerializeToString(deterministic=True)  # type: ignore[no-any-return]
         except (TypeError, ValueError, OverflowError) as exc:

@@ -8,7 +8,7 @@ straight-line Python once, as `core.codecs.avro_data` does for Avro: one
 statement per field, nested messages inlined, each message's bytes joined in
 one ``b"".join``, lengths and tags from tables, floats through a prebuilt
 `struct`. The bytes are what upb writes with ``deterministic=True`` (the same
-as without, except that map entries come sorted by key).
+as without, except that map entries come in a fixed order: `map_order`).
 
 The generated code takes the common case and leaves the rest to the protobuf
 runtime, so every input gets upb's answer: encoding gives up on anything but
@@ -65,6 +65,11 @@ def _zz64(n: int) -> bytes:
     return _zigzag(n, 64)
 
 
+def _head(tag: bytes, size: int) -> bytes:
+    """A field's tag and a length too long for the tables."""
+    return tag + (UV[size] if size < 16384 else varint(size))
+
+
 def _slow() -> Any:
     raise Slow("not the common case")
 
@@ -85,6 +90,15 @@ def _sints(items: list[Any], bits: int) -> bytes:
 
 def _bools(items: list[Any]) -> bytes:
     return bytes(1 if x is True else 0 if x is False else _slow() for x in items)
+
+
+def map_order(key: str) -> bytes:
+    """Sort key of upb's deterministic map order: UTF-8 bytes ascending, a key before its prefixes.
+
+    (upb compares the common prefix, then puts the longer key first; 0xFF never
+    occurs in UTF-8, so it stands for "after every byte" at the end of a key.)
+    """
+    return key.encode() + b"\xff"
 
 
 def _tag(number: int, wire: int) -> bytes:
@@ -119,12 +133,17 @@ class _Generator:
         """A table: a length-delimited field's tag and length by length (0-127), shared.
 
         `zero` says whether an empty value is written (presence, repeated, map).
-        A longer value indexes past the end: IndexError, the runtime's path.
         """
         found = _HEADS.get((tag, zero))
         if found is None:
             found = _HEADS[(tag, zero)] = [tag + UV[n] if n or zero else b"" for n in range(128)]
         return self.constant(found)
+
+    def head(self, tag: bytes, zero: bool, raw: str) -> str:
+        """The expression of the tag and length of the bytes named `raw`."""
+        size = self.var("n")
+        heads = self.heads(tag, zero)
+        return f"({heads}[{size}] if ({size} := len({raw})) < 128 else HEAD({tag!r}, {size}))"
 
     def local(self, expr: str, lines: list[str], ind: str) -> str:
         """A name for the value of `expr`: itself if it is one, else a new local."""
@@ -180,11 +199,11 @@ class _Generator:
         if kind == STRING:
             raw = self.var("s")
             add(f"{ind}{raw} = SE({expr})")  # TypeError for anything but a str
-            return [f"{self.heads(tag, keep_zero)}[len({raw})]", raw]
+            return [self.head(tag, keep_zero, raw), raw]
         if kind == BYTES:
             raw = self.local(expr, lines, ind)
             add(f"{ind}if type({raw}) is not bytes: raise Slow()")
-            return [f"{self.heads(tag, keep_zero)}[len({raw})]", raw]
+            return [self.head(tag, keep_zero, raw), raw]
         if kind in (DOUBLE, FLOAT):
             packed, zero = ("PACK_D", "Z8") if kind == DOUBLE else ("PACK_F", "Z4")
             if keep_zero:
@@ -218,14 +237,14 @@ class _Generator:
         inner = ind + "    "
         pieces = self.enc_message(field.message_type, value, lines, inner)
         lines.append(f"{inner}{body} = {self.joined(pieces)}")
-        lines.append(f"{inner}{head} = {self.heads(tag, True)}[len({body})]")
+        lines.append(f"{inner}{head} = {self.head(tag, True, body)}")
         return [head, body]
 
     def enc_repeated(self, field: Any, expr: str, lines: list[str], ind: str) -> list[str]:
         kind, tag = field.type, _tag(field.number, 2)
         items = self.local(expr, lines, ind)
         add = lines.append
-        add(f"{ind}if type({items}) is not list: raise Slow()")
+        add(f"{ind}if type({items}) is not list: {items} = () if {items} is None else SLOW()")
         if kind not in (STRING, BYTES, MESSAGE):  # packed: one length-delimited run
             body = self.var("b")
             if kind in (DOUBLE, FLOAT):
@@ -235,7 +254,7 @@ class _Generator:
                 add(f"{ind}{body} = BOOLS({items})")
             else:
                 add(f"{ind}{body} = SINTS({items}, {32 if kind == SINT32 else 64})")
-            return [f"{self.heads(tag, False)}[len({body})]", body]
+            return [self.head(tag, False, body), body]
         parts, item, body = self.var("q"), self.var("x"), self.var("b")
         add(f"{ind}{parts} = []")
         add(f"{ind}for {item} in {items}:")
@@ -248,11 +267,11 @@ class _Generator:
         else:
             add(f"{inner}if type({item}) is not bytes: raise Slow()")
             add(f"{inner}{body} = {item}")
-        add(f"{inner}{parts} += ({self.heads(tag, True)}[len({body})], {body})")
+        add(f"{inner}{parts} += ({self.head(tag, True, body)}, {body})")
         return [f"b''.join({parts})"]
 
     def enc_map(self, field: Any, expr: str, lines: list[str], ind: str) -> list[str]:
-        """Entries sorted by key (as upb's deterministic output); key and value always written."""
+        """Entries in `map_order` (upb's deterministic output); key and value always written."""
         entry_type = field.message_type
         key_field = entry_type.fields_by_name["key"]
         value_field = entry_type.fields_by_name["value"]
@@ -262,9 +281,9 @@ class _Generator:
         items = self.local(expr, lines, ind)
         parts, key, item, body = self.var("q"), self.var("k"), self.var("x"), self.var("b")
         add = lines.append
-        add(f"{ind}if type({items}) is not dict: raise Slow()")
+        add(f"{ind}if type({items}) is not dict: {items} = {{}} if {items} is None else SLOW()")
         add(f"{ind}{parts} = []")
-        add(f"{ind}for {key} in sorted({items}):")
+        add(f"{ind}for {key} in sorted({items}, key=MAP_ORDER):")
         inner = ind + "    "
         add(f"{inner}{item} = {items}[{key}]")
         pieces = self.enc_scalar(STRING, KEY_TAG, key, lines, inner, keep_zero=True)
@@ -275,7 +294,7 @@ class _Generator:
         else:
             pieces += self.enc_scalar(value_field.type, value_tag, item, lines, inner, True)
         add(f"{inner}{body} = {self.joined(pieces)}")
-        add(f"{inner}{parts} += ({self.heads(tag, True)}[len({body})], {body})")
+        add(f"{inner}{parts} += ({self.head(tag, True, body)}, {body})")
         return [f"b''.join({parts})"]
 
     # --- decoder -------------------------------------------------------------------------
@@ -470,6 +489,9 @@ def generate(
         "ZZ64": _zz64,
         "SINTS": _sints,
         "BOOLS": _bools,
+        "SLOW": _slow,
+        "HEAD": _head,
+        "MAP_ORDER": map_order,
         "Slow": Slow,
         "read_varint": read_varint,
         "struct_error": struct.error,

@@ -236,9 +236,11 @@ def write_protobuf(
                 value = get(name)
             if value is not None:
                 add(_entry(name, _attribute_value(name, value)))
-    if data_tag == PROTO:
+    if data_tag == PROTO:  # an Any: type_url, value, each left out when empty (proto3)
         url = type_url.encode()
-        head = b"\x0a" + _len(len(url)) + url + b"\x12" + _len(len(data))
+        head = (b"\x0a" + _len(len(url)) + url if url else b"") + (
+            b"\x12" + _len(len(data)) if data else b""
+        )
         add(b"\x42")
         add(_len(len(head) + len(data)))
         add(head)
@@ -528,8 +530,9 @@ def _read_fast(buf: bytes) -> tuple[dict[str, Any], int, bytes | str, str, bool]
 
 
 def _read_general(buf: bytes) -> tuple[dict[str, Any], int, bytes | str, str, bool]:
-    """Any field order, unknown fields skipped; always `suspect` (the caller validates)."""
+    """`read_event_checked` for any field order and length, unknown fields skipped."""
     attrs: dict[str, Any] = {}
+    suspect = False
     data_tag, data, type_url = 0, b"", ""
     text: bytes | str = b""
     pos, end = 0, len(buf)
@@ -542,8 +545,13 @@ def _read_general(buf: bytes) -> tuple[dict[str, Any], int, bytes | str, str, bo
         pos = start + size
         if tag == 0x2A:
             entry = buf[start:pos]
-            found = _ENTRIES.get(entry) or _new_entry(entry)
-            attrs[found[0]] = found[1]
+            found = _ENTRIES.get(entry)
+            if found is None:
+                name, value, valid = _new_entry(entry)
+                attrs[name] = value
+                suspect = suspect or not valid
+            else:
+                attrs[found[0]] = found[1]
         elif tag < 0x2A:  # id, source, spec_version, type
             value = buf[start:pos].decode()
             if value:
@@ -561,7 +569,10 @@ def _read_general(buf: bytes) -> tuple[dict[str, Any], int, bytes | str, str, bo
             type_url, data = _read_any(buf, start, pos)
     if pos != end:
         raise ValueError(f"message overruns its {end} bytes")
-    return attrs, data_tag, (text if data_tag == TEXT else data), type_url, True
+    get = attrs.get
+    if get("specversion") != "1.0" or not (get("id") and get("source") and get("type")):
+        suspect = True
+    return attrs, data_tag, (text if data_tag == TEXT else data), type_url, suspect
 
 
 def read_event(buf: bytes) -> tuple[dict[str, Any], int, bytes | str, str]:
