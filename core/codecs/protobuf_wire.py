@@ -35,6 +35,7 @@ _FIELD_NAMES = {0x0A: "id", 0x12: "source", 0x1A: "specversion", 0x22: "type"}
 _REQUIRED_AND_REPLACED = _REQUIRED | {"datacontenttype", "dataschema"}
 _CONTEXT_STRINGS = frozenset(("datacontenttype", "dataschema", "subject"))
 BINARY, TEXT, PROTO = 0x32, 0x3A, 0x42  # tags of the data oneof's members
+_MAX_FIELD = (1 << 29) - 1  # the largest field number protobuf allows
 MEMO_LIMIT = 4096  # entries per memo; a memo is emptied when it reaches this
 
 
@@ -116,6 +117,25 @@ def _entry(name: str, inner: bytes) -> bytes:
     key = _KEYS.get(name) or _key(name)
     body = key + b"\x12" + _len(len(inner)) + inner
     return b"\x2a" + _len(len(body)) + body
+
+
+_REPLACED: dict[tuple[str, str], bytes] = {}  # (name, value) -> the map entry
+_TYPE_URLS: dict[str, bytes] = {}  # an Any's type URL -> its field 1 (empty for "")
+
+
+def _replaced(name: str, value: str) -> bytes:
+    if len(_REPLACED) >= MEMO_LIMIT:
+        _REPLACED.clear()
+    found = _REPLACED[(name, value)] = _entry(name, _attribute_value(name, value))
+    return found
+
+
+def _type_url(url: str) -> bytes:
+    raw = url.encode()
+    if len(_TYPE_URLS) >= MEMO_LIMIT:
+        _TYPE_URLS.clear()
+    found = _TYPE_URLS[url] = b"\x0a" + _len(len(raw)) + raw if raw else b""
+    return found
 
 
 def _seconds(seconds: int) -> bytes:
@@ -234,17 +254,23 @@ def write_protobuf(
         for name, value in (("datacontenttype", datacontenttype), ("dataschema", dataschema)):
             if value is None:
                 value = get(name)
-            if value is not None:
+            if type(value) is str:  # a content type and a schema URI: the same for many events
+                add(_REPLACED.get((name, value)) or _replaced(name, value))
+            elif value is not None:
                 add(_entry(name, _attribute_value(name, value)))
     if data_tag == PROTO:  # an Any: type_url, value, each left out when empty (proto3)
-        url = type_url.encode()
-        head = (b"\x0a" + _len(len(url)) + url if url else b"") + (
-            b"\x12" + _len(len(data)) if data else b""
-        )
+        url = _TYPE_URLS.get(type_url) or _type_url(type_url)
+        size = len(data)
         add(b"\x42")
-        add(_len(len(head) + len(data)))
-        add(head)
-        add(data)
+        if data:
+            add(_len(len(url) + 1 + len(UV[size] if size < 16384 else varint(size)) + size))
+            add(url)
+            add(b"\x12")
+            add(UV[size] if size < 16384 else varint(size))
+            add(data)
+        else:
+            add(_len(len(url)))
+            add(url)
     elif data_tag:
         add(b"\x32" if data_tag == BINARY else b"\x3a")
         add(UV[len(data)] if len(data) < 16384 else varint(len(data)))
@@ -279,7 +305,7 @@ def _skip_unknown(buf: bytes, pos: int, known: int) -> int:
     than needed, is left to upb.
     """
     tag, after = read_varint(buf, pos)
-    if tag >> 3 <= known:
+    if tag >> 3 <= known or tag >> 3 > _MAX_FIELD:
         raise Unusual(f"field {tag >> 3} with wire type {tag & 7}")
     return _skip(buf, after, tag & 7)
 
