@@ -358,8 +358,15 @@ def read_protobuf_checked(payload: bytes) -> tuple[dict[str, Any], int, bytes, s
     specversion 1.0 and only map entries validation passes, so a caller may
     skip validate_attributes (as `from_protobuf` does).
     """
-    attrs, data_tag, data, type_url, suspect = read_event_any(payload)
-    return attrs, data_tag, data.encode() if isinstance(data, str) else data, type_url, suspect
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    try:  # read_event_any, inlined: a call less per event
+        attrs, data_tag, data, type_url, suspect = read_event_checked(payload)
+    except (ValueError, IndexError, OverflowError):  # junk, or bytes left to upb (Unusual)
+        return (*_read_with_upb(payload), True)
+    if isinstance(data, str):
+        return attrs, data_tag, data.encode(), type_url, suspect
+    return attrs, data_tag, data, type_url, suspect
 
 
 def read_protobuf_any(payload: bytes) -> tuple[dict[str, Any], int, bytes, str]:
@@ -373,7 +380,13 @@ def read_protobuf_any(payload: bytes) -> tuple[dict[str, Any], int, bytes, str]:
 
 def from_protobuf(payload: bytes) -> CloudEvent:
     """Read the CloudEvents Protobuf format; EventValidationError for anything else."""
-    attrs, data_tag, data, _, suspect = read_event_any(payload)
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    try:  # read_event_any, inlined: a call less per event
+        attrs, data_tag, data, _, suspect = read_event_checked(payload)
+    except (ValueError, IndexError, OverflowError):  # junk, or bytes left to upb (Unusual)
+        attrs, data_tag, data, _ = _read_with_upb(payload)
+        suspect = True
     return protobuf_event(attrs, data_tag, data, suspect)
 
 

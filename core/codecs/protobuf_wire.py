@@ -550,6 +550,17 @@ def _read_fast(buf: bytes) -> tuple[dict[str, Any], int, bytes | str, str, bool]
     if tag == BINARY:
         return attrs, BINARY, buf[start:pos], "", suspect
     if tag == PROTO:
+        if buf[start] == 0x0A and buf[start + 1] < 128:  # type_url then value, as upb writes
+            url_end = start + 2 + buf[start + 1]
+            if url_end < pos and buf[url_end] == 0x12:
+                size = buf[url_end + 1]
+                if size < 128:
+                    value = url_end + 2
+                else:
+                    size, value = read_varint(buf, url_end + 1)
+                if value + size == pos:
+                    url = buf[start + 2 : url_end].decode()
+                    return attrs, PROTO, buf[value:pos], url, suspect
         type_url, data = _read_any(buf, start, pos)
         return attrs, PROTO, data, type_url, suspect
     return _read_general(buf)
