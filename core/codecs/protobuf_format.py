@@ -275,7 +275,7 @@ def from_message(msg: Any) -> CloudEvent:
 def protobuf_event(
     attrs: dict[str, Any], data_tag: int, data: bytes | str, suspect: bool = True
 ) -> CloudEvent:
-    """A validated CloudEvent from what `read_event` read (text as str or UTF-8); takes over `attrs`.
+    """A validated CloudEvent from what `read_event_checked` read (text as str or UTF-8); takes over `attrs`.
 
     `suspect=False` (the reader vouches for the attributes) skips validate_attributes.
     """

@@ -29,14 +29,14 @@ from core.events import is_extension_name
 
 _MASK32, _MASK64 = (1 << 32) - 1, (1 << 64) - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_REQUIRED_TAGS = (("id", b"\x0a"), ("source", b"\x12"), ("specversion", b"\x1a"), ("type", b"\x22"))
-_REQUIRED = frozenset(name for name, _ in _REQUIRED_TAGS)
+_REQUIRED = frozenset(("id", "source", "specversion", "type"))
 _FIELD_NAMES = {0x0A: "id", 0x12: "source", 0x1A: "specversion", 0x22: "type"}
 _REQUIRED_AND_REPLACED = _REQUIRED | {"datacontenttype", "dataschema"}
 _CONTEXT_STRINGS = frozenset(("datacontenttype", "dataschema", "subject"))
 BINARY, TEXT, PROTO = 0x32, 0x3A, 0x42  # tags of the data oneof's members
 _MAX_FIELD = (1 << 29) - 1  # the largest field number protobuf allows
 MEMO_LIMIT = 4096  # entries per memo; a memo is emptied when it reaches this
+_NAMES_LIMIT = 256  # attribute names with header tables (a table holds up to 123 headers)
 
 
 class Unusual(ValueError):
@@ -90,23 +90,23 @@ _SECONDS: dict[int, bytes] = {}  # Timestamp seconds -> its field (tag 1, varint
 
 def _key(name: str) -> bytes:
     raw = name.encode()
-    if len(_KEYS) >= MEMO_LIMIT:
+    if len(_KEYS) >= _NAMES_LIMIT:
         _KEYS.clear()
     found = _KEYS[name] = b"\x0a" + _len(len(raw)) + raw
     return found
 
 
-def _heads(name: str, tag: int, table: dict[str, list[bytes]]) -> list[bytes]:
+def _heads(name: str, tag: int, table: dict[str, list[bytes]], most: int = 123) -> list[bytes]:
     """A map entry's bytes before the payload of its value's member `tag`, by payload length.
 
-    Covers the lengths whose entry fits in 127 bytes (every length one byte).
+    Covers lengths up to `most` whose entry fits in 127 bytes (every length one byte).
     """
     key = _KEYS.get(name) or _key(name)
     found = [
         bytes((0x2A, len(key) + 4 + n)) + key + bytes((0x12, n + 2, tag, n))
-        for n in range(124 - len(key))
+        for n in range(min(124 - len(key), most + 1))
     ]
-    if len(table) >= MEMO_LIMIT:
+    if len(table) >= _NAMES_LIMIT:
         table.clear()
     table[name] = found
     return found
@@ -162,7 +162,7 @@ def _timestamp_body(value: datetime) -> bytes:
 
 def _time_entry(name: str, value: datetime) -> bytes:
     body = _timestamp_body(value)
-    heads = _TIME_HEADS.get(name) or _heads(name, 0x3A, _TIME_HEADS)
+    heads = _TIME_HEADS.get(name) or _heads(name, 0x3A, _TIME_HEADS, 17)  # at most 1+10+1+5
     return (
         heads[len(body)] + body
         if len(body) < len(heads)
@@ -246,7 +246,7 @@ def write_protobuf(
                 add(raw)
             else:
                 add(_entry(name, _attribute_value(name, value)))
-        elif type(value) is datetime:
+        elif type(value) is datetime and name not in skip:
             add(_time_entry(name, value))
         elif value is not None and name not in skip:
             add(_entry(name, _attribute_value(name, value)))
@@ -480,7 +480,12 @@ def _read_any(buf: bytes, pos: int, end: int) -> tuple[str, bytes]:
 
 
 def read_event_checked(buf: bytes) -> tuple[dict[str, Any], int, bytes | str, str, bool]:
-    """`read_event`, plus whether the attributes need `validate_attributes`.
+    """(attributes, data tag, data (text as a str), Any type URL, whether to validate).
+
+    Attributes keep protobuf's types (time a UTC datetime); absent or empty
+    required fields are left out, since proto3 cannot tell them apart.
+    Raises ValueError or IndexError for bytes that are no message, `Unusual`
+    for what to leave to upb.
 
     The message fixes most types; the flag is False only when every required
     attribute is there, specversion is 1.0, and each map entry is one
@@ -612,19 +617,7 @@ def _read_general(buf: bytes) -> tuple[dict[str, Any], int, bytes | str, str, bo
     return attrs, data_tag, (text if data_tag == TEXT else data), type_url, suspect
 
 
-def read_event(buf: bytes) -> tuple[dict[str, Any], int, bytes | str, str]:
-    """(attributes, data tag, data, Any type URL) of a CloudEvent message; text data as a str.
-
-    Attributes keep protobuf's types (time a UTC datetime); absent or empty
-    required fields are left out, since proto3 cannot tell them apart.
-    Raises ValueError or IndexError for bytes that are no message, `Unusual`
-    for what to leave to upb.
-    """
-    attrs, data_tag, data, type_url, _ = read_event_checked(buf)
-    return attrs, data_tag, data, type_url
-
-
 def read_protobuf(buf: bytes) -> tuple[dict[str, Any], int, bytes, str]:
-    """(attributes, data tag, data bytes, Any type URL) of a CloudEvent message (see `read_event`)."""
+    """(attributes, data tag, data bytes, Any type URL): `read_event_checked` without the flag."""
     attrs, data_tag, data, type_url, _ = read_event_checked(buf)
     return attrs, data_tag, data.encode() if isinstance(data, str) else data, type_url
