@@ -66,7 +66,8 @@ class TypedFormat:
         self.encoding = _DATA_ENCODINGS[self.format.name]
         self._name = self.format.name
         self.data_content_type = CONTENT_TYPES[self.encoding]
-        self._encoders: dict[str, tuple[Schema, Encoder]] = {}  # dataschema -> (schema, encode)
+        # dataschema -> (schema, its URI, encode); the URI is a property, computed once here
+        self._encoders: dict[str, tuple[Schema, str, Encoder]] = {}
         self._decoders: dict[str, tuple[Schema, Decoder]] = {}  # dataschema -> (schema, decode)
 
     def encode(self, event: CloudEvent) -> bytes:
@@ -83,10 +84,10 @@ class TypedFormat:
             schema = self.registry.for_event(event)
             if schema is None or schema.kind != "avro":
                 return self.format.encode(event)
-            found = (schema, data_codec(schema, self.encoding)[0])
+            found = (schema, schema.uri, data_codec(schema, self.encoding)[0])
             if dataschema is not None:
                 self._encoders[dataschema] = found
-        schema, encode_data = found
+        schema, uri, encode_data = found
         try:
             payload = encode_data(data)
         except (ValueError, TypeError) as exc:
@@ -95,11 +96,11 @@ class TypedFormat:
                 [Problem("data", type(data).__name__, str(exc))],
             ) from exc
         if self._name == "avro-compact":
-            return write_compact(attrs, payload, self.data_content_type, schema.uri)
-        attrs = {**attrs, "datacontenttype": self.data_content_type, "dataschema": schema.uri}
+            return write_compact(attrs, payload, self.data_content_type, uri)
+        attrs = {**attrs, "datacontenttype": self.data_content_type, "dataschema": uri}
         if self._name == "avro":
             return write_avro(attrs, payload)
-        return write_protobuf(attrs, PROTO, payload, data_type_url(schema.uri))
+        return write_protobuf(attrs, PROTO, payload, data_type_url(uri))
 
     def decode(self, body: bytes) -> CloudEvent:
         """A validated event; schema-encoded data decoded back to JSON data."""
