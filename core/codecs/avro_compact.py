@@ -72,7 +72,6 @@ CLOUDEVENT_COMPACT_AVSC: dict[str, Any] = {
 _STANDARD = frozenset(
     ("id", "source", "type", "specversion", "datacontenttype", "dataschema", "subject", "time")
 )
-_OPTIONAL_FIELDS = ("datacontenttype", "dataschema", "subject")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 _NULL, _ONE = b"\x00", b"\x02"  # union branch 0 (null) and 1 (the value) of ["null", X]
@@ -324,6 +323,32 @@ def read_compact(buf: bytes) -> tuple[dict[str, Any], bytes | None]:
     return attrs, data
 
 
+# The header (source, type, datacontenttype, dataschema) last read, as bytes, and its values.
+_last_header: tuple[bytes, dict[str, str]] = (b"", {})
+
+
+def _read_header(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, bool]:
+    """Read source, type, datacontenttype and dataschema at `pos`: (the end, whether suspect)."""
+    global _last_header
+    start, suspect, values = pos, False, {}
+    for name in ("source", "type"):
+        values[name], pos = _text(buf, pos)
+        suspect = suspect or not values[name]
+    for name in ("datacontenttype", "dataschema"):
+        branch = buf[pos]
+        if branch == 2:
+            values[name], pos = _text(buf, pos + 1)
+            suspect = suspect or not values[name]
+        elif branch:
+            raise ValueError(f"{name} union index {branch >> 1} out of range")
+        else:
+            pos += 1
+    attrs.update(values)
+    if not suspect:
+        _last_header = (buf[start:pos], values)
+    return pos, suspect
+
+
 def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool]:
     """`read_compact`, plus whether the attributes need `validate_attributes`.
 
@@ -331,43 +356,26 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
     an empty string, a bad extension name or an out-of-range int. The flag is
     False only when none of those is present, so a caller may skip validation.
     """
-    attrs: dict[str, Any] = {"specversion": SPECVERSION}
-    size = buf[0]  # id, source, type: a length under 64 is one byte
+    size = buf[0]  # id: a length under 64 is one byte
     if size < 128 and not size & 1:
         pos = 1
         size >>= 1
     else:
         size, pos = _length(buf, 0)
     end = pos + size
-    attrs["id"] = buf[pos:end].decode()
+    attrs: dict[str, Any] = {"specversion": SPECVERSION, "id": buf[pos:end].decode()}
     suspect = not size
-    size = buf[end]
-    if size < 128 and not size & 1:
-        pos = end + 1
-        size >>= 1
+    # source, type, datacontenttype, dataschema: the same bytes as the last event's more
+    # often than not (one producer, one type); then their values are taken as they are.
+    header, values = _last_header
+    if buf.startswith(header, end) and header:
+        attrs.update(values)
+        end += len(header)
     else:
-        size, pos = _length(buf, end)
-    end = pos + size
-    attrs["source"] = buf[pos:end].decode()
-    suspect = suspect or not size
-    size = buf[end]
-    if size < 128 and not size & 1:
-        pos = end + 1
-        size >>= 1
-    else:
-        size, pos = _length(buf, end)
-    end = pos + size
-    attrs["type"] = buf[pos:end].decode()
-    suspect = suspect or not size
-    if end > len(buf):
-        raise ValueError("string runs past the end")
-    for name in _OPTIONAL_FIELDS:
-        branch = buf[end]
-        if branch == 0:
-            end += 1
-            continue
-        if branch != 2:
-            raise ValueError(f"{name} union index {branch >> 1} out of range")
+        end, odd = _read_header(buf, end, attrs)
+        suspect = suspect or odd
+    branch = buf[end]  # subject
+    if branch == 2:
         size = buf[end + 1]
         if size < 128 and not size & 1:
             pos = end + 2
@@ -377,17 +385,19 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
         end = pos + size
         if end > len(buf):
             raise ValueError("string runs past the end")
-        attrs[name] = buf[pos:end].decode()
+        attrs["subject"] = buf[pos:end].decode()
         suspect = suspect or not size
+    elif branch:
+        raise ValueError(f"subject union index {branch >> 1} out of range")
+    else:
+        end += 1
     pos = end
     branch = buf[pos]
     if branch == 2:  # _read_time, inlined for the common case
         base = _HIGH_TIMES.get(buf[pos + 4 : pos + 9])
-        low = int.from_bytes(buf[pos + 1 : pos + 4], "little")
-        if base is not None and low & 0x808081 == 0x808080:
-            attrs["time"] = base + timedelta(
-                0, 0, ((low & 127) | (low >> 1 & 0x3F80) | (low >> 2 & 0x1FC000)) >> 1
-            )
+        b0, b1, b2 = buf[pos + 1], buf[pos + 2], buf[pos + 3]
+        if base is not None and b0 & b1 & b2 & 128 and not b0 & 1:
+            attrs["time"] = base + _STEP0[b0 & 127] + _STEP1[b1 & 127] + _STEP2[b2 & 127]
             pos += 9
         else:
             attrs["time"], pos = _read_time(buf, pos + 1)
@@ -431,15 +441,20 @@ def _length(buf: bytes, pos: int) -> tuple[int, int]:
     return size, pos
 
 
+# What each of the three low varint bytes adds to the memoised base, by its 7 bits.
+_STEP0 = [timedelta(0, 0, n >> 1) for n in range(128)]
+_STEP1 = [timedelta(0, 0, n << 6) for n in range(128)]
+_STEP2 = [timedelta(0, 0, n << 13) for n in range(128)]
+
+
 def _read_time(buf: bytes, pos: int) -> tuple[datetime, int]:
     """A timestamp-micros long as a UTC datetime; today's (8 bytes) from the memoised top five."""
     base = _HIGH_TIMES.get(buf[pos + 3 : pos + 8])
-    low = int.from_bytes(buf[pos : pos + 3], "little")
+    b0, b1, b2 = buf[pos], buf[pos + 1], buf[pos + 2]
     # three bytes with their continuation bit, the first even (zigzag of a positive count):
-    # the low 21 bits hold twice the micros past the base
-    if base is not None and low & 0x808081 == 0x808080:
-        micros = ((low & 127) | (low >> 1 & 0x3F80) | (low >> 2 & 0x1FC000)) >> 1
-        return base + timedelta(0, 0, micros), pos + 8
+    # their low 7 bits are micros past the base, 2 x (bits 0-5), bits 6-12, bits 13-19
+    if base is not None and b0 & b1 & b2 & 128 and not b0 & 1:
+        return base + _STEP0[b0 & 127] + _STEP1[b1 & 127] + _STEP2[b2 & 127], pos + 8
     micros, end = _read_timestamp(buf, pos)
     if end == pos + 8 and micros >= 0:
         _remember_high(buf[pos + 3 : pos + 8])
