@@ -33,6 +33,7 @@ _REQUIRED = frozenset(("id", "source", "specversion", "type"))
 _FIELD_NAMES = {0x0A: "id", 0x12: "source", 0x1A: "specversion", 0x22: "type"}
 _REQUIRED_AND_REPLACED = _REQUIRED | {"datacontenttype", "dataschema"}
 _CONTEXT_STRINGS = frozenset(("datacontenttype", "dataschema", "subject"))
+_STANDARD = _REQUIRED | _CONTEXT_STRINGS | {"time"}
 BINARY, TEXT, PROTO = 0x32, 0x3A, 0x42  # tags of the data oneof's members
 _MAX_FIELD = (1 << 29) - 1  # the largest field number protobuf allows
 MEMO_LIMIT = 4096  # entries per memo; a memo is emptied when it reaches this
@@ -282,6 +283,7 @@ def write_protobuf(
 
 _ENTRIES: dict[bytes, tuple[str, Any]] = {}  # valid entry's bytes -> (name, value)
 _SECOND_TIMES: dict[bytes, datetime] = {}  # a Timestamp's 5-byte seconds varint -> the instant
+_INSTANTS: dict[bytes, tuple[str, datetime]] = {}  # timestamp entry but nanos -> name, second
 
 
 def _skip(buf: bytes, pos: int, wire: int) -> int:
@@ -371,6 +373,22 @@ def _remember_seconds(buf: bytes, pos: int, seconds: int) -> None:
         _SECOND_TIMES[buf[pos : pos + 5]] = _EPOCH + timedelta(0, seconds)
 
 
+def _remember_instant(entry: bytes, name: str, value: datetime) -> None:
+    """Memoise a timestamp entry's bytes before its 5-byte nanos: name and whole second.
+
+    Only for the layout key, value(ce_timestamp(seconds: 5 bytes, nanos: 5 bytes)),
+    and names validation passes.
+    """
+    named = name == "time" or (name not in _STANDARD and is_extension_name(name))
+    if named and read_varint(entry, len(entry) - 11) == (
+        (value - _EPOCH).days * 86400 + (value - _EPOCH).seconds,
+        len(entry) - 6,
+    ):
+        if len(_INSTANTS) >= MEMO_LIMIT:
+            _INSTANTS.clear()
+        _INSTANTS[entry[:-5]] = (name, value.replace(microsecond=0))
+
+
 def _read_value(buf: bytes, pos: int, end: int) -> Any:
     """The value of a CloudEventAttributeValue in buf[pos:end]; Unusual unless one member is set."""
     value: Any = None
@@ -433,6 +451,19 @@ def _new_entry(entry: bytes) -> tuple[str, Any, bool]:
     Only entries validation passes go into the memo.
     """
     size = len(entry)
+    if size > 16 and entry[-6] == 0x10:  # perhaps an instant in a second met before
+        found = _INSTANTS.get(entry[:-5])
+        if found is not None:
+            raw = int.from_bytes(entry[-5:], "little")
+            if raw & 0xF880808080 == 0x0080808080:  # 5-byte nanos under 2**31
+                nanos = (
+                    (raw & 127)
+                    | (raw >> 1 & 0x3F80)
+                    | (raw >> 2 & 0x1FC000)
+                    | (raw >> 3 & 0xFE00000)
+                    | (raw >> 4 & 0x70000000)
+                )
+                return found[0], found[1] + timedelta(0, 0, nanos // 1000), True
     at = entry[1] + 2  # the common shape: key, then the value with one member, short lengths
     if entry[0] == 0x0A and at < 130 and entry[at] == 0x12 and entry[at + 1] == size - at - 2:
         name = entry[2:at].decode()
@@ -443,6 +474,8 @@ def _new_entry(entry: bytes) -> tuple[str, Any, bool]:
             value = entry[at + 4 :].decode()
         elif tag == 0x3A:
             value = _read_timestamp(entry, at + 4, size)
+            if size - at == 16 and entry[at + 4] == 0x08 and entry[at + 10] == 0x10:
+                _remember_instant(entry, name, value)
         else:
             name, value = _read_entry(entry)
     else:
