@@ -91,24 +91,16 @@ def _string(value: str) -> bytes:
     return (ZZ[size + HALF] if size < HALF else zigzag(size)) + raw
 
 
-# Values that repeat from event to event (source, type, content type, schema, extension
-# names) are written from a bounded memo of their encoded bytes: one dict lookup each.
+# Extension names, and the top bytes of timestamps, repeat from event to event: written
+# from bounded memos of their encoded bytes (cleared when full), one dict lookup each.
 _MEMO_LIMIT = 4096
-_STRINGS: dict[str, bytes] = {}  # value -> Avro string (length, UTF-8)
-_PRESENT: dict[str, bytes] = {}  # value -> union branch 1 then the Avro string
+_STRINGS: dict[str, bytes] = {}  # extension name -> Avro string (length, UTF-8)
 
 
 def _memo_string(value: str) -> bytes:
     if len(_STRINGS) >= _MEMO_LIMIT:
         _STRINGS.clear()
     found = _STRINGS[value] = _string(value)
-    return found
-
-
-def _memo_present(value: str) -> bytes:
-    if len(_PRESENT) >= _MEMO_LIMIT:
-        _PRESENT.clear()
-    found = _PRESENT[value] = _ONE + _string(value)
     return found
 
 
@@ -157,6 +149,25 @@ def _extensions(attrs: Mapping[str, Any], names: set[str]) -> bytes:
     return b"".join(parts)
 
 
+# The header (type, datacontenttype, dataschema) last written: those three values and
+# their bytes. A stream of one event type writes it from here.
+_last_written: tuple[Any, Any, Any, bytes] = (None, None, None, b"")
+
+
+def _header(type_: str, content_type: str | None, schema: str | None) -> bytes:
+    """The bytes of type, datacontenttype and dataschema; remembered as the last written."""
+    global _last_written
+    header = b"".join(
+        (
+            _string(type_),
+            _NULL if content_type is None else _ONE + _string(content_type),
+            _NULL if schema is None else _ONE + _string(schema),
+        )
+    )
+    _last_written = (type_, content_type, schema, header)
+    return header
+
+
 def write_compact(
     attrs: Mapping[str, Any],
     data: bytes | None,
@@ -174,13 +185,18 @@ def write_compact(
             "not representable in the Avro Compact format",
             [Problem("specversion", get("specversion"), "must be '1.0'")],
         )
-    strings, present = _STRINGS, _PRESENT
-    source, type_ = attrs["source"], attrs["type"]
+    type_ = attrs["type"]
     content_type = get("datacontenttype") if datacontenttype is None else datacontenttype
     schema = get("dataschema") if dataschema is None else dataschema
     subject, time = get("subject"), get("time")
+    last = _last_written
+    if type_ == last[0] and content_type == last[1] and schema == last[2]:
+        header = last[3]
+    else:
+        header = _header(type_, content_type, schema)
     try:  # lengths from the table; a string of 1 KiB or more takes the general path below
         raw_id = attrs["id"].encode()
+        raw_source = attrs["source"].encode()
         if subject is None:
             subject_part = _NULL
         else:
@@ -215,12 +231,9 @@ def write_compact(
         (
             ZZ[len(raw_id) + HALF],
             raw_id,
-            strings.get(source) or _memo_string(source),
-            strings.get(type_) or _memo_string(type_),
-            _NULL
-            if content_type is None
-            else present.get(content_type) or _memo_present(content_type),
-            _NULL if schema is None else present.get(schema) or _memo_present(schema),
+            ZZ[len(raw_source) + HALF],
+            raw_source,
+            header,
             subject_part,
             _NULL if time is None else _ONE,
             b"" if time is None else _timestamp(time),
@@ -323,17 +336,16 @@ def read_compact(buf: bytes) -> tuple[dict[str, Any], bytes | None]:
     return attrs, data
 
 
-# The header (source, type, datacontenttype, dataschema) last read, as bytes, and its values.
+# The header (type, datacontenttype, dataschema) last read, as bytes, and its values.
 _last_header: tuple[bytes, dict[str, str]] = (b"", {})
 
 
 def _read_header(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, bool]:
-    """Read source, type, datacontenttype and dataschema at `pos`: (the end, whether suspect)."""
+    """Read type, datacontenttype and dataschema at `pos`: (the end, whether suspect)."""
     global _last_header
-    start, suspect, values = pos, False, {}
-    for name in ("source", "type"):
-        values[name], pos = _text(buf, pos)
-        suspect = suspect or not values[name]
+    start, values = pos, {}
+    values["type"], pos = _text(buf, pos)
+    suspect = not values["type"]
     for name in ("datacontenttype", "dataschema"):
         branch = buf[pos]
         if branch == 2:
@@ -365,8 +377,17 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
     end = pos + size
     attrs: dict[str, Any] = {"specversion": SPECVERSION, "id": buf[pos:end].decode()}
     suspect = not size
-    # source, type, datacontenttype, dataschema: the same bytes as the last event's more
-    # often than not (one producer, one type); then their values are taken as they are.
+    size = buf[end]  # source
+    if size < 128 and not size & 1:
+        pos = end + 1
+        size >>= 1
+    else:
+        size, pos = _length(buf, end)
+    end = pos + size
+    attrs["source"] = buf[pos:end].decode()
+    suspect = suspect or not size
+    # type, datacontenttype, dataschema: the same bytes as the last event's more often
+    # than not (a stream of one event type); then their values are taken as they are.
     header, values = _last_header
     if buf.startswith(header, end) and header:
         attrs.update(values)

@@ -309,9 +309,26 @@ def test_times_read_back_exactly_through_the_memoised_paths(when: datetime, step
 
 
 def test_a_repeated_header_is_read_from_the_last_one_only_when_bytes_match() -> None:
-    """Events alternating between two producers read back their own source, type and schema."""
+    """Events alternating between two types read back their own type and schema, whatever the source."""
     first = FACTORY.new("com.example.a", "/a", {"k": 1}, dataschema="urn:x:a")
     second = FACTORY.new("com.example.b", "/a", {"k": 1}, dataschema="urn:x:b")
-    for event in (first, second, first, first, second):
+    third = FACTORY.new("com.example.b", "/b", {"k": 1}, dataschema="urn:x:b")
+    for event in (first, second, first, first, second, third, second):
         back = from_avro_compact(to_avro_compact(event)).get_attributes()
         assert back == event.get_attributes()
+
+
+def test_header_overrides_and_plain_writes_interleave() -> None:
+    """Writes with replaced content type and schema, and plain ones, each carry their own header."""
+    attrs = dict(_event({"k": 1}).get_attributes())
+    plain = write_compact(attrs, b"{}")
+    typed = write_compact(attrs, b"\x00", "application/avro", "urn:x:2")
+    for body, content_type, schema in (
+        (plain, attrs["datacontenttype"], attrs["dataschema"]),
+        (typed, "application/avro", "urn:x:2"),
+    ):
+        assert write_compact(attrs, b"{}") == plain
+        back, _ = read_compact(body)
+        assert (back.get("datacontenttype"), back["dataschema"]) == (content_type, schema)
+        record = _fastavro_read(body)
+        assert (record["datacontenttype"], record["dataschema"]) == (content_type, schema)
