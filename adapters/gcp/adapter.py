@@ -115,7 +115,9 @@ class PubSubAdapter:
             raise PublishError({events[i].get_id(): str(exc) for i, exc in failures.items()})
 
     def _encode(self, event: CloudEvent) -> tuple[bytes, dict[str, str], str]:
-        data, attributes = binding.to_message(event, self.config.content_mode)
+        data, attributes = binding.to_message(
+            event, self.config.content_mode, self.config.event_format
+        )
         key = ""
         if self.config.ordering_keys:
             partition = event.get_attributes().get("partitionkey")

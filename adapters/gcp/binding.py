@@ -9,8 +9,12 @@ extension goes to ``ce-<name>`` in its canonical string form. Structured mode:
 event format as data; the ``ce-*`` attributes are added too (the spec allows
 it) so that subscription filters work in both modes.
 
+Structured mode may also carry a binary event format (``event_format``:
+Avro, Avro Compact or Protobuf, with ``application/cloudevents+avro`` and so
+on as content-type); the ``ce-*`` attributes stay beside it for filters.
+
 Reading: a ``content-type`` attribute starting with ``application/cloudevents``
-means structured, anything else binary. Attribute names are case-insensitive:
+means structured (JSON, Avro, Avro Compact or Protobuf), anything else binary. Attribute names are case-insensitive:
 ``content-type``, ``Content-Type`` and ``ce-datacontenttype`` are all read.
 Binary mode needs the attributes to fit Pub/Sub's limits (100 attributes,
 values up to 1,024 bytes); an event that does not fit is written in
@@ -27,6 +31,7 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
+from core import codecs
 from core.errors import EventValidationError, Problem
 from core.events import build_event, validate_attributes
 from core.filters.dialects import canonical_string
@@ -38,6 +43,7 @@ PREFIX = "ce-"
 MAX_ATTRIBUTES = 100
 MAX_VALUE_BYTES = 1024
 _TEXT_TYPE = re.compile(r"^text/", re.IGNORECASE)
+_BINARY_FORMATS = frozenset(f.content_type for f in codecs.FORMATS.values() if f.name != "json")
 
 Message = tuple[bytes, dict[str, str]]  # Pub/Sub message data and attributes
 
@@ -105,8 +111,12 @@ def fits_attribute_limits(attributes: Mapping[str, str]) -> bool:
     return True
 
 
-def to_message(event: CloudEvent, mode: str = "binary") -> Message:
-    """Encode an event as Pub/Sub message data and attributes in `mode` ('binary'/'structured')."""
+def to_message(event: CloudEvent, mode: str = "binary", event_format: str = "json") -> Message:
+    """Encode an event as Pub/Sub message data and attributes in `mode` ('binary'/'structured').
+
+    Structured mode writes `event_format` ('json', 'avro', 'avro-compact' or
+    'protobuf', see core.codecs) with its content type.
+    """
     attributes = binary_attributes(event)
     fits = fits_attribute_limits(attributes)
     if mode == "binary" and fits:
@@ -116,8 +126,11 @@ def to_message(event: CloudEvent, mode: str = "binary") -> Message:
         structured = {k: v for k, v in attributes.items() if k != CONTENT_TYPE}
         if event.get_datacontenttype() is not None:
             structured["ce-datacontenttype"] = attributes[CONTENT_TYPE]
-    structured[CONTENT_TYPE] = STRUCTURED_CONTENT_TYPE
-    return to_json(event), structured
+    if event_format == "json":
+        structured[CONTENT_TYPE] = STRUCTURED_CONTENT_TYPE
+        return to_json(event), structured
+    structured[CONTENT_TYPE], body = codecs.encode(event, event_format)
+    return body, structured
 
 
 def _lookup(attributes: Mapping[str, str]) -> tuple[str | None, dict[str, str]]:
@@ -147,10 +160,14 @@ def is_structured(attributes: Mapping[str, str]) -> bool:
 def from_message(data: bytes, attributes: Mapping[str, str]) -> CloudEvent:
     """Decode a Pub/Sub message in either mode; EventValidationError when it is no CloudEvent."""
     content_type, ce = _lookup(attributes)
-    # A structured event format we cannot read (not JSON): the spec lets us treat it as binary.
     lowered = (content_type or "").lower()
-    if lowered.startswith("application/cloudevents") and "json" in lowered:
-        return from_json(data)
+    if lowered.startswith("application/cloudevents"):
+        if "json" in lowered:
+            return from_json(data)
+        known = lowered.split(";")[0].strip() in _BINARY_FORMATS
+        if known:  # Avro, Avro Compact, Protobuf
+            return codecs.decode(lowered, bytes(data))
+        # A structured event format we cannot read: the spec lets us treat it as binary.
     attrs: dict[str, Any] = dict(ce)
     datacontenttype = content_type if content_type is not None else ce.get("datacontenttype")
     if datacontenttype is not None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core import codecs
 from core.config import check_keys
 from core.errors import ConfigError, Problem
 
@@ -14,6 +15,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "project": str,
     "emulator_host": str,
     "content_mode": str,
+    "event_format": str,
     "ordering_keys": bool,
     "batch_max_messages": int,
     "batch_max_bytes": int,
@@ -25,6 +27,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
 }
 SECRET_KEYS: tuple[str, ...] = ()  # credentials come from Application Default Credentials
 CONTENT_MODES = ("binary", "structured")
+EVENT_FORMATS = tuple(codecs.FORMATS)  # json, avro, avro-compact, protobuf
 _PROJECT_ID = re.compile(r"[a-z][a-z0-9\-]{4,28}[a-z0-9]|[a-z][a-z0-9.:\-]{1,62}")
 _HOST_PORT = re.compile(r"[^\s:/]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}")
 
@@ -37,7 +40,9 @@ class GcpConfig:
     at an emulator, as PUBSUB_EMULATOR_HOST would, without touching the
     process environment; unset, the clients reach Google with Application
     Default Credentials. `content_mode` is the CloudEvents binding's mode
-    used for publishing (both modes are always read). `ordering_keys` sets
+    used for publishing (both modes are always read); `event_format` is the
+    structured mode's event format (json, avro, avro-compact, protobuf; all
+    are always read). `ordering_keys` sets
     each message's ordering key from the event's ``partitionkey`` extension.
     The batch settings are the PublisherClient's; the outstanding limits are
     the streaming pull's flow control per subscription.
@@ -46,6 +51,7 @@ class GcpConfig:
     project: str = "polybus-local"
     emulator_host: str | None = None
     content_mode: str = "binary"
+    event_format: str = "json"
     ordering_keys: bool = True
     batch_max_messages: int = 100
     batch_max_bytes: int = 1_000_000
@@ -75,6 +81,19 @@ def parse_config(settings: Mapping[str, Any]) -> GcpConfig:
         problems.append(
             Problem("gcp.content_mode", get("content_mode"), "must be 'binary' or 'structured'")
         )
+    fmt = get("event_format")
+    if fmt not in EVENT_FORMATS:
+        problems.append(
+            Problem("gcp.event_format", fmt, f"must be one of {', '.join(EVENT_FORMATS)}")
+        )
+    elif fmt != "json" and get("content_mode") != "structured":
+        problems.append(
+            Problem(
+                "gcp.event_format",
+                fmt,
+                "an event format other than json needs content_mode = 'structured'",
+            )
+        )
     bounds = {
         "batch_max_messages": (1, 1000),
         "batch_max_bytes": (1, 10_000_000),
@@ -96,6 +115,7 @@ def parse_config(settings: Mapping[str, Any]) -> GcpConfig:
         project=project,
         emulator_host=host,
         content_mode=get("content_mode"),
+        event_format=fmt,
         ordering_keys=get("ordering_keys"),
         batch_max_messages=get("batch_max_messages"),
         batch_max_bytes=get("batch_max_bytes"),

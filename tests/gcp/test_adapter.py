@@ -145,6 +145,63 @@ def test_structured_mode_round_trips_and_is_readable_by_binary_adapters(
         structured.close()
 
 
+def test_event_format_is_checked_against_the_known_formats_and_the_mode() -> None:
+    """event_format names a known format, and a binary one needs structured mode; the error says which rule."""
+    assert parse_config(
+        {"content_mode": "structured", "event_format": "avro-compact"}
+    ) == GcpConfig(content_mode="structured", event_format="avro-compact")
+    for settings, rule in (
+        ({"event_format": "xml"}, "must be one of json, avro, avro-compact, protobuf"),
+        ({"event_format": "protobuf"}, "needs content_mode = 'structured'"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(settings)
+        [problem] = caught.value.problems
+        assert (problem.field, problem.value) == ("gcp.event_format", settings["event_format"])
+        assert rule in problem.rule
+
+
+@pytest.mark.parametrize("event_format", ["avro", "avro-compact", "protobuf"])
+def test_structured_binary_event_formats_travel_and_are_read_by_any_consumer(
+    event_format: str,
+    gcp_emulator: PubSubEmulator,
+    gcp_adapter_factory: Callable[[], Any],
+    pubsub: PubSubClients,
+) -> None:
+    """A publisher set to a binary event format sends it with its content type; a default consumer reads it."""
+    publisher = make_adapter(
+        {
+            "project": PROJECT,
+            "emulator_host": gcp_emulator.host_port,
+            "content_mode": "structured",
+            "event_format": event_format,
+        }
+    )
+    try:
+        consumer = gcp_adapter_factory()
+        topic, sub = _names()
+        consumer.provision(_spec(sub, topic, parse_filter({"prefix": {"subject": "ord-"}})))
+        raw_sub = f"projects/{PROJECT}/subscriptions/raw-{uuid.uuid4().hex[:8]}"
+        pubsub.subscriber.create_subscription(
+            name=raw_sub, topic=f"projects/{PROJECT}/topics/{topic}"
+        )
+        events = [
+            new_event("com.example.o", "/shop", {"n": 1, "lines": [{"sku": "a"}]}, subject="ord-1"),
+            new_event("com.example.o", "/shop", {"n": 2}, subject="other"),
+        ]
+        publisher.publish(topic, events)
+        [delivery] = receive_n(consumer, sub, 1)
+        assert delivery.event.get_attributes() == events[0].get_attributes()
+        assert delivery.event.get_data() == events[0].get_data()
+        delivery.ack()
+        raw = pull_all(pubsub.subscriber, raw_sub, expected=2)
+        content_type = f"application/cloudevents+{event_format}"
+        assert {r.message.attributes["content-type"] for r in raw} == {content_type}
+        assert {r.message.attributes["ce-subject"] for r in raw} == {"ord-1", "other"}
+    finally:
+        publisher.close()
+
+
 def test_native_filter_is_installed_and_residual_returned(
     gcp_adapter_factory: Callable[[], Any], pubsub: PubSubClients
 ) -> None:

@@ -125,17 +125,17 @@ def test_attribute_names_are_read_case_insensitively() -> None:
 
 
 def test_unknown_structured_format_is_read_as_binary() -> None:
-    """application/cloudevents+avro is not readable here; the spec lets it pass as binary."""
+    """A structured format we do not know (CBOR) is not readable here; the spec lets it pass as binary."""
     attributes = {
         "ce-specversion": "1.0",
         "ce-id": "1",
         "ce-source": "/s",
         "ce-type": "t",
-        "content-type": "application/cloudevents+avro",
+        "content-type": "application/cloudevents+cbor",
     }
     event = binding.from_message(b"\x00\x01", attributes)
     assert event.get_data() == b"\x00\x01"
-    assert event.get_datacontenttype() == "application/cloudevents+avro"
+    assert event.get_datacontenttype() == "application/cloudevents+cbor"
 
 
 def test_oversized_attribute_falls_back_to_structured_mode() -> None:
@@ -161,3 +161,16 @@ def test_messages_that_are_not_cloudevents_are_refused() -> None:
                 "ce-time": "yesterday",
             },
         )
+
+
+@pytest.mark.parametrize("event_format", ["avro", "avro-compact", "protobuf"])
+def test_structured_mode_carries_the_binary_event_formats(event_format: str) -> None:
+    """Structured mode with a binary event format: its content type, its bytes, ce-* beside, read back equal."""
+    event = _spec_event()
+    data, attributes = binding.to_message(event, "structured", event_format)
+    assert attributes["content-type"] == f"application/cloudevents+{event_format}"
+    assert attributes["ce-type"] == "com.example.someevent"
+    assert not data.startswith(b"{")
+    back = binding.from_message(data, attributes)
+    assert portable_view(back) == portable_view(event)
+    assert back.get_data() == event.get_data()
