@@ -28,13 +28,13 @@ from cloudevents.core.v1.event import CloudEvent
 
 from core.codecs import event_format
 from core.codecs.avro_compact import event_data, read_compact_any, write_compact
-from core.codecs.avro_format import read_avro_any, write_avro
+from core.codecs.avro_format import read_avro_checked_any, write_avro
 from core.codecs.data import BINARY_TYPES, CONTENT_TYPES, data_codec
-from core.codecs.protobuf_format import data_type_url, read_protobuf_any
+from core.codecs.protobuf_format import data_type_url, read_protobuf_checked
 from core.codecs.protobuf_wire import BINARY, PROTO, TEXT, write_protobuf
 from core.errors import Problem
 from core.events import build_event, validate_attributes
-from core.formats import is_json_content_type, parse_time
+from core.formats import is_json_content_type
 from core.schemas.errors import SchemaValidationError
 from core.schemas.model import Schema, parse_dataschema
 from core.schemas.registry import SchemaRegistry
@@ -97,10 +97,11 @@ class TypedFormat:
             ) from exc
         if self._name == "avro-compact":
             return write_compact(attrs, payload, self.data_content_type, uri)
-        attrs = {**attrs, "datacontenttype": self.data_content_type, "dataschema": uri}
         if self._name == "avro":
-            return write_avro(attrs, payload)
-        return write_protobuf(attrs, PROTO, payload, data_type_url(uri))
+            return write_avro(attrs, payload, self.data_content_type, uri)
+        return write_protobuf(
+            attrs, PROTO, payload, data_type_url(uri), self.data_content_type, uri
+        )
 
     def decode(self, body: bytes) -> CloudEvent:
         """A validated event; schema-encoded data decoded back to JSON data."""
@@ -109,10 +110,9 @@ class TypedFormat:
         if self._name == "avro-compact":
             attrs, data, suspect = read_compact_any(body)
         elif self._name == "avro":
-            attrs, data = read_avro_any(body)
-            parse_time(attrs)
+            attrs, data, suspect = read_avro_checked_any(body)
         else:
-            attrs, tag, raw, _ = read_protobuf_any(body)
+            attrs, tag, raw, _, suspect = read_protobuf_checked(body)
             data = raw if tag in (BINARY, PROTO) else raw.decode() if tag == TEXT else None
         content_type = attrs.get("datacontenttype")
         if type(data) is bytes and content_type is not None:
