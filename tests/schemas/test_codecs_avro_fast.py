@@ -515,3 +515,21 @@ def test_mutated_bodies_read_as_fastavro_reads_them_or_not_at_all(
     record = _fastavro_read(bytes(body))
     assert _typed(attrs) == _typed(record["attribute"])
     assert _typed(data) == _typed(_record_data(record))
+
+
+def test_memos_are_bounded_and_refilled() -> None:
+    """Thousands of distinct extension names and seconds clear the memos, which refill correctly."""
+    for i in range(4200):
+        event = FACTORY.new(
+            f"t{i % 3}",
+            f"/s/{i}",
+            {"k": i},
+            time=T0 + timedelta(seconds=i, microseconds=i + 1),
+            extensions={f"x{i}": i, "p": "v"},
+        )
+        if i % 700 == 0 or i > 4090:
+            body = to_avro(event)
+            assert from_avro(body).get_attributes() == event.get_attributes()
+            assert _fastavro_read(body)["attribute"][f"x{i}"] == i
+        else:
+            from_avro(to_avro(event))
