@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import struct
 from typing import Any
 
-from core.codecs.avro_wire import HALF, PACK_D, UNPACK_D, ZZ, long_bytes, read_long, zigzag
+from core.codecs.avro_wire import HALF, UNPACK_D, ZZ, long_bytes, read_long, zigzag
 from core.formats import dumps_json, is_json_content_type, loads_json
 
 DATA_RECORD = "io.cloudevents.CloudEventData"
@@ -87,19 +88,29 @@ def data_parts(data: bytes | str | None) -> tuple[bytes, bytes]:
     return tag + (ZZ[size + HALF] if size < HALF else zigzag(size)), raw
 
 
+# The last top-level key that held an array (which the representation cannot hold): an object
+# with an array there again goes straight to JSON text.
+_array_key: Any = None
+
+
 def event_data_parts(data: Any, content_type: str | None) -> tuple[bytes, bytes]:
     """`data_parts` for an event's data: JSON data in the JSON-value branch, or as JSON text when
     it does not fit; text; bytes; None."""
+    global _array_key
     if data is None or type(data) is bytes or type(data) is str:
         return data_parts(data)
     if isinstance(data, bytes | bytearray):
         return data_parts(bytes(data))
-    if is_json_content_type(content_type):
+    if not is_json_content_type(content_type):
+        return data_parts(data if isinstance(data, str) else str(data))
+    kind = type(data)
+    if kind is not dict or type(data.get(_array_key)) is not list:
         try:
             return b"\x00", json_value_bytes(data)  # the map's end, then the JSON-value union
         except NotRepresentable:
-            return data_parts(dumps_json(data).encode())
-    return data_parts(data if isinstance(data, str) else str(data))
+            if kind is dict:
+                _array_key = next((k for k, v in data.items() if type(v) is list), _array_key)
+    return data_parts(dumps_json(data).encode())
 
 
 def read_data(buf: bytes, pos: int) -> tuple[Any, int]:
@@ -154,7 +165,12 @@ def record_data(data: Any, content_type: str | None) -> Any:
 
 
 def _number(value: Any) -> Any:
-    return float(value) if type(value) is int else value
+    if type(value) is not int:
+        return value
+    try:
+        return float(value)
+    except OverflowError as exc:  # beyond a double: the JSON text holds it exactly
+        raise NotRepresentable from exc
 
 
 def _record(obj: dict[str, Any]) -> dict[str, Any]:
@@ -217,6 +233,8 @@ def from_record_value(data: Any) -> Any:
 # --- written and read directly ---------------------------------------------------------------
 
 _DATA_KEYS: dict[str, bytes] = {}  # JSON object key -> its Avro string
+_TAGGED_DOUBLE = struct.Struct("<Bd").pack  # a union branch index, then a double (int or float)
+_STRING_TAGS = [b"\x08" + zigzag(n) for n in range(64)]  # top-level map string branch, length
 
 
 def _data_key(key: Any) -> bytes:
@@ -230,6 +248,13 @@ def _data_key(key: Any) -> bytes:
 
 def json_value_bytes(data: Any) -> bytes:
     """The data union for JSON data: branch index, then the JSON-value representation."""
+    try:
+        return _json_value(data)
+    except struct.error as exc:  # an int beyond a double: the JSON text holds it exactly
+        raise NotRepresentable from exc
+
+
+def _json_value(data: Any) -> bytes:
     kind = type(data)
     if kind is dict:
         return _data_map(data)
@@ -238,7 +263,7 @@ def json_value_bytes(data: Any) -> bytes:
     if kind is str:
         return b"\x0c" + avro_string(data)
     if kind is float or kind is int:
-        return b"\x0a" + PACK_D(float(data))
+        return _TAGGED_DOUBLE(10, data)
     if kind is bool:
         return b"\x04\x01" if data else b"\x04\x00"
     if data is None:
@@ -256,15 +281,13 @@ def _data_map(obj: dict[str, Any]) -> bytes:
     for key, item in obj.items():
         add(keys.get(key) or _data_key(key))
         kind = type(item)
-        if kind is float:
-            add(b"\x06" + PACK_D(item))
+        if kind is float or kind is int:
+            add(_TAGGED_DOUBLE(6, item))
         elif kind is str:
             raw = item.encode()
             size = len(raw)
-            add(b"\x08" + ZZ[size + HALF] if size < HALF else b"\x08" + zigzag(size))
+            add(_STRING_TAGS[size] if size < 64 else b"\x08" + zigzag(size))
             add(raw)
-        elif kind is int:
-            add(b"\x06" + PACK_D(float(item)))
         elif kind is bool:
             add(b"\x02\x01" if item else b"\x02\x00")
         elif item is None:
@@ -288,13 +311,11 @@ def _record_bytes(obj: dict[str, Any]) -> bytes:
     for key, item in obj.items():
         add(keys.get(key) or _data_key(key))
         kind = type(item)
-        if kind is float:
-            add(b"\x08" + PACK_D(item))
+        if kind is float or kind is int:
+            add(_TAGGED_DOUBLE(8, item))
         elif kind is str:
             add(b"\x0a")
             add(avro_string(item))
-        elif kind is int:
-            add(b"\x08" + PACK_D(float(item)))
         elif kind is bool:
             add(b"\x02\x01" if item else b"\x02\x00")
         elif item is None:
@@ -358,14 +379,25 @@ def _read_data_map(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
     count, pos = read_count(buf, pos)
     while count:
         for _ in range(count):
-            key, pos = read_text(buf, pos)
-            branch = buf[pos]
-            pos += 1
+            size = buf[pos]
+            if size < 128 and not size & 1:  # a key under 64 bytes, inline
+                end = pos + 1 + (size >> 1)
+                key = buf[pos + 1 : end].decode()
+            else:
+                key, end = read_text(buf, pos)
+            branch = buf[end]
+            pos = end + 1
             if branch == 6:
                 out[key] = UNPACK_D(buf, pos)[0]
                 pos += 8
             elif branch == 8:
-                out[key], pos = read_text(buf, pos)
+                size = buf[pos]
+                if size < 128 and not size & 1:
+                    end = pos + 1 + (size >> 1)
+                    out[key] = buf[pos + 1 : end].decode()
+                    pos = end
+                else:
+                    out[key], pos = read_text(buf, pos)
             elif branch == 0:
                 out[key] = None
             elif branch == 2:
@@ -385,9 +417,14 @@ def _read_record(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
     count, pos = read_count(buf, pos)
     while count:
         for _ in range(count):
-            key, pos = read_text(buf, pos)
-            branch = buf[pos]
-            pos += 1
+            size = buf[pos]
+            if size < 128 and not size & 1:  # a key under 64 bytes, inline
+                end = pos + 1 + (size >> 1)
+                key = buf[pos + 1 : end].decode()
+            else:
+                key, end = read_text(buf, pos)
+            branch = buf[end]
+            pos = end + 1
             if branch == 8:
                 out[key] = UNPACK_D(buf, pos)[0]
                 pos += 8

@@ -533,3 +533,24 @@ def test_memos_are_bounded_and_refilled() -> None:
             assert _fastavro_read(body)["attribute"][f"x{i}"] == i
         else:
             from_avro(to_avro(event))
+
+
+def test_ints_beyond_a_double_travel_as_json_text() -> None:
+    """An int no double holds is not representable as a JSON value: its JSON text carries it exactly."""
+    data = {"big": 10**400, "n": 1}
+    with pytest.raises(NotRepresentable):
+        to_record_value(data)
+    with pytest.raises(NotRepresentable):
+        json_value_bytes(data)
+    body = to_avro(FACTORY.new("t", "/s", data))
+    assert _fastavro_read(body)["data"] == b'{"big":' + str(10**400).encode() + b',"n":1}'
+    assert from_avro(body).get_data() == data
+
+
+def test_an_array_key_seen_before_sends_only_arrays_to_json_text() -> None:
+    """After an object with a top-level array, objects with something else under that key stay JSON values."""
+    shapes = [({"lines": [1], "a": 1.5}, bytes), ({"lines": 2.5}, dict), ({"a": 1.5}, dict)]
+    for data, branch in [*shapes, ({"b": [{}]}, bytes), *shapes]:
+        body = to_avro(FACTORY.new("t", "/s", data))
+        assert type(_fastavro_read(body)["data"]) is branch
+        assert from_avro(body).get_data() == data
