@@ -100,22 +100,12 @@ def _head(spec: Any, type_: Any, content_type: Any, schema: Any) -> tuple[bytes,
 _SECOND_TEMPLATES: dict[int, bytes] = {}
 
 
-def _time_entry(value: datetime) -> bytes:
-    if value.tzinfo is UTC:
-        micros = value.microsecond
-        if micros:
-            delta = value - _EPOCH
-            second = delta.days * 86400 + delta.seconds
-            template = _SECOND_TEMPLATES.get(second)
-            if template is None:
-                template = _second_template(value, second)
-            return template % micros
-    return _TIME_KEY + avro_string(time_text(value))
-
-
-def _second_template(value: datetime, second: int) -> bytes:
+def _second_template(value: datetime) -> bytes:
+    """The time entry's template for the second of `value` (UTC, with microseconds), memoised."""
     if len(_SECOND_TEMPLATES) >= MEMO_LIMIT:
         _SECOND_TEMPLATES.clear()
+    delta = value - _EPOCH
+    second = delta.days * 86400 + delta.seconds
     whole = value.isoformat()[:-13].encode()  # without ".ffffff+00:00"
     template = _TIME_KEY + long_bytes(len(whole) + 8) + whole.replace(b"%", b"%%") + b".%06dZ"
     _SECOND_TEMPLATES[second] = template
@@ -184,7 +174,13 @@ def write_record(
         if time is None:
             time_entry = b""
         elif type(time) is datetime:
-            time_entry = _time_entry(time)
+            micros = time.microsecond
+            if micros and time.tzinfo is UTC:
+                delta = time - _EPOCH
+                template = _SECOND_TEMPLATES.get(delta.days * 86400 + delta.seconds)
+                time_entry = (template or _second_template(time)) % micros
+            else:
+                time_entry = _TIME_KEY + avro_string(time_text(time))
             count += 1
         else:
             raise TypeError("time is not a datetime")
@@ -285,10 +281,13 @@ def _learn_head(buf: bytes, pos: int, count: int, attrs: dict[str, Any]) -> tupl
     return pos, count - taken
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def _parse_time(text: str) -> tuple[Any, bool]:
     """(the datetime, whether it is suspect); the text itself, suspect, when it is not RFC 3339."""
     try:
-        value = datetime.fromisoformat(text)
+        value = _fromisoformat(text)
     except ValueError:
         return text, True
     return value, value.tzinfo is None
@@ -315,23 +314,24 @@ def read_record(buf: bytes, times: bool) -> tuple[dict[str, Any], Any, bool]:
     if count:
         head, values, taken = _read_head
         if taken <= count and buf.startswith(head, pos) and taken:
-            attrs.update(values)
+            attrs = values.copy()
             pos += len(head)
             count -= taken
         else:
             pos, count = _learn_head(buf, pos, count, attrs)
         # source, id, subject, time where the writer puts them: each name known from its key's
         # bytes, a non-empty value under 64 bytes read inline
-        if count and buf.startswith(_SOURCE_KEY, pos):
-            entry, value = _read_source
-            if buf.startswith(entry, pos) and entry:
-                pos += len(entry)
-            else:
-                start = pos
-                value, pos = read_text(buf, pos + len(_SOURCE_KEY))
-                _read_source = (buf[start:pos], value)
-                suspect = not value
+        entry, value = _read_source
+        if count and entry and buf.startswith(entry, pos):
             attrs["source"] = value
+            pos += len(entry)
+            count -= 1
+        elif count and buf.startswith(_SOURCE_KEY, pos):
+            start = pos
+            value, pos = read_text(buf, pos + len(_SOURCE_KEY))
+            _read_source = (buf[start:pos], value)
+            attrs["source"] = value
+            suspect = not value
             count -= 1
         if count and buf.startswith(_ID_KEY, pos):
             size = buf[pos + _ID_AT]
@@ -362,8 +362,11 @@ def read_record(buf: bytes, times: bool) -> tuple[dict[str, Any], Any, bool]:
             else:
                 value, pos = read_text(buf, pos + _TIME_AT)
             if times:
-                value, odd = _parse_time(value)
-                suspect = suspect or odd
+                try:
+                    value = _fromisoformat(value)
+                    suspect = suspect or value.tzinfo is None
+                except ValueError:  # left as text: read_avro_checked_any reports it
+                    suspect = True
             attrs["time"] = value
             count -= 1
         while True:
