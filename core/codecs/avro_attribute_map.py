@@ -126,7 +126,7 @@ def _entry(name: str, value: Any) -> bytes:
         return key + _INT + long_bytes(value)
     if kind is bytes:
         return key + _BYTES + long_bytes(len(value)) + value
-    if kind is datetime:
+    if isinstance(value, datetime):  # subclasses too (pandas' Timestamp): RFC 3339, not str()
         return key + _STRING + avro_string(time_text(value))
     return key + _STRING + avro_string(str(value))
 

@@ -103,19 +103,24 @@ def event_data_parts(data: Any, content_type: str | None) -> tuple[bytes, bytes]
         return data_parts(bytes(data))
     if not is_json_content_type(content_type):
         return data_parts(data if isinstance(data, str) else str(data))
-    kind = type(data)
-    if kind is not dict or type(data.get(_array_key)) is not list:
+    if type(data) is not dict:
         try:
             return b"\x00", json_value_bytes(data)  # the map's end, then the JSON-value union
         except NotRepresentable:
-            if kind is dict:
-                _array_key = next((k for k, v in data.items() if type(v) is list), _array_key)
+            return data_parts(dumps_json(data).encode())
+    if type(data.get(_array_key)) is not list:
+        try:
+            return b"\x00", _data_map(data)
+        except (NotRepresentable, struct.error):  # struct.error: an int beyond a double
+            _array_key = next((k for k, v in data.items() if type(v) is list), _array_key)
     return data_parts(dumps_json(data).encode())
 
 
 def read_data(buf: bytes, pos: int) -> tuple[Any, int]:
     """The data union at `pos`: bytes, None, text or a JSON value (as plain JSON)."""
     branch = buf[pos]
+    if branch == 6:
+        return _read_data_map(buf, pos + 1)
     if branch == 0:
         size = buf[pos + 1]
         if size < 128 and not size & 1:  # under 64 bytes
@@ -376,7 +381,12 @@ def read_json_value(buf: bytes, pos: int) -> tuple[Any, int]:
 def _read_data_map(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
     """A map of [null, boolean, CloudEventData, double, string] as a JSON object."""
     out: dict[str, Any] = {}
-    count, pos = read_count(buf, pos)
+    count = buf[pos]
+    if count < 128 and not count & 1:  # under 64 entries
+        count >>= 1
+        pos += 1
+    else:
+        count, pos = read_count(buf, pos)
     while count:
         for _ in range(count):
             size = buf[pos]
@@ -407,6 +417,8 @@ def _read_data_map(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
                 out[key], pos = _read_record(buf, pos)
             else:
                 raise ValueError(f"data map union index {branch >> 1} out of range")
+        if buf[pos] == 0:  # the end of the map
+            return out, pos + 1
         count, pos = read_count(buf, pos)
     return out, pos
 

@@ -554,3 +554,19 @@ def test_an_array_key_seen_before_sends_only_arrays_to_json_text() -> None:
         body = to_avro(FACTORY.new("t", "/s", data))
         assert type(_fastavro_read(body)["data"]) is branch
         assert from_avro(body).get_data() == data
+
+
+class _Stamp(datetime):
+    """A datetime subclass whose str() is not RFC 3339 (as pandas' Timestamp's is not)."""
+
+    def __str__(self) -> str:
+        return "not RFC 3339"
+
+
+def test_datetime_subclasses_are_written_as_rfc3339() -> None:
+    """A time or extension of a datetime subclass is written as isoformat text, not its str()."""
+    stamp = _Stamp(2026, 11, 27, 13, 0, 0, 5, tzinfo=UTC)
+    body = write_avro({**_valid, "time": stamp, "seen": stamp}, None)
+    record = _fastavro_read(body)["attribute"]
+    assert record["time"] == record["seen"] == "2026-11-27T13:00:00.000005Z"
+    assert from_avro(body).get_time() == stamp
