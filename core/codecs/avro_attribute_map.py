@@ -241,14 +241,15 @@ def _write_general(
 
 
 _STANDARD_NAME, _EXTENSION_NAME, _TIME_NAME = 1, 2, 3  # and 0: a name that is none of them
-_NAME_KINDS: dict[str, int] = {**dict.fromkeys(_STANDARD, _STANDARD_NAME), "time": _TIME_NAME}
+_KINDS = {**dict.fromkeys(_STANDARD, _STANDARD_NAME), "time": _TIME_NAME}
+_NAME_KINDS: dict[str, int] = dict(_KINDS)  # name -> kind, memoised (replaced whole when full)
 
 
 def _name_kind(name: str) -> int:
-    kind = _EXTENSION_NAME if is_extension_name(name) else 0
+    global _NAME_KINDS
+    kind = _KINDS.get(name) or (_EXTENSION_NAME if is_extension_name(name) else 0)
     if len(_NAME_KINDS) >= MEMO_LIMIT:
-        _NAME_KINDS.clear()
-        _NAME_KINDS.update({**dict.fromkeys(_STANDARD, _STANDARD_NAME), "time": _TIME_NAME})
+        _NAME_KINDS = dict(_KINDS)  # a new dict: a reader never sees the standard names missing
     _NAME_KINDS[name] = kind
     return kind
 
@@ -331,7 +332,7 @@ def read_record(buf: bytes, times: bool) -> tuple[dict[str, Any], Any, bool]:
             value, pos = read_text(buf, pos + len(_SOURCE_KEY))
             _read_source = (buf[start:pos], value)
             attrs["source"] = value
-            suspect = not value
+            suspect = suspect or not value
             count -= 1
         if count and buf.startswith(_ID_KEY, pos):
             size = buf[pos + _ID_AT]
