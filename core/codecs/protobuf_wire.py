@@ -362,7 +362,10 @@ def _read_timestamp(buf: bytes, pos: int, end: int) -> datetime:
         nanos -= 1 << 32
     if 1 << 28 <= seconds < 1 << 35 and buf[start] == 0x08:
         _remember_seconds(buf, start + 1, seconds)
-    return _EPOCH + timedelta(0, seconds, nanos // 1000)
+    try:
+        return _EPOCH + timedelta(0, seconds, nanos // 1000)
+    except OverflowError as exc:  # beyond datetime's years 1-9999: junk, like any bad value
+        raise ValueError(f"timestamp of {seconds} s is out of range") from exc
 
 
 def _remember_seconds(buf: bytes, pos: int, seconds: int) -> None:

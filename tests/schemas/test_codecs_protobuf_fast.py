@@ -610,3 +610,16 @@ def test_uncovered_field_types_are_unsupported() -> None:
     cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("x.M"))
     with pytest.raises(Unsupported):
         generate(cls.DESCRIPTOR, lambda d: b"", lambda b: {})
+
+
+def test_a_timestamp_beyond_year_9999_is_junk_not_a_crash() -> None:
+    """A ce_timestamp whose seconds overflow datetime is a ValueError to the reader, an EventValidationError to callers."""
+    body = (
+        b'\n\x070\xc2\x80\xc2\x80\xc2\x80\x12\x050\xc2\x80\xc2\x80\x1a\x031.0"\x010*\x15\n\x04time'
+        b"\x12\r:\x0b\x08\x80\x99\xfb\xf0\xff\xff\xff\xff\xff\x00"
+    )
+    with pytest.raises(ValueError, match="out of range"):
+        read_event_checked(body)
+    with pytest.raises(EventValidationError) as raised:
+        from_protobuf(body)
+    assert raised.value.problems[0].field == "body"
