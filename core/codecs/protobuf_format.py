@@ -24,11 +24,11 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
+from core.codecs.protobuf_read import read_event_checked
 from core.codecs.protobuf_wire import (
     BINARY,
     PROTO,
     TEXT,
-    read_event_checked,
     read_varint,
     varint,
     write_protobuf,
@@ -338,7 +338,7 @@ def _read_with_upb(payload: bytes) -> tuple[dict[str, Any], int, bytes, str]:
 
 
 def read_event_any(payload: bytes) -> tuple[dict[str, Any], int, bytes | str, str, bool]:
-    """`protobuf_wire.read_event_checked`, upb for what it leaves; EventValidationError on junk.
+    """`protobuf_read.read_event_checked`, upb for what it leaves; EventValidationError on junk.
 
     (attributes, data tag, data (text as a str), Any type URL, whether the
     attributes still need validate_attributes).
@@ -372,7 +372,7 @@ def read_protobuf_checked(payload: bytes) -> tuple[dict[str, Any], int, bytes, s
 def read_protobuf_any(payload: bytes) -> tuple[dict[str, Any], int, bytes, str]:
     """(attributes, data tag, data bytes, Any type URL); EventValidationError on junk.
 
-    Read directly (core.codecs.protobuf_wire), with upb for anything unusual.
+    Read directly (core.codecs.protobuf_read), with upb for anything unusual.
     """
     attrs, data_tag, data, type_url, _ = read_event_any(payload)
     return attrs, data_tag, data.encode() if isinstance(data, str) else data, type_url

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.codecs import data as data_module
-from core.codecs import protobuf_wire
+from core.codecs import protobuf_read, protobuf_wire
 from core.codecs.data import data_codec, protobuf_package
 from core.codecs.protobuf_data import Unsupported, generate
 from core.codecs.protobuf_format import (
@@ -24,7 +24,8 @@ from core.codecs.protobuf_format import (
     to_message,
     to_protobuf,
 )
-from core.codecs.protobuf_wire import read_event_checked, read_varint, write_protobuf
+from core.codecs.protobuf_read import read_event_checked
+from core.codecs.protobuf_wire import read_varint, write_protobuf
 from core.errors import EventValidationError
 from core.events import EventFactory, validate_attributes
 from core.schemas.model import Schema
@@ -268,7 +269,7 @@ def test_memos_stay_bounded() -> None:
     for i in range(2 * protobuf_wire.MEMO_LIMIT + 10):
         event = FACTORY.new("t", "/s", time=T0 + timedelta(seconds=i), extensions={"k": f"v{i}"})
         assert from_protobuf(to_protobuf(event)).get_extension("k") == f"v{i}"
-    memos = (protobuf_wire._ENTRIES, protobuf_wire._SECOND_TIMES, protobuf_wire._INSTANTS)
+    memos = (protobuf_read._ENTRIES, protobuf_read._SECOND_TIMES, protobuf_read._INSTANTS)
     for memo in (*memos, protobuf_wire._SECONDS):
         assert len(memo) <= protobuf_wire.MEMO_LIMIT
 

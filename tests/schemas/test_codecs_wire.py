@@ -293,9 +293,9 @@ def test_typed_format_refuses_data_that_misfits_its_schema(registry: SchemaRegis
 
 
 def test_pure_python_protobuf_reader_agrees_with_upb() -> None:
-    """protobuf_wire.read_protobuf reads the same attributes and data as the upb parse."""
+    """protobuf_read.read_protobuf reads the same attributes and data as the upb parse."""
     from core.codecs.protobuf_format import message_fields
-    from core.codecs.protobuf_wire import read_protobuf
+    from core.codecs.protobuf_read import read_protobuf
 
     body = b"\x48\x96\x01" + to_protobuf(_event({"k": [1, "x"]}))
     assert read_protobuf(body) == message_fields(message_classes()[0].FromString(body))
