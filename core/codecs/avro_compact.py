@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
+from core.codecs.avro_timestamp import HIGH_TIMES, STEP0, STEP1, STEP2, read_time, write_timestamp
 from core.codecs.avro_wire import HALF, ZZ, long_bytes, read_long, zigzag
 from core.errors import EventValidationError, Problem
 from core.events import INT32, build_event, is_extension_name, validate_attributes
@@ -72,8 +73,6 @@ CLOUDEVENT_COMPACT_AVSC: dict[str, Any] = {
 _STANDARD = frozenset(
     ("id", "source", "type", "specversion", "datacontenttype", "dataschema", "subject", "time")
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
 _NULL, _ONE = b"\x00", b"\x02"  # union branch 0 (null) and 1 (the value) of ["null", X]
 # attributes map value branches: null, boolean, int, timestamp-micros, string, bytes
 _EXT_BOOL, _EXT_INT, _EXT_TIME, _EXT_STRING, _EXT_BYTES = (
@@ -139,7 +138,7 @@ def _extensions(attrs: Mapping[str, Any], names: set[str]) -> bytes:
             add(value)
         elif isinstance(value, datetime):
             add(_EXT_TIME)
-            add(_timestamp(value))
+            add(write_timestamp(value))
         elif value is None:
             add(_NULL)
         else:
@@ -236,7 +235,7 @@ def write_compact(
             header,
             subject_part,
             _NULL if time is None else _ONE,
-            b"" if time is None else _timestamp(time),
+            b"" if time is None else write_timestamp(time),
             extensions,
             data_part,
             b"" if data is None else data,
@@ -251,51 +250,12 @@ def _write_general(attrs: Mapping[str, Any], data: bytes | None) -> bytes:
         value = get(name)
         out += _NULL if value is None else _ONE + _string(value)
     time = get("time")
-    out += _NULL if time is None else _ONE + _timestamp(time)
+    out += _NULL if time is None else _ONE + write_timestamp(time)
     names = attrs.keys() - _STANDARD
     out += _extensions(attrs, names) if names else _NULL
     if data is None:
         return out + b"\x02"
     return out + b"\x00" + long_bytes(len(data)) + data
-
-
-# The top five bytes of an 8-byte timestamp varint change about once a second:
-# memoised both ways (bounded), so a timestamp costs the three low bytes.
-_HIGH_BYTES: dict[int, bytes] = {}  # (zigzag >> 21) -> its five varint bytes
-_HIGH_TIMES: dict[bytes, datetime] = {}  # those five bytes -> the instant they stand for
-
-
-def _timestamp(value: datetime) -> bytes:
-    """timestamp-micros as an Avro long; today's instants take 8 bytes, the top five memoised."""
-    n = (value - _EPOCH) // _MICRO
-    n = (n << 1) ^ (n >> 63)
-    if 1 << 49 <= n < 1 << 56:
-        high = _HIGH_BYTES.get(n >> 21)
-        if high is None:
-            high = _high_bytes(n >> 21)
-        return _LOW14[n & 16383] + _BYTE3[n >> 14 & 127] + high
-    return zigzag((n >> 1) ^ -(n & 1))
-
-
-# The two lowest varint bytes of each 14-bit value (16,384 two-byte strings, ~0.6 MB) and the
-# third byte of each 7-bit one, both with their continuation bit.
-_LOW14 = [bytes(((n & 127) | 128, (n >> 7) | 128)) for n in range(16384)]
-_BYTE3 = [bytes((n | 128,)) for n in range(128)]
-
-
-def _high_bytes(top: int) -> bytes:
-    if len(_HIGH_BYTES) >= _MEMO_LIMIT:
-        _HIGH_BYTES.clear()
-    found = _HIGH_BYTES[top] = bytes(
-        (
-            (top & 127) | 128,
-            (top >> 7 & 127) | 128,
-            (top >> 14 & 127) | 128,
-            (top >> 21 & 127) | 128,
-            top >> 28,
-        )
-    )
-    return found
 
 
 def data_bytes(event: CloudEvent) -> bytes | None:
@@ -414,14 +374,14 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
         end += 1
     pos = end
     branch = buf[pos]
-    if branch == 2:  # _read_time, inlined for the common case
-        base = _HIGH_TIMES.get(buf[pos + 4 : pos + 9])
+    if branch == 2:  # read_time, inlined for the common case
+        base = HIGH_TIMES.get(buf[pos + 4 : pos + 9])
         b0, b1, b2 = buf[pos + 1], buf[pos + 2], buf[pos + 3]
         if base is not None and b0 & b1 & b2 & 128 and not b0 & 1:
-            attrs["time"] = base + _STEP0[b0 & 127] + _STEP1[b1 & 127] + _STEP2[b2 & 127]
+            attrs["time"] = base + STEP0[b0 & 127] + STEP1[b1 & 127] + STEP2[b2 & 127]
             pos += 9
         else:
-            attrs["time"], pos = _read_time(buf, pos + 1)
+            attrs["time"], pos = read_time(buf, pos + 1)
     elif branch:
         raise ValueError(f"time union index {branch >> 1} out of range")
     else:
@@ -460,58 +420,6 @@ def _length(buf: bytes, pos: int) -> tuple[int, int]:
     if size < 0:
         raise ValueError("negative length")
     return size, pos
-
-
-# What each of the three low varint bytes adds to the memoised base, by its 7 bits.
-_STEP0 = [timedelta(0, 0, n >> 1) for n in range(128)]
-_STEP1 = [timedelta(0, 0, n << 6) for n in range(128)]
-_STEP2 = [timedelta(0, 0, n << 13) for n in range(128)]
-
-
-def _read_time(buf: bytes, pos: int) -> tuple[datetime, int]:
-    """A timestamp-micros long as a UTC datetime; today's (8 bytes) from the memoised top five."""
-    base = _HIGH_TIMES.get(buf[pos + 3 : pos + 8])
-    b0, b1, b2 = buf[pos], buf[pos + 1], buf[pos + 2]
-    # three bytes with their continuation bit, the first even (zigzag of a positive count):
-    # their low 7 bits are micros past the base, 2 x (bits 0-5), bits 6-12, bits 13-19
-    if base is not None and b0 & b1 & b2 & 128 and not b0 & 1:
-        return base + _STEP0[b0 & 127] + _STEP1[b1 & 127] + _STEP2[b2 & 127], pos + 8
-    micros, end = _read_timestamp(buf, pos)
-    if end == pos + 8 and micros >= 0:
-        _remember_high(buf[pos + 3 : pos + 8])
-    return _EPOCH + timedelta(0, 0, micros), end
-
-
-def _remember_high(high: bytes) -> None:
-    if len(_HIGH_TIMES) >= _MEMO_LIMIT:
-        _HIGH_TIMES.clear()
-    top = int.from_bytes(high, "little")
-    top = (
-        (top & 127)
-        | (top >> 1 & 0x3F80)
-        | (top >> 2 & 0x1FC000)
-        | (top >> 3 & 0xFE00000)
-        | (top >> 4 & 0x7F0000000)
-    )
-    _HIGH_TIMES[high] = _EPOCH + timedelta(0, 0, top << 20)
-
-
-def _read_timestamp(buf: bytes, pos: int) -> tuple[int, int]:
-    """An Avro long; today's timestamp-micros (8 bytes) in one step."""
-    raw = int.from_bytes(buf[pos : pos + 8], "little")
-    if raw & 0x8080808080808080 != 0x0080808080808080:
-        return read_long(buf, pos)
-    n = (
-        (raw & 127)
-        | (raw >> 1 & 0x3F80)
-        | (raw >> 2 & 0x1FC000)
-        | (raw >> 3 & 0xFE00000)
-        | (raw >> 4 & 0x7F0000000)
-        | (raw >> 5 & 0x3F800000000)
-        | (raw >> 6 & 0x1FC0000000000)
-        | (raw >> 7 & 0xFE000000000000)
-    )
-    return (n >> 1) ^ -(n & 1), pos + 8
 
 
 _NAMES: dict[bytes, str] = {}  # an extension name's Avro string -> the name, once checked
@@ -567,7 +475,7 @@ def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, 
                 attrs[name], pos = read_long(buf, pos)
                 odd = odd or not INT32[0] <= attrs[name] <= INT32[1]
             elif branch == 6:
-                attrs[name], pos = _read_time(buf, pos)
+                attrs[name], pos = read_time(buf, pos)
             elif branch == 10:
                 size, pos = _length(buf, pos)
                 attrs[name] = buf[pos : pos + size]
