@@ -17,15 +17,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from core.codecs.avro_data_union import (
-    MEMO_LIMIT,
+from core.codecs.avro_data_union import MEMO_LIMIT, read_data
+from core.codecs.avro_wire import (
+    HALF,
+    ZZ,
     avro_string,
+    long_bytes,
     read_count,
-    read_data,
     read_length,
+    read_long,
     read_text,
 )
-from core.codecs.avro_wire import HALF, ZZ, long_bytes, read_long
 from core.events import INT32, is_extension_name
 
 SPECVERSION = "1.0"

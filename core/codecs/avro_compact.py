@@ -24,7 +24,16 @@ from typing import Any
 from cloudevents.core.v1.event import CloudEvent
 
 from core.codecs.avro_timestamp import HIGH_TIMES, STEP0, STEP1, STEP2, read_time, write_timestamp
-from core.codecs.avro_wire import HALF, ZZ, long_bytes, read_long, zigzag
+from core.codecs.avro_wire import (
+    HALF,
+    ZZ,
+    avro_string,
+    long_bytes,
+    read_length,
+    read_long,
+    read_text,
+    zigzag,
+)
 from core.errors import EventValidationError, Problem
 from core.events import INT32, build_event, is_extension_name, validate_attributes
 from core.formats import dumps_json, is_json_content_type, loads_json
@@ -84,12 +93,6 @@ _EXT_BOOL, _EXT_INT, _EXT_TIME, _EXT_STRING, _EXT_BYTES = (
 )
 
 
-def _string(value: str) -> bytes:
-    raw = value.encode()
-    size = len(raw)
-    return (ZZ[size + HALF] if size < HALF else zigzag(size)) + raw
-
-
 # Extension names, and the top bytes of timestamps, repeat from event to event: written
 # from bounded memos of their encoded bytes (cleared when full), one dict lookup each.
 _MEMO_LIMIT = 4096
@@ -99,7 +102,7 @@ _STRINGS: dict[str, bytes] = {}  # extension name -> Avro string (length, UTF-8)
 def _memo_string(value: str) -> bytes:
     if len(_STRINGS) >= _MEMO_LIMIT:
         _STRINGS.clear()
-    found = _STRINGS[value] = _string(value)
+    found = _STRINGS[value] = avro_string(value)
     return found
 
 
@@ -109,7 +112,7 @@ _STRING_NAMES: dict[str, bytes] = {}  # extension name -> its Avro string, then 
 def _memo_string_name(name: str) -> bytes:
     if len(_STRING_NAMES) >= _MEMO_LIMIT:
         _STRING_NAMES.clear()
-    found = _STRING_NAMES[name] = _string(name) + _EXT_STRING
+    found = _STRING_NAMES[name] = avro_string(name) + _EXT_STRING
     return found
 
 
@@ -143,7 +146,7 @@ def _extensions(attrs: Mapping[str, Any], names: set[str]) -> bytes:
             add(_NULL)
         else:
             add(_EXT_STRING)
-            add(_string(str(value)))
+            add(avro_string(str(value)))
     add(_NULL)
     return b"".join(parts)
 
@@ -158,9 +161,9 @@ def _header(type_: str, content_type: str | None, schema: str | None) -> bytes:
     global _last_written
     header = b"".join(
         (
-            _string(type_),
-            _NULL if content_type is None else _ONE + _string(content_type),
-            _NULL if schema is None else _ONE + _string(schema),
+            avro_string(type_),
+            _NULL if content_type is None else _ONE + avro_string(content_type),
+            _NULL if schema is None else _ONE + avro_string(schema),
         )
     )
     _last_written = (type_, content_type, schema, header)
@@ -245,10 +248,10 @@ def write_compact(
 
 def _write_general(attrs: Mapping[str, Any], data: bytes | None) -> bytes:
     get = attrs.get
-    out = _string(attrs["id"]) + _string(attrs["source"]) + _string(attrs["type"])
+    out = avro_string(attrs["id"]) + avro_string(attrs["source"]) + avro_string(attrs["type"])
     for name in ("datacontenttype", "dataschema", "subject"):
         value = get(name)
-        out += _NULL if value is None else _ONE + _string(value)
+        out += _NULL if value is None else _ONE + avro_string(value)
     time = get("time")
     out += _NULL if time is None else _ONE + write_timestamp(time)
     names = attrs.keys() - _STANDARD
@@ -275,21 +278,6 @@ def to_avro_compact(event: CloudEvent) -> bytes:
     return write_compact(event.get_attributes(), data_bytes(event))
 
 
-def _text(buf: bytes, pos: int) -> tuple[str, int]:
-    size = buf[pos]
-    if size < 128 and not size & 1:
-        pos += 1
-        size >>= 1
-    else:
-        size, pos = read_long(buf, pos)
-        if size < 0:
-            raise ValueError("negative length")
-    end = pos + size
-    if end > len(buf):
-        raise ValueError("string runs past the end")
-    return buf[pos:end].decode(), end
-
-
 def read_compact(buf: bytes) -> tuple[dict[str, Any], bytes | None]:
     """(attributes with specversion and time as a datetime, data bytes or None)."""
     attrs, data, _ = read_compact_checked(buf)
@@ -304,12 +292,12 @@ def _read_header(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, bool
     """Read type, datacontenttype and dataschema at `pos`: (the end, whether suspect)."""
     global _last_header
     start, values = pos, {}
-    values["type"], pos = _text(buf, pos)
+    values["type"], pos = read_text(buf, pos)
     suspect = not values["type"]
     for name in ("datacontenttype", "dataschema"):
         branch = buf[pos]
         if branch == 2:
-            values[name], pos = _text(buf, pos + 1)
+            values[name], pos = read_text(buf, pos + 1)
             suspect = suspect or not values[name]
         elif branch:
             raise ValueError(f"{name} union index {branch >> 1} out of range")
@@ -333,7 +321,7 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
         pos = 1
         size >>= 1
     else:
-        size, pos = _length(buf, 0)
+        size, pos = read_length(buf, 0)
     end = pos + size
     attrs: dict[str, Any] = {"specversion": SPECVERSION, "id": buf[pos:end].decode()}
     suspect = not size
@@ -342,7 +330,7 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
         pos = end + 1
         size >>= 1
     else:
-        size, pos = _length(buf, end)
+        size, pos = read_length(buf, end)
     end = pos + size
     attrs["source"] = buf[pos:end].decode()
     suspect = suspect or not size
@@ -362,7 +350,7 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
             pos = end + 2
             size >>= 1
         else:
-            size, pos = _length(buf, end + 1)
+            size, pos = read_length(buf, end + 1)
         end = pos + size
         if end > len(buf):
             raise ValueError("string runs past the end")
@@ -401,7 +389,7 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
             size = (size & 127 | buf[pos + 2] << 7) >> 1
             pos += 3
         else:
-            size, pos = _length(buf, pos + 1)
+            size, pos = read_length(buf, pos + 1)
         end = pos + size
         data: bytes | None = buf[pos:end]
         pos = end
@@ -413,13 +401,6 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
     if pos != len(buf):
         raise ValueError(f"{len(buf) - pos} bytes after the record")
     return attrs, data, suspect
-
-
-def _length(buf: bytes, pos: int) -> tuple[int, int]:
-    size, pos = read_long(buf, pos)
-    if size < 0:
-        raise ValueError("negative length")
-    return size, pos
 
 
 _NAMES: dict[bytes, str] = {}  # an extension name's Avro string -> the name, once checked
@@ -449,7 +430,7 @@ def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, 
             name = _NAMES.get(buf[pos : pos + 1 + (size >> 1)]) if size < 128 else None
             if name is None:
                 start = pos
-                name, pos = _text(buf, pos)
+                name, pos = read_text(buf, pos)
                 if name in _STANDARD:
                     raise ValueError(f"standard attribute {name!r} in the extensions map")
                 if is_extension_name(name):
@@ -467,7 +448,7 @@ def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, 
                     attrs[name] = buf[pos + 1 : end].decode()
                     pos = end
                 else:
-                    attrs[name], pos = _text(buf, pos)
+                    attrs[name], pos = read_text(buf, pos)
             elif branch == 2:
                 attrs[name] = buf[pos] == 1
                 pos += 1
@@ -477,7 +458,7 @@ def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, 
             elif branch == 6:
                 attrs[name], pos = read_time(buf, pos)
             elif branch == 10:
-                size, pos = _length(buf, pos)
+                size, pos = read_length(buf, pos)
                 attrs[name] = buf[pos : pos + size]
                 pos += size
             elif branch == 0:

@@ -21,7 +21,17 @@ import json
 import struct
 from typing import Any
 
-from core.codecs.avro_wire import HALF, UNPACK_D, ZZ, long_bytes, read_long, zigzag
+from core.codecs.avro_wire import (
+    HALF,
+    UNPACK_D,
+    ZZ,
+    avro_string,
+    long_bytes,
+    read_count,
+    read_length,
+    read_text,
+    zigzag,
+)
 from core.formats import dumps_json, is_json_content_type, loads_json
 
 DATA_RECORD = "io.cloudevents.CloudEventData"
@@ -31,44 +41,6 @@ _SCALAR = (type(None), bool, int, float, str)
 
 class NotRepresentable(Exception):
     """The JSON value has a shape the spec's representation cannot hold."""
-
-
-def avro_string(value: str) -> bytes:
-    """The Avro string: a zig-zag length, then the UTF-8 bytes."""
-    raw = value.encode()
-    size = len(raw)
-    return (ZZ[size + HALF] if size < HALF else zigzag(size)) + raw
-
-
-def read_text(buf: bytes, pos: int) -> tuple[str, int]:
-    """(the Avro string at `pos`, the position after it); ValueError past the end."""
-    size = buf[pos]
-    if size < 128 and not size & 1:
-        pos += 1
-        size >>= 1
-    else:
-        size, pos = read_length(buf, pos)
-    end = pos + size
-    if end > len(buf):
-        raise ValueError("string runs past the end")
-    return buf[pos:end].decode(), end
-
-
-def read_length(buf: bytes, pos: int) -> tuple[int, int]:
-    """(the length at `pos`, the position after it); ValueError when negative."""
-    size, pos = read_long(buf, pos)
-    if size < 0:
-        raise ValueError("negative length")
-    return size, pos
-
-
-def read_count(buf: bytes, pos: int) -> tuple[int, int]:
-    """A map or array block's item count; a negative one is followed by the block's byte size."""
-    count, pos = read_long(buf, pos)
-    if count < 0:
-        count = -count
-        _, pos = read_long(buf, pos)
-    return count, pos
 
 
 # --- the data union as a whole -----------------------------------------------------------

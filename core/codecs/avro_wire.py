@@ -1,4 +1,4 @@
-"""Avro binary primitives shared by the hand-written codecs: zig-zag varints, lengths, floats.
+"""Avro binary primitives shared by the hand-written codecs: zig-zag varints, strings, lengths, floats.
 
 Avro writes ints and longs as zig-zag varints and strings/bytes as a long
 length then the bytes. The common small values come from a table, so writing
@@ -51,3 +51,41 @@ def read_long(buf: bytes, pos: int) -> tuple[int, int]:
         if shift > 70:
             raise ValueError("varint longer than 10 bytes")
     return (n >> 1) ^ -(n & 1), pos
+
+
+def avro_string(value: str) -> bytes:
+    """The Avro string: a zig-zag length, then the UTF-8 bytes."""
+    raw = value.encode()
+    size = len(raw)
+    return (ZZ[size + HALF] if size < HALF else zigzag(size)) + raw
+
+
+def read_text(buf: bytes, pos: int) -> tuple[str, int]:
+    """(the Avro string at `pos`, the position after it); ValueError past the end."""
+    size = buf[pos]
+    if size < 128 and not size & 1:
+        pos += 1
+        size >>= 1
+    else:
+        size, pos = read_length(buf, pos)
+    end = pos + size
+    if end > len(buf):
+        raise ValueError("string runs past the end")
+    return buf[pos:end].decode(), end
+
+
+def read_length(buf: bytes, pos: int) -> tuple[int, int]:
+    """(the length at `pos`, the position after it); ValueError when negative."""
+    size, pos = read_long(buf, pos)
+    if size < 0:
+        raise ValueError("negative length")
+    return size, pos
+
+
+def read_count(buf: bytes, pos: int) -> tuple[int, int]:
+    """A map or array block's item count; a negative one is followed by the block's byte size."""
+    count, pos = read_long(buf, pos)
+    if count < 0:
+        count = -count
+        _, pos = read_long(buf, pos)
+    return count, pos
