@@ -6,7 +6,9 @@ so a backlog waits on disk rather than in memory, and after a crash (even
 Leases are rows' ``visible_at`` times; on open, leases left by a dead process
 are released at once (one process owns a database file). Acks are buffered and
 written with the next receive, publish or close: an ack lost in a crash means a
-redelivery, never a loss (at-least-once).
+redelivery, never a loss (at-least-once). Bodies are stored in one CloudEvents
+event format per file (``event_format``: JSON by default, or Avro, Avro
+Compact, Protobuf), recorded in the file and checked on every open.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from pathlib import Path
 
 from cloudevents.core.v1.event import CloudEvent
 
+from core import codecs
 from core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec
+from core.errors import ConfigError, Problem
 from core.events import AttributeView
 from core.filters.dialects import Filter, Predicate, compile_filter, parse_filter, to_json
-from core.formats import from_json
-from core.formats import to_json as event_to_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -50,6 +52,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (sub, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_visible ON deliveries (sub, visible_at, seq);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     sub TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -116,12 +122,17 @@ class DurableBus:
 
     name = "local"
 
-    def __init__(self, path: str | Path, *, recover: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, recover: bool = True, event_format: str = "json"
+    ) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self.event_format = self._stored_format(event_format)
+        chosen = codecs.event_format(self.event_format)
+        self._encode, self._decode = chosen.encode, chosen.decode
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._pending_acks: list[tuple[str, int]] = []
@@ -139,6 +150,32 @@ class DurableBus:
             self._remember(spec)
         if recover:  # the process that held these leases is gone
             self._db.execute("UPDATE deliveries SET visible_at = 0 WHERE visible_at > 0")
+
+    def _stored_format(self, wanted: str) -> str:
+        """The event format of this file's bodies: set when it is created, checked on every open.
+
+        A file from before formats were stored holds JSON bodies.
+        """
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'event_format'").fetchone()
+        if row is None:
+            has_events = self._db.execute("SELECT 1 FROM messages LIMIT 1").fetchone()
+            stored = "json" if has_events else wanted
+            self._db.execute("INSERT INTO meta VALUES ('event_format', ?)", (stored,))
+        else:
+            stored = row[0]
+        if stored != wanted:
+            self._db.close()
+            raise ConfigError(
+                "the durable bus file holds another event format",
+                [
+                    Problem(
+                        "local.event_format",
+                        wanted,
+                        f"{self.path} stores {stored} events: set {stored!r} or use a new path",
+                    )
+                ],
+            )
+        return stored
 
     def _remember(self, spec: SubscriptionSpec) -> None:
         self._specs[spec.name] = spec
@@ -159,7 +196,7 @@ class DurableBus:
                 first = cur.fetchone()[0] + 1
                 db.executemany(
                     "INSERT INTO messages (seq, topic, published_at, body) VALUES (?, ?, ?, ?)",
-                    [(first + i, topic, now, event_to_json(e)) for i, e in enumerate(events)],
+                    [(first + i, topic, now, self._encode(e)) for i, e in enumerate(events)],
                 )
                 rows = []
                 for i, event in enumerate(events):
@@ -260,7 +297,7 @@ class DurableBus:
             raise
         attempts = dict(leased)
         return [
-            DurableDelivery(self, spec.name, seq, attempts[seq], from_json(bodies[seq]), False)
+            DurableDelivery(self, spec.name, seq, attempts[seq], self._decode(bodies[seq]), False)
             for seq in seqs
         ]
 
@@ -284,7 +321,8 @@ class DurableBus:
                 "ON m.seq = d.seq WHERE d.sub = ? ORDER BY d.seq LIMIT ?",
                 (subscription, max_events),
             ).fetchall()
-        return [DurableDelivery(self, subscription, s, a, from_json(b), True) for s, a, b in rows]
+        decode = self._decode
+        return [DurableDelivery(self, subscription, s, a, decode(b), True) for s, a, b in rows]
 
     def dead_letter_reasons(self, subscription: str) -> list[str]:
         """Why each dead-lettered event of the subscription was dead-lettered."""
@@ -321,7 +359,7 @@ class DurableBus:
             keep = [
                 (subscription, seq, 0.0)
                 for seq, body in rows
-                if match is None or match(AttributeView(from_json(body)))
+                if match is None or match(AttributeView(self._decode(body)))
             ]
             self._db.executemany(
                 "INSERT INTO deliveries (sub, seq, visible_at) VALUES (?, ?, ?) "

@@ -17,7 +17,7 @@ import pytest
 from core.contract import Adapter
 from tests import conftest as suite
 
-ADAPTER_IDS = ["local", "local-durable"] + [
+ADAPTER_IDS = ["local", "local-durable", "local-durable-avro"] + [
     adapter_id
     for name in suite.pytest_plugins
     if not name.endswith(".local")

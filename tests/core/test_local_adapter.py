@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,10 +13,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from adapters.local.durable import DurableBus
 from adapters.local.memory import MemoryBus
+from adapters.local.plugin import make_local_adapter
 from core.bus import Bus
+from core.codecs.avro_compact import from_avro_compact
 from core.contract import DeliveryPolicy, SubscriptionSpec
+from core.errors import ConfigError
 from core.events import new_event
 from core.filters import parse_filter
 
@@ -170,3 +176,50 @@ def test_stats_add_up_under_concurrency() -> None:
     assert (sub.stats.acked, sub.stats.dead_lettered) == (200, 100)
     assert sub.stats.delivered == sub.stats.settled() == 200 + 2 * 100
     assert json.dumps(sub.stats.__dict__)  # plain numbers, printable
+
+
+def test_durable_file_keeps_its_event_format(tmp_path: Path) -> None:
+    """A file records the event format it was created with; reopening it with another is a clear error."""
+    path = tmp_path / "f.db"
+    bus = DurableBus(path, event_format="avro-compact")
+    bus.provision(SubscriptionSpec("s", "t", None, DeliveryPolicy()))
+    bus.publish("t", [new_event("com.a", "/x", {"n": 1}, extensions={"seen": 3})])
+    bus.close()
+    body = sqlite3.connect(path).execute("SELECT body FROM messages").fetchone()[0]
+    assert from_avro_compact(body).get_data() == {"n": 1}
+    with pytest.raises(ConfigError) as raised:
+        DurableBus(path)
+    [problem] = raised.value.problems
+    assert (problem.field, problem.value) == ("local.event_format", "json")
+    assert "stores avro-compact events" in problem.rule
+    bus = DurableBus(path, event_format="avro-compact")
+    [delivery] = bus.receive("s", 10, 0.5)
+    assert delivery.event.get_attributes()["seen"] == 3
+    bus.close()
+
+
+def test_a_file_from_before_formats_were_recorded_holds_json(tmp_path: Path) -> None:
+    """An older file with events and no recorded format opens as JSON and refuses another format."""
+    path = tmp_path / "old.db"
+    bus = DurableBus(path)
+    bus.provision(SubscriptionSpec("s", "t", None, DeliveryPolicy()))
+    bus.publish("t", [new_event("com.a", "/x")])
+    bus.close()
+    sqlite3.connect(path, isolation_level=None).execute("DELETE FROM meta")
+    with pytest.raises(ConfigError):
+        DurableBus(path, event_format="protobuf")
+    bus = DurableBus(path)
+    assert len(bus.receive("s", 10, 0.5)) == 1
+    bus.close()
+
+
+def test_event_format_setting_is_checked() -> None:
+    """[local] event_format names a known format and needs durable = true; errors name the field."""
+    for settings, rule in (
+        ({"durable": True, "event_format": "xml"}, "must be one of"),
+        ({"event_format": "avro"}, "applies to durable = true"),
+    ):
+        with pytest.raises(ConfigError) as raised:
+            make_local_adapter(settings)
+        [problem] = raised.value.problems
+        assert problem.field == "local.event_format" and rule in problem.rule
