@@ -339,8 +339,7 @@ _valid = {"specversion": "1.0", "id": "i", "source": "/s", "type": "t"}
 def test_any_attribute_map_gets_the_report_validate_attributes_gives(
     changes: dict[str, Any], start_valid: bool
 ) -> None:
-    """Whatever the attribute map holds, decoding gives the event or the exact report of the
-    fastavro read validated in full."""
+    """Whatever the attribute map holds, decoding gives the event or the report a full validation gives."""
     attrs = {**_valid, **changes} if start_valid else changes
     body = _fastavro_write({"attribute": attrs, "data": None})
     reference = _reference(body)
