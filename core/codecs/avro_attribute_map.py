@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from core.codecs.avro_data_union import MEMO_LIMIT, read_data
+from core.codecs.avro_data_union import read_data
 from core.codecs.avro_wire import (
     HALF,
     ZZ,
@@ -28,6 +28,7 @@ from core.codecs.avro_wire import (
     read_long,
     read_text,
 )
+from core.codecs.wire import MEMO_LIMIT, remember
 from core.events import INT32, is_extension_name
 
 SPECVERSION = "1.0"
@@ -104,13 +105,11 @@ _SECOND_TEMPLATES: dict[int, bytes] = {}
 
 def _second_template(value: datetime) -> bytes:
     """The time entry's template for the second of `value` (UTC, with microseconds), memoised."""
-    if len(_SECOND_TEMPLATES) >= MEMO_LIMIT:
-        _SECOND_TEMPLATES.clear()
     delta = value - _EPOCH
     second = delta.days * 86400 + delta.seconds
     whole = value.isoformat()[:-13].encode()  # without ".ffffff+00:00"
     template = _TIME_KEY + long_bytes(len(whole) + 8) + whole.replace(b"%", b"%%") + b".%06dZ"
-    _SECOND_TEMPLATES[second] = template
+    remember(_SECOND_TEMPLATES, second, template)
     return template
 
 

@@ -34,6 +34,7 @@ from core.codecs.avro_wire import (
     read_text,
     zigzag,
 )
+from core.codecs.wire import remember
 from core.errors import EventValidationError, Problem
 from core.events import INT32, build_event, is_extension_name, validate_attributes
 from core.formats import dumps_json, is_json_content_type, loads_json
@@ -95,25 +96,18 @@ _EXT_BOOL, _EXT_INT, _EXT_TIME, _EXT_STRING, _EXT_BYTES = (
 
 # Extension names, and the top bytes of timestamps, repeat from event to event: written
 # from bounded memos of their encoded bytes (cleared when full), one dict lookup each.
-_MEMO_LIMIT = 4096
 _STRINGS: dict[str, bytes] = {}  # extension name -> Avro string (length, UTF-8)
 
 
 def _memo_string(value: str) -> bytes:
-    if len(_STRINGS) >= _MEMO_LIMIT:
-        _STRINGS.clear()
-    found = _STRINGS[value] = avro_string(value)
-    return found
+    return remember(_STRINGS, value, avro_string(value))
 
 
 _STRING_NAMES: dict[str, bytes] = {}  # extension name -> its Avro string, then the string branch
 
 
 def _memo_string_name(name: str) -> bytes:
-    if len(_STRING_NAMES) >= _MEMO_LIMIT:
-        _STRING_NAMES.clear()
-    found = _STRING_NAMES[name] = avro_string(name) + _EXT_STRING
-    return found
+    return remember(_STRING_NAMES, name, avro_string(name) + _EXT_STRING)
 
 
 def _extensions(attrs: Mapping[str, Any], names: set[str]) -> bytes:
@@ -406,12 +400,6 @@ def read_compact_checked(buf: bytes) -> tuple[dict[str, Any], bytes | None, bool
 _NAMES: dict[bytes, str] = {}  # an extension name's Avro string -> the name, once checked
 
 
-def _remember_name(raw: bytes, name: str) -> None:
-    if len(_NAMES) >= _MEMO_LIMIT:
-        _NAMES.clear()
-    _NAMES[raw] = name
-
-
 def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, bool]:
     """Read the attributes map into `attrs`: (the position after it, whether one needs validation)."""
     odd = False
@@ -434,7 +422,7 @@ def _read_extensions(buf: bytes, pos: int, attrs: dict[str, Any]) -> tuple[int, 
                 if name in _STANDARD:
                     raise ValueError(f"standard attribute {name!r} in the extensions map")
                 if is_extension_name(name):
-                    _remember_name(buf[start:pos], name)
+                    remember(_NAMES, buf[start:pos], name)
                 else:
                     odd = True
             else:

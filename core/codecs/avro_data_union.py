@@ -32,10 +32,10 @@ from core.codecs.avro_wire import (
     read_text,
     zigzag,
 )
+from core.codecs.wire import remember
 from core.formats import dumps_json, is_json_content_type, loads_json
 
 DATA_RECORD = "io.cloudevents.CloudEventData"
-MEMO_LIMIT = 4096  # entries in each memo of encoded strings before it is cleared
 _SCALAR = (type(None), bool, int, float, str)
 
 
@@ -217,10 +217,7 @@ _STRING_TAGS = [b"\x08" + zigzag(n) for n in range(64)]  # top-level map string 
 def _data_key(key: Any) -> bytes:
     if not isinstance(key, str):
         raise NotRepresentable
-    if len(_DATA_KEYS) >= MEMO_LIMIT:
-        _DATA_KEYS.clear()
-    found = _DATA_KEYS[key] = avro_string(key)
-    return found
+    return remember(_DATA_KEYS, key, avro_string(key))
 
 
 def json_value_bytes(data: Any) -> bytes:

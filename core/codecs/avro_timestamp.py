@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from core.codecs.avro_wire import read_long, zigzag
+from core.codecs.wire import LOW14, remember
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
-_MEMO_LIMIT = 4096
 
 # The top five bytes of an 8-byte timestamp varint change about once a second:
 # memoised both ways (bounded), so a timestamp costs the three low bytes.
@@ -31,20 +31,17 @@ def write_timestamp(value: datetime) -> bytes:
         high = _HIGH_BYTES.get(n >> 21)
         if high is None:
             high = _high_bytes(n >> 21)
-        return _LOW14[n & 16383] + _BYTE3[n >> 14 & 127] + high
+        return LOW14[n & 16383] + _BYTE3[n >> 14 & 127] + high
     return zigzag((n >> 1) ^ -(n & 1))
 
 
-# The two lowest varint bytes of each 14-bit value (16,384 two-byte strings, ~0.6 MB) and the
-# third byte of each 7-bit one, both with their continuation bit.
-_LOW14 = [bytes(((n & 127) | 128, (n >> 7) | 128)) for n in range(16384)]
+# The third varint byte of each 7-bit value, with its continuation bit (the two below it come
+# from core.codecs.wire.LOW14).
 _BYTE3 = [bytes((n | 128,)) for n in range(128)]
 
 
 def _high_bytes(top: int) -> bytes:
-    if len(_HIGH_BYTES) >= _MEMO_LIMIT:
-        _HIGH_BYTES.clear()
-    found = _HIGH_BYTES[top] = bytes(
+    high = bytes(
         (
             (top & 127) | 128,
             (top >> 7 & 127) | 128,
@@ -53,7 +50,7 @@ def _high_bytes(top: int) -> bytes:
             top >> 28,
         )
     )
-    return found
+    return remember(_HIGH_BYTES, top, high)
 
 
 # What each of the three low varint bytes adds to the memoised base, by its 7 bits.
@@ -77,8 +74,6 @@ def read_time(buf: bytes, pos: int) -> tuple[datetime, int]:
 
 
 def _remember_high(high: bytes) -> None:
-    if len(HIGH_TIMES) >= _MEMO_LIMIT:
-        HIGH_TIMES.clear()
     top = int.from_bytes(high, "little")
     top = (
         (top & 127)
@@ -87,7 +82,7 @@ def _remember_high(high: bytes) -> None:
         | (top >> 3 & 0xFE00000)
         | (top >> 4 & 0x7F0000000)
     )
-    HIGH_TIMES[high] = EPOCH + timedelta(0, 0, top << 20)
+    remember(HIGH_TIMES, high, EPOCH + timedelta(0, 0, top << 20))
 
 
 def _read_timestamp(buf: bytes, pos: int) -> tuple[int, int]:

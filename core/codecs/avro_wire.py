@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import struct
 
+from core.codecs.wire import read_varint
+
 _TABLE_HALF = 1024
 
 
@@ -39,17 +41,7 @@ def long_bytes(n: int) -> bytes:
 
 def read_long(buf: bytes, pos: int) -> tuple[int, int]:
     """(the long at `pos`, the position after it)."""
-    byte = buf[pos]
-    pos += 1
-    n = byte & 0x7F
-    shift = 7
-    while byte & 0x80:
-        byte = buf[pos]
-        pos += 1
-        n |= (byte & 0x7F) << shift
-        shift += 7
-        if shift > 70:
-            raise ValueError("varint longer than 10 bytes")
+    n, pos = read_varint(buf, pos)
     return (n >> 1) ^ -(n & 1), pos
 
 

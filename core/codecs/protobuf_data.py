@@ -29,7 +29,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from core.codecs.protobuf_wire import UV, read_varint, varint
+from core.codecs.protobuf_wire import UV, varint
+from core.codecs.wire import read_varint
 
 Encoder = Callable[[Any], bytes]
 Decoder = Callable[[bytes], Any]

@@ -29,10 +29,10 @@ from core.codecs.protobuf_wire import (
     BINARY,
     PROTO,
     TEXT,
-    read_varint,
     varint,
     write_protobuf,
 )
+from core.codecs.wire import read_varint
 from core.errors import EventValidationError, Problem
 from core.events import build_event, validate_attributes
 from core.formats import dumps_json, is_json_content_type, loads_json

@@ -24,14 +24,13 @@ from core.codecs.protobuf_wire import (
     MASK32,
     MASK64,
     MAX_FIELD,
-    MEMO_LIMIT,
     PROTO,
     REQUIRED,
     STANDARD,
     TEXT,
     Unusual,
-    read_varint,
 )
+from core.codecs.wire import read_varint, remember
 from core.events import is_extension_name
 
 _ENTRIES: dict[bytes, tuple[str, Any]] = {}  # valid entry's bytes -> (name, value)
@@ -124,9 +123,7 @@ def _read_timestamp(buf: bytes, pos: int, end: int) -> datetime:
 def _remember_seconds(buf: bytes, pos: int, seconds: int) -> None:
     """Memoise the instant of a 5-byte seconds varint at `pos` (if it is one and says `seconds`)."""
     if read_varint(buf, pos) == (seconds, pos + 5):
-        if len(_SECOND_TIMES) >= MEMO_LIMIT:
-            _SECOND_TIMES.clear()
-        _SECOND_TIMES[buf[pos : pos + 5]] = EPOCH + timedelta(0, seconds)
+        remember(_SECOND_TIMES, buf[pos : pos + 5], EPOCH + timedelta(0, seconds))
 
 
 def _remember_instant(entry: bytes, name: str, value: datetime) -> None:
@@ -140,9 +137,7 @@ def _remember_instant(entry: bytes, name: str, value: datetime) -> None:
         (value - EPOCH).days * 86400 + (value - EPOCH).seconds,
         len(entry) - 6,
     ):
-        if len(_INSTANTS) >= MEMO_LIMIT:
-            _INSTANTS.clear()
-        _INSTANTS[entry[:-5]] = (name, value.replace(microsecond=0))
+        remember(_INSTANTS, entry[:-5], (name, value.replace(microsecond=0)))
 
 
 def _read_value(buf: bytes, pos: int, end: int) -> Any:
@@ -245,9 +240,7 @@ def _new_entry(entry: bytes) -> tuple[str, Any, bool]:
     else:
         valid = is_extension_name(name)
     if valid and type(value) is not datetime:  # instants seldom repeat: not worth keeping
-        if len(_ENTRIES) >= MEMO_LIMIT:
-            _ENTRIES.clear()
-        _ENTRIES[entry] = (name, value)
+        remember(_ENTRIES, entry, (name, value))
     return name, value, valid
 
 

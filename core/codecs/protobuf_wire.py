@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from core.codecs.wire import LOW14, remember
+
 MASK32, MASK64 = (1 << 32) - 1, (1 << 64) - 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REQUIRED = frozenset(("id", "source", "specversion", "type"))
@@ -31,7 +33,6 @@ CONTEXT_STRINGS = frozenset(("datacontenttype", "dataschema", "subject"))
 STANDARD = REQUIRED | CONTEXT_STRINGS | {"time"}
 BINARY, TEXT, PROTO = 0x32, 0x3A, 0x42  # tags of the data oneof's members
 MAX_FIELD = (1 << 29) - 1  # the largest field number protobuf allows
-MEMO_LIMIT = 4096  # entries per memo; a memo is emptied when it reaches this
 _NAMES_LIMIT = 256  # attribute names with header tables (a table holds up to 123 headers)
 
 
@@ -51,29 +52,10 @@ def varint(n: int) -> bytes:
 
 
 UV = [varint(n) for n in range(16384)]  # lengths: one list index
-# The two low bytes of a longer varint: each 14-bit value with both continuation bits set
-# (16,384 two-byte strings, ~0.6 MB), so a timestamp's nanos take two list indexes.
-LOW14 = [bytes(((n & 127) | 128, (n >> 7) | 128)) for n in range(16384)]
 
 
 def _len(n: int) -> bytes:
     return UV[n] if n < 16384 else varint(n)
-
-
-def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """(the unsigned varint at `pos`, the position after it)."""
-    byte = buf[pos]
-    pos += 1
-    n = byte & 0x7F
-    shift = 7
-    while byte & 0x80:
-        byte = buf[pos]
-        pos += 1
-        n |= (byte & 0x7F) << shift
-        shift += 7
-        if shift > 70:
-            raise ValueError("varint longer than 10 bytes")
-    return n, pos
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -86,10 +68,7 @@ _SECONDS: dict[int, bytes] = {}  # Timestamp seconds -> its field (tag 1, varint
 
 def _key(name: str) -> bytes:
     raw = name.encode()
-    if len(_KEYS) >= _NAMES_LIMIT:
-        _KEYS.clear()
-    found = _KEYS[name] = b"\x0a" + _len(len(raw)) + raw
-    return found
+    return remember(_KEYS, name, b"\x0a" + _len(len(raw)) + raw, _NAMES_LIMIT)
 
 
 def _heads(name: str, tag: int, table: dict[str, list[bytes]], most: int = 123) -> list[bytes]:
@@ -102,10 +81,7 @@ def _heads(name: str, tag: int, table: dict[str, list[bytes]], most: int = 123) 
         bytes((0x2A, len(key) + 4 + n)) + key + bytes((0x12, n + 2, tag, n))
         for n in range(min(124 - len(key), most + 1))
     ]
-    if len(table) >= _NAMES_LIMIT:
-        table.clear()
-    table[name] = found
-    return found
+    return remember(table, name, found, _NAMES_LIMIT)
 
 
 def _entry(name: str, inner: bytes) -> bytes:
@@ -120,25 +96,16 @@ _TYPE_URLS: dict[str, bytes] = {}  # an Any's type URL -> its field 1 (empty for
 
 
 def _replaced(name: str, value: str) -> bytes:
-    if len(_REPLACED) >= MEMO_LIMIT:
-        _REPLACED.clear()
-    found = _REPLACED[(name, value)] = _entry(name, _attribute_value(name, value))
-    return found
+    return remember(_REPLACED, (name, value), _entry(name, _attribute_value(name, value)))
 
 
 def _type_url(url: str) -> bytes:
     raw = url.encode()
-    if len(_TYPE_URLS) >= MEMO_LIMIT:
-        _TYPE_URLS.clear()
-    found = _TYPE_URLS[url] = b"\x0a" + _len(len(raw)) + raw if raw else b""
-    return found
+    return remember(_TYPE_URLS, url, b"\x0a" + _len(len(raw)) + raw if raw else b"")
 
 
 def _seconds(seconds: int) -> bytes:
-    if len(_SECONDS) >= MEMO_LIMIT:
-        _SECONDS.clear()
-    found = _SECONDS[seconds] = b"\x08" + varint(seconds) if seconds else b""
-    return found
+    return remember(_SECONDS, seconds, b"\x08" + varint(seconds) if seconds else b"")
 
 
 def _timestamp_body(value: datetime) -> bytes:

@@ -25,7 +25,8 @@ from core.codecs.protobuf_format import (
     to_protobuf,
 )
 from core.codecs.protobuf_read import read_event_checked
-from core.codecs.protobuf_wire import read_varint, write_protobuf
+from core.codecs.protobuf_wire import write_protobuf
+from core.codecs.wire import MEMO_LIMIT, read_varint
 from core.errors import EventValidationError
 from core.events import EventFactory, validate_attributes
 from core.schemas.model import Schema
@@ -266,12 +267,12 @@ def test_overrides_replace_attributes_without_copying() -> None:
 
 def test_memos_stay_bounded() -> None:
     """Thousands of distinct attribute values never grow a memo past its limit."""
-    for i in range(2 * protobuf_wire.MEMO_LIMIT + 10):
+    for i in range(2 * MEMO_LIMIT + 10):
         event = FACTORY.new("t", "/s", time=T0 + timedelta(seconds=i), extensions={"k": f"v{i}"})
         assert from_protobuf(to_protobuf(event)).get_extension("k") == f"v{i}"
     memos = (protobuf_read._ENTRIES, protobuf_read._SECOND_TIMES, protobuf_read._INSTANTS)
     for memo in (*memos, protobuf_wire._SECONDS):
-        assert len(memo) <= protobuf_wire.MEMO_LIMIT
+        assert len(memo) <= MEMO_LIMIT
 
 
 # --- generated data codec ---------------------------------------------------------------
