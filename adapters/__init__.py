@@ -1,6 +1,6 @@
 """Adapters carry the portable bus to a provider; `connect` picks one by configuration.
 
-from adapters import connect
+from polybus.adapters import connect
 bus = connect()            # polybus.toml, $POLYBUS_CONFIG or the embedded local bus
 """
 
@@ -12,18 +12,18 @@ from collections.abc import Iterable
 
 import pluggy
 
-from core.bus import Bus
-from core.config import Config, load_config
-from core.errors import UnknownProviderError
-from core.plugins import RegisteredAdapter, collect_adapters, make_plugin_manager
+from polybus.core.bus import Bus
+from polybus.core.config import Config, load_config
+from polybus.core.errors import UnknownProviderError
+from polybus.core.plugins import RegisteredAdapter, collect_adapters, make_plugin_manager
 
 # Built-in adapters are plugins like any other. A cloud adapter is listed only
 # when its module exists; its SDK is imported lazily, when it is chosen.
 _BUILT_IN = (
-    "adapters.local.plugin",
-    "adapters.aws.plugin",
-    "adapters.azure.plugin",
-    "adapters.gcp.plugin",
+    "polybus.adapters.local.plugin",
+    "polybus.adapters.aws.plugin",
+    "polybus.adapters.azure.plugin",
+    "polybus.adapters.gcp.plugin",
 )
 DEFAULT_PLUGINS: tuple[str, ...] = tuple(m for m in _BUILT_IN if importlib.util.find_spec(m))
 
@@ -58,5 +58,7 @@ def connect(
     if name not in adapters:
         raise UnknownProviderError(name, list(adapters))
     info = adapters[name].info
+    if info.requires is not None:
+        info.requires.check()  # a missing extra: one line with the pip command
     adapter = info.factory(config.settings(name))
-    return Bus(adapter, hooks=pm.hook, size_rule=info.size_rule)
+    return Bus(adapter, hooks=pm.hook, capabilities=info.capabilities)

@@ -5,7 +5,7 @@ process drives real boto3 over loopback. Each round publishes the same
 pre-built CloudEvents three ways to the same custom bus:
 
 - raw boto3, entries built beforehand (put_events, 10 per call): the baseline
-- raw boto3, entries built inside the timed loop (core.formats.to_json per event)
+- raw boto3, entries built inside the timed loop (polybus.core.formats.to_json per event)
 - the adapter: AwsAdapter.publish(topic, events) (mapping, sizing, batching, retries)
 
 The paths take turns on the same 100-event slices (rotating which goes
@@ -35,17 +35,17 @@ sys.path.insert(0, str(REPO))
 
 import boto3  # noqa: E402
 
-from adapters.aws.mapping import to_entry  # noqa: E402
-from adapters.aws.plugin import make_adapter  # noqa: E402
 from bench.common import iot_events, machine  # noqa: E402
-from core.formats import to_json  # noqa: E402
+from polybus.adapters.aws.mapping import to_entry  # noqa: E402
+from polybus.adapters.aws.plugin import make_adapter  # noqa: E402
+from polybus.core.formats import to_json  # noqa: E402
 
 BATCH = 10
 SLICE = 100  # events per timed slice (10 PutEvents calls)
 TOPIC = "bench"
 CHILD = (
     "import json, sys\n"
-    "from adapters.aws.emulator import start\n"
+    "from polybus.adapters.aws.emulator import start\n"
     "emu = start()\n"
     "print(json.dumps({'endpoint': emu.endpoint_url}), flush=True)\n"
     "sys.stdin.read()\n"

@@ -29,16 +29,16 @@ sys.path.insert(0, str(REPO))
 from azure.core.credentials import AzureKeyCredential  # noqa: E402
 from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient  # noqa: E402
 
-from adapters.azure.admin import EmulatorAdmin  # noqa: E402
-from adapters.azure.mapping import to_azure  # noqa: E402
-from adapters.azure.plugin import make_adapter  # noqa: E402
 from bench.common import iot_events, machine, start_child  # noqa: E402
-from core.contract import SubscriptionSpec  # noqa: E402
+from polybus.adapters.azure.admin import EmulatorAdmin  # noqa: E402
+from polybus.adapters.azure.mapping import to_azure  # noqa: E402
+from polybus.adapters.azure.plugin import make_adapter  # noqa: E402
+from polybus.core.contract import SubscriptionSpec  # noqa: E402
 
 BATCH = 100
 CHILD = (
     "import json, sys, threading\n"
-    "from adapters.azure.emulator import start_emulator\n"
+    "from polybus.adapters.azure.emulator import start_emulator\n"
     "emu = start_emulator()\n"
     "print(json.dumps({'endpoint': emu.endpoint, 'key': emu.key}), flush=True)\n"
     "sys.stdin.read()\n"

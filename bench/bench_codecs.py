@@ -33,13 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from core.codecs.avro_compact import from_avro_compact, to_avro_compact
-from core.codecs.avro_format import from_avro, to_avro
-from core.codecs.protobuf_format import from_protobuf, to_protobuf
-from core.codecs.typed import TypedFormat
-from core.events import EventFactory
-from core.formats import from_json, to_json
-from core.schemas import SchemaRegistry
+from polybus.core.codecs.avro_compact import from_avro_compact, to_avro_compact
+from polybus.core.codecs.avro_format import from_avro, to_avro
+from polybus.core.codecs.protobuf_format import from_protobuf, to_protobuf
+from polybus.core.codecs.typed import TypedFormat
+from polybus.core.events import EventFactory
+from polybus.core.formats import from_json, to_json
+from polybus.core.schemas import SchemaRegistry
 
 TELEMETRY = "com.example.iot.telemetry"
 ORDER = "com.example.order.placed"

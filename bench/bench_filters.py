@@ -16,7 +16,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine
-from core.filters import cesql
+from polybus.core.filters import cesql
 
 EXPRESSIONS = (
     "type = 'com.shop.order.placed' AND subject LIKE 'eu-%'",

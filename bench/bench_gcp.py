@@ -32,17 +32,17 @@ sys.path.insert(0, str(REPO))
 
 from google.cloud import pubsub_v1  # noqa: E402
 
-from adapters.gcp.binding import to_message  # noqa: E402
-from adapters.gcp.config import GcpConfig  # noqa: E402
-from adapters.gcp.plugin import make_adapter  # noqa: E402
 from bench.common import iot_events, machine, start_child  # noqa: E402
-from core.contract import SubscriptionSpec  # noqa: E402
+from polybus.adapters.gcp.binding import to_message  # noqa: E402
+from polybus.adapters.gcp.config import GcpConfig  # noqa: E402
+from polybus.adapters.gcp.plugin import make_adapter  # noqa: E402
+from polybus.core.contract import SubscriptionSpec  # noqa: E402
 
 BATCH = 100
 PROJECT = "polybus-bench"
 CHILD = (
     "import sys\n"
-    "from adapters.gcp.emulator import start_emulator\n"
+    "from polybus.adapters.gcp.emulator import start_emulator\n"
     "emu = start_emulator()\n"
     "print(emu.host_port, flush=True)\n"
     "sys.stdin.read()\n"

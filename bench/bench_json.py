@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cloudevents.core.formats.json import JSONFormat
 
-from core.events import EventFactory
-from core.formats import from_json, to_json
+from polybus.core.events import EventFactory
+from polybus.core.formats import from_json, to_json
 
 
 def telemetry_events(n: int) -> list:

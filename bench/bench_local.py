@@ -22,9 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapters import connect  # noqa: E402
 from bench.common import iot_events, machine  # noqa: E402
-from core.config import Config  # noqa: E402
+from polybus.adapters import connect  # noqa: E402
+from polybus.core.config import Config  # noqa: E402
 
 
 def _events(n: int) -> list:
@@ -76,9 +76,9 @@ BACKLOG_CHILD = """
 import sys
 sys.path.insert(0, {repo!r})
 from bench.common import peak_rss_mb
-from adapters.local.durable import DurableBus
-from core.contract import SubscriptionSpec
-from core.events import EventFactory
+from polybus.adapters.local.durable import DurableBus
+from polybus.core.contract import SubscriptionSpec
+from polybus.core.events import EventFactory
 ids = iter(range(10**9))
 f = EventFactory(id_factory=lambda: "b%d" % next(ids))
 bus = DurableBus({path!r})

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import peak_rss_mb  # noqa: E402
-from sim.loader import parse_scenario  # noqa: E402
-from sim.runner import run_scenario  # noqa: E402
+from polybus.sim.loader import parse_scenario  # noqa: E402
+from polybus.sim.runner import run_scenario  # noqa: E402
 
 LAM, MU = 0.8, 1.0
 
@@ -63,7 +63,7 @@ def hand_written_mm1(customers: int, seed: int) -> int:
 
 def harness_mm1(customers: int, seed: int) -> int:
     """The same M/M/1 through the harness (SimPy engine forced); returns customers counted."""
-    from sim.engine import simulate
+    from polybus.sim.engine import simulate
 
     sc = parse_scenario(
         {
@@ -108,7 +108,7 @@ def bench_overhead(customers: int, rounds: int) -> dict[str, Any]:
 
 
 def _fleet_child(devices: int, hours: float, queue: Any) -> None:
-    from sim.fastpath import simulate_fast
+    from polybus.sim.fastpath import simulate_fast
 
     sc = parse_scenario(
         {

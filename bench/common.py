@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.events import EventFactory
+from polybus.core.events import EventFactory
 
 
 def cpu_model() -> str:

@@ -12,13 +12,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from adapters import available_adapters, connect
-from cli.errors import friendly_errors
-from core.config import load_config
-from core.contract import DEFAULT_TOPIC
-from core.errors import EventValidationError, Problem
-from core.events import new_event
-from core.formats import from_dict, to_dict
+from polybus.adapters import available_adapters, connect
+from polybus.cli.errors import friendly_errors
+from polybus.core.config import load_config
+from polybus.core.contract import DEFAULT_TOPIC
+from polybus.core.errors import EventValidationError, Problem
+from polybus.core.events import new_event
+from polybus.core.formats import from_dict, to_dict
 
 console = Console()
 

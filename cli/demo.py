@@ -18,10 +18,10 @@ from cloudevents.core.v1.event import CloudEvent
 from rich.console import Console
 from rich.table import Table
 
-from adapters import connect
-from cli.errors import friendly_errors
-from core.bus import Bus
-from core.events import new_event
+from polybus.adapters import connect
+from polybus.cli.errors import friendly_errors
+from polybus.core.bus import Bus
+from polybus.core.events import new_event
 
 TOPIC = "shop"
 SOURCE = "/polybus/demo"

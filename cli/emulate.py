@@ -6,7 +6,7 @@ import threading
 
 import click
 
-from cli.errors import friendly_errors
+from polybus.cli.errors import friendly_errors
 
 
 @click.group("emulate")
@@ -27,7 +27,7 @@ def _serve_until_interrupted() -> None:
 @friendly_errors
 def emulate_gcp(host: str, port: int) -> None:
     """Google Pub/Sub (gRPC) emulator; point the client at it with PUBSUB_EMULATOR_HOST."""
-    from adapters.gcp.emulator import start_emulator
+    from polybus.adapters.gcp.emulator import start_emulator
 
     with start_emulator(host, port) as emulator:
         click.echo(f"export PUBSUB_EMULATOR_HOST={emulator.host_port}")
@@ -41,7 +41,7 @@ def emulate_gcp(host: str, port: int) -> None:
 @friendly_errors
 def emulate_azure(host: str, port: int, key: str | None) -> None:
     """Azure Event Grid (HTTP) emulator: basic and namespace topics."""
-    from adapters.azure.emulator import start_emulator
+    from polybus.adapters.azure.emulator import start_emulator
 
     with start_emulator(host, port, key) as emulator:
         click.echo(f"endpoint = {emulator.endpoint}")
@@ -55,7 +55,7 @@ def emulate_azure(host: str, port: int, key: str | None) -> None:
 @friendly_errors
 def emulate_aws(host: str, port: int) -> None:
     """AWS EventBridge + SQS through moto's server (needs polybus[test] for moto)."""
-    from adapters.aws.emulator import start
+    from polybus.adapters.aws.emulator import start
 
     emulator = start(host, port)
     try:

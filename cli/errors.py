@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from core.errors import PolybusError
+from polybus.core.errors import PolybusError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

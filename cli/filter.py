@@ -10,13 +10,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cli.errors import friendly_errors
-from core.errors import FilterError, Problem
-from core.filters.dialects import Filter, parse_filter, to_json
-from core.filters.native import Compiled
-from core.filters.native.eventbridge import to_eventbridge
-from core.filters.native.eventgrid import to_eventgrid
-from core.filters.native.pubsub import to_pubsub
+from polybus.adapters.aws.filters import to_eventbridge
+from polybus.adapters.azure.filters import to_eventgrid
+from polybus.adapters.gcp.filters import to_pubsub
+from polybus.cli.errors import friendly_errors
+from polybus.core.errors import FilterError, Problem
+from polybus.core.filters.dialects import Filter, parse_filter, to_json
+from polybus.core.filters.native import Compiled
 
 PROVIDERS = ("aws", "azure", "gcp", "local")
 NATIVE_NAMES = {

@@ -7,12 +7,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from cli.bus import adapters_command, config_group, publish_command, tail_command
-from cli.demo import demo_command
-from cli.emulate import emulate_group
-from cli.filter import filter_group
-from cli.schema import schema_group
-from cli.sim import sim_group
+from polybus.cli.bus import adapters_command, config_group, publish_command, tail_command
+from polybus.cli.demo import demo_command
+from polybus.cli.emulate import emulate_group
+from polybus.cli.filter import filter_group
+from polybus.cli.schema import schema_group
+from polybus.cli.sim import sim_group
 
 
 def _version() -> str:

@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 import yaml
 
-from adapters import plugin_manager
-from cli.errors import friendly_errors
-from core.schemas.asyncapi import asyncapi_document
-from core.schemas.backends import register_backend
-from core.schemas.compatibility import CompatibilityReport
-from core.schemas.registry import SchemaRegistry
+from polybus.adapters import plugin_manager
+from polybus.cli.errors import friendly_errors
+from polybus.core.schemas.asyncapi import asyncapi_document
+from polybus.core.schemas.backends import register_backend
+from polybus.core.schemas.compatibility import CompatibilityReport
+from polybus.core.schemas.registry import SchemaRegistry
 
 REGISTRY_OPTION = click.option(
     "--registry",

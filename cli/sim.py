@@ -19,13 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.errors import friendly_errors
-from sim.loader import load_scenario
-from sim.output import dumps, print_document
-from sim.plot import line_chart
-from sim.runner import run_scenario
-from sim.sweep import parse_params, sweep
-from sim.topology import Scenario
+from polybus.cli.errors import friendly_errors
+from polybus.sim.loader import load_scenario
+from polybus.sim.output import dumps, print_document
+from polybus.sim.plot import line_chart
+from polybus.sim.runner import run_scenario
+from polybus.sim.sweep import parse_params, sweep
+from polybus.sim.topology import Scenario
 
 INTERRUPTED_EXIT = 130
 
@@ -241,7 +241,7 @@ def _print_sweep(doc: dict[str, Any]) -> None:
 @friendly_errors
 def exercise_command(file: str, run_check: bool) -> None:
     """List a scenario's exercises (question, what to change); --check runs them and shows the answers."""
-    from sim.exercises import check, exercises
+    from polybus.sim.exercises import check, exercises
 
     items = exercises(file)
     if not items:
@@ -268,7 +268,7 @@ def report_command(
     as_json: bool, out_dir: str | None, providers: str,
 ) -> None:  # fmt: skip
     """Write a self-contained HTML report (latency CDFs, backlog, consistency window, cost) and PNGs to --out."""
-    from sim.report import write_report
+    from polybus.sim.report import write_report
 
     if out_dir is None:
         raise click.UsageError("report needs --out DIR")

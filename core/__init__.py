@@ -4,12 +4,12 @@ No cloud SDK and nothing else of polybus is imported here; adapters, the
 simulation and the CLI build on this package.
 """
 
-from core.bus import Bus, Subscription, SubscriptionStats
-from core.contract import DEFAULT_TOPIC, Adapter, Delivery, DeliveryPolicy, RetryPolicy
-from core.contract import SubscriptionSpec as SubscriptionSpec
-from core.errors import PolybusError
-from core.events import EventFactory, attributes_of, new_event
-from core.formats import from_json, to_json
+from polybus.core.bus import Bus, Subscription, SubscriptionStats
+from polybus.core.contract import DEFAULT_TOPIC, Adapter, Delivery, DeliveryPolicy, RetryPolicy
+from polybus.core.contract import SubscriptionSpec as SubscriptionSpec
+from polybus.core.errors import PolybusError
+from polybus.core.events import EventFactory, attributes_of, new_event
+from polybus.core.formats import from_json, to_json
 
 __all__ = [
     "DEFAULT_TOPIC",

@@ -1,7 +1,8 @@
 """The service-facing bus: publish events, subscribe handlers, never name a cloud.
 
-`Bus` wraps one adapter. It validates and size-checks events before the
-network, runs the middleware hooks, evaluates the residual filter the provider
+`Bus` wraps one adapter. It validates events before the network (the
+adapter checks sizes on the bytes it sends), refuses subscriptions asking for
+capabilities the adapter does not declare, runs the middleware hooks, evaluates the residual filter the provider
 could not, and turns handler outcomes into acks, nacks with backoff and
 dead-letters, counting each so the numbers add up:
 delivered = acked + retried + dead_lettered + filtered.
@@ -14,17 +15,25 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pluggy
 from cloudevents.core.v1.event import CloudEvent
 
-from core.contract import DEFAULT_TOPIC, Adapter, Delivery, DeliveryPolicy, SubscriptionSpec
-from core.errors import ValidationError
-from core.events import AttributeView, build_event, validate_attributes, validate_event
-from core.filters.dialects import Filter, compile_filter, parse_filter
-from core.plugins import make_plugin_manager
-from core.sizing import check_sizes
+from polybus.core.capabilities import Capabilities
+from polybus.core.contract import (
+    DEFAULT_TOPIC,
+    Adapter,
+    Delivery,
+    DeliveryPolicy,
+    SubscriptionSpec,
+    SupportsReplay,
+)
+from polybus.core.errors import Problem, UnsupportedError, ValidationError
+from polybus.core.events import AttributeView, build_event, validate_attributes, validate_event
+from polybus.core.filters.dialects import Filter, compile_filter, parse_filter
+from polybus.core.plugins import make_plugin_manager
 
 log = logging.getLogger("polybus")
 Handler = Callable[[CloudEvent], Any]
@@ -77,7 +86,7 @@ class Bus:
         adapter: Adapter,
         *,
         hooks: pluggy.HookRelay | None = None,
-        size_rule: str = "none",
+        capabilities: Capabilities | None = None,
         batch_size: int = 100,
         poll_timeout: float = 0.5,
     ) -> None:
@@ -85,7 +94,7 @@ class Bus:
         self.hooks = (
             hooks if hooks is not None else make_plugin_manager(load_entrypoints=False).hook
         )
-        self.size_rule = size_rule
+        self.capabilities = capabilities
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.subscriptions: dict[str, Subscription] = {}
@@ -113,12 +122,11 @@ class Bus:
     def publish(
         self, events: CloudEvent | Sequence[CloudEvent], topic: str = DEFAULT_TOPIC
     ) -> None:
-        """Validate, enrich, size-check and publish one event or a batch."""
+        """Validate, enrich and publish one event or a batch (the adapter checks sizes)."""
         batch = [events] if isinstance(events, CloudEvent) else list(events)
         if not batch:
             return
         batch = [self._prepare(event, topic) for event in batch]
-        check_sizes(batch, self.size_rule, self.adapter.name)
         self.adapter.publish(topic, batch)
         if "polybus_after_publish" in self._active_hooks:
             self.hooks.polybus_after_publish(events=batch, topic=topic)
@@ -150,13 +158,31 @@ class Bus:
         filter: Any = None,
         policy: DeliveryPolicy | None = None,
     ) -> Subscription:
-        """Provision a subscription and attach `handler` (filter: a Filter, CESQL or JSON dialect)."""
+        """Provision a subscription and attach `handler` (filter: a Filter, CESQL or JSON dialect).
+
+        A subscription asking for a capability the adapter does not declare
+        (see core.capabilities) raises UnsupportedError before anything is
+        provisioned.
+        """
         flt = None if filter is None else parse_filter(filter)
         spec = SubscriptionSpec(name, topic, flt, policy or DeliveryPolicy())
+        if self.capabilities is not None:
+            self.capabilities.check(spec, self.adapter.name)
         residual = self.adapter.provision(spec)
         sub = Subscription(spec, handler, residual)
         self.subscriptions[name] = sub
         return sub
+
+    def replay(self, name: str, since: datetime) -> None:
+        """Redeliver to subscription `name` every event of its topic published since `since`."""
+        if self.capabilities is not None:
+            self.capabilities.check_replay(self.adapter.name)
+        if not isinstance(self.adapter, SupportsReplay):
+            raise UnsupportedError(
+                f"provider {self.adapter.name!r} cannot replay",
+                [Problem("replay", self.adapter.name, "the adapter has no replay method")],
+            )
+        self.adapter.replay(name, since)
 
     def poll(self, name: str, max_events: int | None = None, timeout: float = 0.0) -> int:
         """Receive one batch for subscription `name` and handle it; returns deliveries handled."""

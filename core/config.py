@@ -13,14 +13,15 @@ switching clouds is one line in the file or one variable in the environment.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, Problem
+from polybus.core.errors import ConfigError, Problem
 
 DEFAULT_PROVIDER = "local"
 DEFAULT_FILE = "polybus.toml"
@@ -105,6 +106,14 @@ def parse_config(raw: Mapping[str, Any], source: str = "<dict>") -> Config:
     return Config(str(provider), tables, source)
 
 
+def unknown_key_rule(key: str, allowed: Iterable[str]) -> str:
+    """The rule for an unknown key: a did-you-mean when one is close, and the keys allowed."""
+    known = sorted(allowed)
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key; {hint}expected one of {known}"
+
+
 def check_keys(
     provider: str, settings: Mapping[str, Any], allowed: Mapping[str, type | tuple[type, ...]]
 ) -> None:
@@ -113,11 +122,7 @@ def check_keys(
     for key, value in settings.items():
         expected = allowed.get(key)
         if expected is None:
-            problems.append(
-                Problem(
-                    f"{provider}.{key}", value, f"unknown key; expected one of {sorted(allowed)}"
-                )
-            )
+            problems.append(Problem(f"{provider}.{key}", value, unknown_key_rule(key, allowed)))
         elif not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
             names = (
                 " or ".join(t.__name__ for t in expected)

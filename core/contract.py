@@ -21,8 +21,8 @@ from typing import Protocol, runtime_checkable
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.errors import Problem, ValidationError
-from core.filters.dialects import Filter
+from polybus.core.errors import Problem, ValidationError
+from polybus.core.filters.dialects import Filter
 
 DEFAULT_TOPIC = "events"
 

@@ -5,7 +5,9 @@ PolybusError
 │   ├── EventValidationError: an event breaks the CloudEvents rules
 │   ├── EventTooLargeError: an event is over the configured provider's limit
 │   ├── FilterError: a malformed subscription filter
-│   └── ConfigError: a malformed or unknown configuration
+│   ├── ConfigError: a malformed or unknown configuration
+│   └── UnsupportedError: asks for a feature the adapter does not declare
+├── MissingExtraError (also ImportError): an optional dependency is not installed
 ├── UnknownProviderError (also ValueError): no adapter of that name is registered
 ├── PublishError: the provider refused some events (each one named)
 └── AdapterError: a provider or transport failure, translated at one place per adapter
@@ -57,6 +59,22 @@ class FilterError(ValidationError):
 
 class ConfigError(ValidationError):
     """A configuration file or value is malformed."""
+
+
+class UnsupportedError(ValidationError):
+    """A subscription or call asks for a capability the adapter does not declare."""
+
+
+class MissingExtraError(PolybusError, ImportError):
+    """An optional dependency is missing; the message is one line with the pip command."""
+
+    def __init__(self, what: str, module: str, extra: str) -> None:
+        self.what = what
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"{what} needs {module}, which is not installed: pip install 'polybus[{extra}]'"
+        )
 
 
 class UnknownProviderError(PolybusError, ValueError):

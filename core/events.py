@@ -17,8 +17,8 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.errors import EventValidationError, Problem
-from core.filters.dialects import canonical_string
+from polybus.core.errors import EventValidationError, Problem
+from polybus.core.filters.dialects import canonical_string
 
 __all__ = [
     "AttributeView",

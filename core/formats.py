@@ -22,8 +22,8 @@ from cloudevents.core.bindings import http as sdk_http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from core.errors import EventValidationError, Problem
-from core.events import build_event, validate_attributes
+from polybus.core.errors import EventValidationError, Problem
+from polybus.core.events import build_event, validate_attributes
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"

@@ -8,13 +8,20 @@ third-party ones are found through the ``polybus`` entry-point group.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pluggy
 from cloudevents.core.v1.event import CloudEvent
 
-from core.contract import Adapter
+from polybus.core.capabilities import Capabilities
+from polybus.core.contract import Adapter
+from polybus.core.emulation import EmulatorSpec
+from polybus.core.extras import Requirement
+from polybus.core.filters.dialects import Filter
+from polybus.core.filters.native import Compiled
+from polybus.core.sizing import Sizing
 
 PROJECT = "polybus"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -22,19 +29,45 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @dataclass(frozen=True)
-class AdapterInfo:
-    """What an adapter plugin registers: a name, a factory and how the provider sizes events.
+class FilterSupport:
+    """An adapter's native filter compiler and the name of what it produces.
 
-    `factory` receives the provider's section of the configuration (a mapping,
-    possibly empty) and returns a ready adapter. `size_rule` names the rule in
-    core.sizing used to reject oversized events before the network.
+    `compile(filter)` returns a `Compiled`: the native filter the provider
+    evaluates (None: everything passes) and the residual the bus evaluates
+    client-side (None: nothing left).
+    """
+
+    compile: Callable[[Filter | None], Compiled[Any]]
+    native_name: str
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """Everything an adapter plugin contributes: core and the CLI know providers only by this.
+
+    - `factory` receives the provider's section of the configuration (a
+      mapping, possibly empty) and returns a ready adapter.
+    - `capabilities`: what the adapter supports; the bus refuses the rest.
+    - `sizing`: the provider's limit and how an event is measured (None: no limit).
+    - `filters`: the native filter compiler (None: filters are client-side only).
+    - `emulator`: how to run a local stand-in (None: the adapter has none).
+    - `requires`: the SDK modules and the extra that installs them, checked
+      before the factory runs.
+    - `secret_keys`: settings never printed.
+    - `sim_profile`: a YAML file of the provider's latencies, quotas and prices
+      for the simulator (None: not simulated).
     """
 
     name: str
     factory: Callable[[Mapping[str, Any]], Adapter]
     description: str = ""
-    size_rule: str = "none"
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    sizing: Sizing | None = None
+    filters: FilterSupport | None = None
+    emulator: EmulatorSpec | None = None
+    requires: Requirement | None = None
     secret_keys: tuple[str, ...] = ()
+    sim_profile: Path | None = None
 
 
 @hookspec
@@ -46,7 +79,7 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
 def polybus_register_schema_backends(register: Callable[[str, Callable[[str], Any]], None]) -> None:
     """Register schema-registry backends by calling ``register(scheme, factory)``.
 
-    ``factory(rest)`` returns a core.schemas.backends.SchemaBackend for the
+    ``factory(rest)`` returns a polybus.core.schemas.backends.SchemaBackend for the
     location ``scheme:rest`` (e.g. ``--registry myreg:prod``).
     """
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import pluggy
 
-from core import hookspecs
-from core.errors import ConfigError, Problem
-from core.hookspecs import AdapterInfo
+from polybus.core import hookspecs
+from polybus.core.errors import ConfigError, Problem
+from polybus.core.hookspecs import AdapterInfo
 
 ENV_NO_AUTOLOAD = "POLYBUS_DISABLE_PLUGIN_AUTOLOAD"
 

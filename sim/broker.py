@@ -1,6 +1,7 @@
 """Provider profiles for the simulated broker, and the monthly cost of a workload.
 
-Profiles are data files in sim/profiles/<name>.yaml; every field is
+Profiles are data files each adapter plugin registers (adapters/<p>/sim_profile.yaml,
+sim/profiles/ideal.yaml; see sim.profiles); every field is
 ``{value, source, read}`` so each number says where it comes from and when it
 was read. A topic in a topology may override any field (e.g. ``publish_quota``
 for a raised limit, ``batch_size`` for a batching publisher).
@@ -12,15 +13,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from core.errors import ConfigError, Problem
-from sim.distributions import Distribution, parse_distribution
+from polybus.core.errors import ConfigError, Problem
+from polybus.sim.distributions import Distribution, parse_distribution
+from polybus.sim.profiles import profile_paths
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
 SECONDS_PER_MONTH = 30 * 86400
 NUMERIC_FIELDS = (
     "batch_size", "linger", "max_attempts", "max_age", "retry_initial",
@@ -60,12 +60,13 @@ class BrokerProfile:
 
 @cache
 def _profile_document(name: str) -> dict[str, Any]:
-    path = PROFILE_DIR / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    paths = profile_paths()
+    if name not in paths:
         raise ConfigError(
-            str(path), [Problem("provider", name, f"must be one of {', '.join(known)}")]
+            "unknown simulation profile",
+            [Problem("provider", name, f"must be one of {', '.join(sorted(paths))}")],
         )
+    path = paths[name]
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(doc, dict)
     return doc

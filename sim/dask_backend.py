@@ -1,7 +1,7 @@
 """Run replication tasks on a Dask distributed cluster (``sim sweep --scheduler tcp://HOST:PORT``).
 
 Each task is the same pure function as on the local process pool
-(`sim.runner.run_task`), so a scenario scales out without changing it, and
+(`polybus.sim.runner.run_task`), so a scenario scales out without changing it, and
 results are identical to a local run on the same seeds. Needs the ``sim``
 extra (dask[distributed]) on the client and on every worker.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sim.topology import Scenario
+from polybus.sim.topology import Scenario
 
 
 def run_on_dask(
@@ -26,7 +26,7 @@ def run_on_dask(
     """Submit every task to the scheduler at `address`; fill `results` as they complete."""
     from distributed import Client, as_completed
 
-    from sim.runner import run_task
+    from polybus.sim.runner import run_task
 
     with Client(address) as client:
         futures = [client.submit(run_task, scenario, task, seed, pure=False) for task in tasks]

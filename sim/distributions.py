@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from core.errors import Problem
+from polybus.core.errors import Problem
 
 Z99 = 2.3263478740408408  # standard normal 0.99 quantile, for lognormal fits from p50/p99
 

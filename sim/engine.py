@@ -17,12 +17,12 @@ from typing import Any, cast
 
 import simpy
 
-from sim.broker import BrokerProfile, load_profile
-from sim.distributions import Uniform
-from sim.metrics import ERROR, OK, TIMEOUT, FlowStats, Recorder, StationStats, TopicStats
-from sim.population import ArrivalSource, windows
-from sim.streams import Stream, Streams
-from sim.topology import Call, Fault, ReadModel, Scenario, Service, Topology
+from polybus.sim.broker import BrokerProfile, load_profile
+from polybus.sim.distributions import Uniform
+from polybus.sim.metrics import ERROR, OK, TIMEOUT, FlowStats, Recorder, StationStats, TopicStats
+from polybus.sim.population import ArrivalSource, windows
+from polybus.sim.streams import Stream, Streams
+from polybus.sim.topology import Call, Fault, ReadModel, Scenario, Service, Topology
 
 Proc = Generator[simpy.Event, Any, int]
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from core.errors import ConfigError, Problem
-from sim.loader import load_scenario
-from sim.runner import run_scenario
+from polybus.core.errors import ConfigError, Problem
+from polybus.sim.loader import load_scenario
+from polybus.sim.runner import run_scenario
 
 CHECKS = (
     "baseline_below",

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from sim.broker import BrokerProfile, load_profile
-from sim.metrics import CDF_PERCENTS, QUANTILES
-from sim.population import ArrivalSource, windows
-from sim.streams import Stream, Streams
-from sim.topology import Scenario, Topology
+from polybus.sim.broker import BrokerProfile, load_profile
+from polybus.sim.metrics import CDF_PERCENTS, QUANTILES
+from polybus.sim.population import ArrivalSource, windows
+from polybus.sim.streams import Stream, Streams
+from polybus.sim.topology import Scenario, Topology
 
 BINS_PER_DECADE = 1000
 LOG_MIN = -7.0

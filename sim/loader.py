@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from core.errors import ConfigError, Problem
-from sim.distributions import parse_distribution
-from sim.topology import (
+from polybus.core.errors import ConfigError, Problem
+from polybus.sim.distributions import parse_distribution
+from polybus.sim.profiles import providers
+from polybus.sim.topology import (
     ENGINES,
     PATTERNS,
     Call,
@@ -29,8 +30,6 @@ from sim.topology import (
     Topology,
     Workload,
 )
-
-PROVIDERS = ("local", "aws", "azure", "gcp", "ideal")
 
 
 def load_scenario(path: str | Path, overrides: Mapping[str, object] | None = None) -> Scenario:
@@ -78,8 +77,8 @@ def parse_scenario(
     if warmup >= duration:
         problems.append(Problem("warmup", warmup, "must be < duration"))
     provider = raw.get("provider", "local")
-    if provider not in PROVIDERS:
-        problems.append(Problem("provider", provider, f"must be one of {', '.join(PROVIDERS)}"))
+    if provider not in providers():
+        problems.append(Problem("provider", provider, f"must be one of {', '.join(providers())}"))
     engine = raw.get("engine", "auto")
     if engine not in ENGINES:
         problems.append(Problem("engine", engine, f"must be one of {', '.join(ENGINES)}"))
@@ -280,9 +279,9 @@ def _topology(name: str, spec: object, p: str, flows: set[str], v: _Validator) -
                 )
             )
     provider = spec.get("provider")
-    if provider is not None and provider not in PROVIDERS:
+    if provider is not None and provider not in providers():
         v.problems.append(
-            Problem(f"{p}.provider", provider, f"must be one of {', '.join(PROVIDERS)}")
+            Problem(f"{p}.provider", provider, f"must be one of {', '.join(providers())}")
         )
     _cross_check(p, services, topics, read_models, set(entry.values()), v)
     return Topology(name, dict(entry), services, topics, read_models, provider)

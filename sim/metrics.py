@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.stats import summarize
-from sim.topology import Fault
+from polybus.sim.stats import summarize
+from polybus.sim.topology import Fault
 
 OK, ERROR, TIMEOUT = 0, 1, 2
 QUANTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from sim.topology import Workload
+from polybus.sim.topology import Workload
 
 
 class ArrivalSource:

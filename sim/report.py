@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from sim.plot import bar_chart, line_chart
+from polybus.sim.plot import bar_chart, line_chart
 
 Series = Mapping[str, tuple[Sequence[float], Sequence[float | None]]]
 

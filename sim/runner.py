@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ConfigError, Problem
-from sim.broker import load_profile, monthly_cost
-from sim.engine import simulate
-from sim.fastpath import fast_plan, simulate_fast
-from sim.metrics import aggregate
-from sim.topology import Scenario
+from polybus.core.errors import ConfigError, Problem
+from polybus.sim.broker import load_profile, monthly_cost
+from polybus.sim.engine import simulate
+from polybus.sim.fastpath import fast_plan, simulate_fast
+from polybus.sim.metrics import aggregate
+from polybus.sim.topology import Scenario
 
 SCHEMA = "polybus.sim/1"
 
@@ -114,7 +114,7 @@ def run_scenario(
     started = time.perf_counter()
     try:
         if scheduler is not None:
-            from sim.dask_backend import run_on_dask
+            from polybus.sim.dask_backend import run_on_dask
 
             run_on_dask(scheduler, scenario, tasks, seed, results, walls, progress)
         elif n_workers == 1:

@@ -14,7 +14,7 @@ import zlib
 
 import numpy as np
 
-from sim.distributions import Distribution
+from polybus.sim.distributions import Distribution
 
 BLOCK = 4096
 

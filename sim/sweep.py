@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from core.errors import ConfigError, Problem
-from sim.loader import load_scenario
-from sim.runner import run_scenario
+from polybus.core.errors import ConfigError, Problem
+from polybus.sim.loader import load_scenario
+from polybus.sim.runner import run_scenario
 
 SWEEP_SCHEMA = "polybus.sim.sweep/1"
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.distributions import Distribution
+from polybus.sim.distributions import Distribution
 
 PATTERNS = ("poisson", "periodic", "burst", "diurnal")
 ENGINES = ("auto", "simpy", "fast")

@@ -14,16 +14,16 @@ from datetime import datetime
 
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.aws.clients import Clients, is_not_found, make_clients
-from adapters.aws.config import AwsConfig
-from adapters.aws.consumer import Consumer, SqsDelivery
-from adapters.aws.mapping import to_entry
-from adapters.aws.provisioning import Provisioner
-from adapters.aws.publisher import Publisher, check_entry_sizes
-from adapters.aws.replay import ReplayGate
-from core.contract import Delivery, SubscriptionSpec
-from core.errors import AdapterError, PublishError
-from core.filters.dialects import Filter
+from polybus.adapters.aws.clients import Clients, is_not_found, make_clients
+from polybus.adapters.aws.config import AwsConfig
+from polybus.adapters.aws.consumer import Consumer, SqsDelivery
+from polybus.adapters.aws.mapping import to_entry
+from polybus.adapters.aws.provisioning import Provisioner
+from polybus.adapters.aws.publisher import Publisher, check_entry_sizes
+from polybus.adapters.aws.replay import ReplayGate
+from polybus.core.contract import Delivery, SubscriptionSpec
+from polybus.core.errors import AdapterError, PublishError
+from polybus.core.filters.dialects import Filter
 
 
 class AwsAdapter:

@@ -16,8 +16,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.aws.config import DEFAULT_REGION, AwsConfig
-from core.errors import AdapterError
+from polybus.adapters.aws.config import DEFAULT_REGION, AwsConfig
+from polybus.core.errors import AdapterError
 
 # SQS queue-existence answers differ between the query and JSON protocols.
 NOT_FOUND_CODES = frozenset(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ConfigError, Problem
+from polybus.core.errors import ConfigError, Problem
 
 DEFAULT_REGION = "us-east-1"
 MAX_WAIT_TIME = 20  # SQS long polling waits at most 20 s per ReceiveMessage

@@ -22,12 +22,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.aws.clients import sdk_errors
-from adapters.aws.config import AwsConfig
-from adapters.aws.mapping import from_sqs_body
-from adapters.aws.provisioning import MAX_VISIBILITY, MESSAGE_GROUP, Subscription
-from adapters.aws.replay import ReplayGate
-from core.errors import ValidationError
+from polybus.adapters.aws.clients import sdk_errors
+from polybus.adapters.aws.config import AwsConfig
+from polybus.adapters.aws.mapping import from_sqs_body
+from polybus.adapters.aws.provisioning import MAX_VISIBILITY, MESSAGE_GROUP, Subscription
+from polybus.adapters.aws.replay import ReplayGate
+from polybus.core.errors import ValidationError
 
 REASON = "polybus-reason"
 ATTEMPTS = "polybus-attempts"

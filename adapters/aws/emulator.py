@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import AdapterError
+from polybus.core.errors import AdapterError
 
 
 @dataclass

@@ -35,9 +35,9 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.errors import EventValidationError, Problem
-from core.events import build_event, validate_attributes
-from core.formats import from_dict, to_json
+from polybus.core.errors import EventValidationError, Problem
+from polybus.core.events import build_event, validate_attributes
+from polybus.core.formats import from_dict, to_json
 
 TIME_SIZE = 14  # a supplied Time counts as 14 bytes (eb-putevent-size.html)
 REQUEST_LIMIT = 256 * 1024  # the total entry size of one PutEvents must be less than this

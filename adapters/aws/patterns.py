@@ -1,6 +1,6 @@
 """The rule's event pattern for a portable filter, and the residual left for the client.
 
-The pattern comes from core.filters.native.eventbridge.to_eventbridge, which
+The pattern comes from polybus.adapters.aws.filters.to_eventbridge, which
 compiles against this adapter's mapping (type as detail-type, source as
 source, every other attribute under ``detail``). A rule needs a non-empty
 pattern, so "pass everything" (native None) becomes
@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.filters.dialects import Filter
-from core.filters.native.eventbridge import to_eventbridge
+from polybus.adapters.aws.filters import to_eventbridge
+from polybus.core.filters.dialects import Filter
 
 MATCH_ALL: dict[str, Any] = {"source": [{"prefix": ""}]}
 MAX_PATTERN_CHARS = 2048

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from core.hookspecs import AdapterInfo, hookimpl
+from polybus.core.hookspecs import AdapterInfo, hookimpl
 
 if TYPE_CHECKING:
-    from core.contract import Adapter
+    from polybus.core.contract import Adapter
 
 
 def make_adapter(section: Mapping[str, Any]) -> Adapter:
     """An AwsAdapter from the `aws` config section; ConfigError before any network call."""
-    from adapters.aws.config import parse_config
+    from polybus.adapters.aws.config import parse_config
 
     config = parse_config(section)
-    from adapters.aws.adapter import AwsAdapter  # boto3 is the optional polybus[aws] extra
+    from polybus.adapters.aws.adapter import AwsAdapter  # boto3 is the optional polybus[aws] extra
 
     return AwsAdapter(config)
 
@@ -30,7 +30,6 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
             factory=make_adapter,
             description="Amazon EventBridge (a custom bus per topic, rules) with an SQS queue "
             "per subscription",
-            size_rule="eventbridge",
             secret_keys=(),
         )
     )

@@ -22,13 +22,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.aws import naming
-from adapters.aws.clients import Clients, error_code, is_not_found, sdk_errors
-from adapters.aws.config import AwsConfig
-from adapters.aws.patterns import event_pattern
-from core.contract import SubscriptionSpec
-from core.errors import AdapterError, Problem, ValidationError
-from core.filters.dialects import Filter
+from polybus.adapters.aws import naming
+from polybus.adapters.aws.clients import Clients, error_code, is_not_found, sdk_errors
+from polybus.adapters.aws.config import AwsConfig
+from polybus.adapters.aws.patterns import event_pattern
+from polybus.core.contract import SubscriptionSpec
+from polybus.core.errors import AdapterError, Problem, ValidationError
+from polybus.core.filters.dialects import Filter
 
 TARGET_ID = "polybus-sqs"
 # EventBridge gives a FIFO target one static message group: one group, total order.

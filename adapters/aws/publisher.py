@@ -14,9 +14,9 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from adapters.aws.clients import sdk_errors
-from adapters.aws.mapping import MAX_ENTRIES, REQUEST_LIMIT, Entry
-from core.errors import EventTooLargeError, Problem
+from polybus.adapters.aws.clients import sdk_errors
+from polybus.adapters.aws.mapping import MAX_ENTRIES, REQUEST_LIMIT, Entry
+from polybus.core.errors import EventTooLargeError, Problem
 
 RETRYABLE_CODES = frozenset({"ThrottlingException", "InternalFailure", "InternalException"})
 

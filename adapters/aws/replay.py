@@ -25,10 +25,10 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.aws import naming
-from adapters.aws.clients import sdk_errors
-from adapters.aws.provisioning import Provisioner, Subscription
-from core.errors import AdapterError
+from polybus.adapters.aws import naming
+from polybus.adapters.aws.clients import sdk_errors
+from polybus.adapters.aws.provisioning import Provisioner, Subscription
+from polybus.core.errors import AdapterError
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ basic topics with ``namespace = false``). With ``delivery = "pull"`` (default)
 subscriptions are namespace event subscriptions read with
 ``EventGridConsumerClient`` (receive, acknowledge, release, reject); with
 ``delivery = "push"`` they are basic-topic webhook subscriptions delivering to
-a receiver the adapter runs (adapters.azure.push). Acks are batched: ``ack()`` queues the lock token and the
+a receiver the adapter runs (polybus.adapters.azure.push). Acks are batched: ``ack()`` queues the lock token and the
 queue is flushed with one acknowledge call at the next receive, after
 `ack_flush_interval` seconds, or on close. Nack maps to release with the
 smallest documented delay (0, 10, 60, 600, 3600 s) not shorter than asked;
 dead_letter maps to reject. The native max delivery count is the portable
 one up to Event Grid's 10; larger portable counts go on through a private
-redelivery topic (adapters.azure.redelivery).
+redelivery topic (polybus.adapters.azure.redelivery).
 Every SDK failure is translated in `_translated` into a polybus error.
 """
 
@@ -30,21 +30,21 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.azure.admin import AdminError, EmulatorAdmin
-from adapters.azure.mapping import from_azure, native_name, to_azure
-from adapters.azure.push import PushSubscriptions
-from adapters.azure.redelivery import (
+from polybus.adapters.azure.admin import AdminError, EmulatorAdmin
+from polybus.adapters.azure.filters import to_eventgrid
+from polybus.adapters.azure.mapping import from_azure, native_name, to_azure
+from polybus.adapters.azure.push import PushSubscriptions
+from polybus.adapters.azure.redelivery import (
     REDELIVERY_SUBSCRIPTION,
     Budget,
     redelivery_topic_name,
     stamp_copy,
     take_copy_state,
 )
-from adapters.azure.settings import AzureSettings
-from core.contract import Delivery, SubscriptionSpec
-from core.errors import AdapterError, PublishError
-from core.filters.dialects import Filter
-from core.filters.native.eventgrid import to_eventgrid
+from polybus.adapters.azure.settings import AzureSettings
+from polybus.core.contract import Delivery, SubscriptionSpec
+from polybus.core.errors import AdapterError, PublishError
+from polybus.core.filters.dialects import Filter
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class AzureDelivery:
         """Release for redelivery after at least `delay` seconds (Event Grid's delay steps).
 
         On the native limit with portable attempts left, the event goes on
-        through the redelivery topic (adapters.azure.redelivery); with the
+        through the redelivery topic (polybus.adapters.azure.redelivery); with the
         portable attempts used up before the native limit, it is rejected.
         """
         self._settle()

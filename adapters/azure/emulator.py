@@ -5,7 +5,7 @@ its own asyncio loop: basic topics (publish in CloudEvents or Event Grid
 schema, key and SAS auth, push delivery to webhooks with the validation
 handshakes, retries and dead-lettering) and namespace topics (publish, pull
 delivery with locks). Topics and event subscriptions are created through a
-small admin API (see adapters.azure.emulator_http), since real Azure manages
+small admin API (see polybus.adapters.azure.emulator_http), since real Azure manages
 them through ARM. `time_scale` multiplies every retry and release delay so
 tests of the 10 s .. 12 h retry schedule run in milliseconds.
 
@@ -27,10 +27,10 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from adapters.azure.emulator_http import Routes
-from adapters.azure.emulator_namespace import Namespace
-from adapters.azure.emulator_push import BasicTopics
-from adapters.azure.sas import new_key
+from polybus.adapters.azure.emulator_http import Routes
+from polybus.adapters.azure.emulator_namespace import Namespace
+from polybus.adapters.azure.emulator_push import BasicTopics
+from polybus.adapters.azure.sas import new_key
 
 T = TypeVar("T")
 

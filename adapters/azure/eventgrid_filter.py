@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from core.errors import FilterError, Problem
+from polybus.core.errors import FilterError, Problem
 
 EventPredicate = Callable[[Mapping[str, Any]], bool]
 

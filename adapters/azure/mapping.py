@@ -22,8 +22,8 @@ from typing import Any
 from azure.core.messaging import CloudEvent as AzureCloudEvent
 from cloudevents.core.v1.event import CloudEvent
 
-from core.events import build_event, validate_attributes
-from core.filters.dialects import canonical_string
+from polybus.core.events import build_event, validate_attributes
+from polybus.core.filters.dialects import canonical_string
 
 _STANDARD = frozenset(
     {"id", "source", "type", "specversion", "time", "subject", "datacontenttype", "dataschema"}

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from adapters.azure.settings import SECRET_KEYS, parse_settings
-from core.contract import Adapter
-from core.hookspecs import AdapterInfo, hookimpl
+from polybus.adapters.azure.settings import SECRET_KEYS, parse_settings
+from polybus.core.contract import Adapter
+from polybus.core.hookspecs import AdapterInfo, hookimpl
 
 
 def make_adapter(settings: Mapping[str, Any]) -> Adapter:
     """An Event Grid adapter from the ``[azure]`` section (validated before any network call)."""
     parsed = parse_settings(settings)
-    from adapters.azure.adapter import AzureAdapter  # the SDK is optional: import it lazily
+    from polybus.adapters.azure.adapter import AzureAdapter  # the SDK is optional: import it lazily
 
     return AzureAdapter(parsed)
 
@@ -26,7 +26,6 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
             name="azure",
             factory=make_adapter,
             description="Azure Event Grid: namespace pull or webhook push (azure-eventgrid SDK)",
-            size_rule="eventgrid",
             secret_keys=SECRET_KEYS,
         )
     )

@@ -26,12 +26,12 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.azure.admin import EmulatorAdmin
-from adapters.azure.mapping import from_wire_dict
-from adapters.azure.settings import AzureSettings
-from adapters.azure.webhook_receiver import Inbox, PushDelivery, WebhookReceiver, event_key
-from core.contract import Delivery, SubscriptionSpec
-from core.errors import AdapterError
+from polybus.adapters.azure.admin import EmulatorAdmin
+from polybus.adapters.azure.mapping import from_wire_dict
+from polybus.adapters.azure.settings import AzureSettings
+from polybus.adapters.azure.webhook_receiver import Inbox, PushDelivery, WebhookReceiver, event_key
+from polybus.core.contract import Delivery, SubscriptionSpec
+from polybus.core.errors import AdapterError
 
 log = logging.getLogger(__name__)
 

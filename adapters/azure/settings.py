@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.config import check_keys
-from core.errors import ConfigError, Problem
+from polybus.core.config import check_keys
+from polybus.core.errors import ConfigError, Problem
 
 SETTINGS: dict[str, type | tuple[type, ...]] = {
     "endpoint": str,

@@ -39,8 +39,8 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.azure.mapping import from_wire_dict
-from core.errors import AdapterError, PolybusError
+from polybus.adapters.azure.mapping import from_wire_dict
+from polybus.core.errors import AdapterError, PolybusError
 
 log = logging.getLogger(__name__)
 

@@ -22,17 +22,18 @@ from cloudevents.core.v1.event import CloudEvent
 from google.cloud import pubsub_v1
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
-from adapters.gcp import binding
-from adapters.gcp.clients import (
+from polybus.adapters.gcp import binding
+from polybus.adapters.gcp.clients import (
     AlreadyExists,
     NotFound,
     make_publisher,
     make_subscriber,
     translated,
 )
-from adapters.gcp.config import GcpConfig
-from adapters.gcp.consumer import PubSubDelivery, StreamConsumer
-from adapters.gcp.mapping import (
+from polybus.adapters.gcp.config import GcpConfig
+from polybus.adapters.gcp.consumer import PubSubDelivery, StreamConsumer
+from polybus.adapters.gcp.filters import to_pubsub
+from polybus.adapters.gcp.mapping import (
     IMMUTABLE,
     MUTABLE,
     SubscriptionPlan,
@@ -41,10 +42,9 @@ from adapters.gcp.mapping import (
     subscription_path,
     topic_path,
 )
-from core.contract import Delivery, SubscriptionSpec
-from core.errors import AdapterError, EventValidationError, PublishError
-from core.filters.dialects import Filter
-from core.filters.native.pubsub import to_pubsub
+from polybus.core.contract import Delivery, SubscriptionSpec
+from polybus.core.errors import AdapterError, EventValidationError, PublishError
+from polybus.core.filters.dialects import Filter
 
 REASON_ATTRIBUTE = "polybus-dead-letter-reason"
 MAX_ACK_IDS_PER_CALL = 1000

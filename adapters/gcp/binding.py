@@ -31,11 +31,11 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core import codecs
-from core.errors import EventValidationError, Problem
-from core.events import build_event, validate_attributes
-from core.filters.dialects import canonical_string
-from core.formats import dumps_json, from_json, is_json_content_type, to_json
+from polybus.core import codecs
+from polybus.core.errors import EventValidationError, Problem
+from polybus.core.events import build_event, validate_attributes
+from polybus.core.filters.dialects import canonical_string
+from polybus.core.formats import dumps_json, from_json, is_json_content_type, to_json
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 CONTENT_TYPE = "content-type"

@@ -20,8 +20,8 @@ from google.cloud import pubsub_v1
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
-from adapters.gcp.config import GcpConfig
-from core.errors import AdapterError
+from polybus.adapters.gcp.config import GcpConfig
+from polybus.core.errors import AdapterError
 
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core import codecs
-from core.config import check_keys
-from core.errors import ConfigError, Problem
+from polybus.core import codecs
+from polybus.core.config import check_keys
+from polybus.core.errors import ConfigError, Problem
 
 SETTINGS: dict[str, type | tuple[type, ...]] = {
     "project": str,

@@ -23,7 +23,7 @@ from typing import Any
 from cloudevents.core.v1.event import CloudEvent
 from google.cloud.pubsub_v1.subscriber.scheduler import Scheduler
 
-from core.errors import AdapterError
+from polybus.core.errors import AdapterError
 
 DeadLetter = Callable[[Any, str, int], None]  # (message, reason, attempt)
 

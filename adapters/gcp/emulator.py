@@ -30,8 +30,8 @@ import grpc
 from google.protobuf import empty_pb2
 from google.pubsub_v1.types import pubsub as types
 
-from adapters.gcp.emulator_backend import Backend, RpcError
-from adapters.gcp.emulator_subscription import MAX_BATCH_MESSAGES, StreamLimits
+from polybus.adapters.gcp.emulator_backend import Backend, RpcError
+from polybus.adapters.gcp.emulator_subscription import MAX_BATCH_MESSAGES, StreamLimits
 
 _EMPTY = empty_pb2.Empty()
 _STREAM_IDLE_WAIT = 5.0  # seconds a stream sleeps when nothing is due
@@ -403,7 +403,7 @@ def _fill(received: Any, batch: list[tuple[str, Any, int]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the emulator in the foreground: ``python -m adapters.gcp.emulator --port 8085``."""
+    """Run the emulator in the foreground: ``python -m polybus.adapters.gcp.emulator --port 8085``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8085)

@@ -19,8 +19,8 @@ from typing import Any
 import grpc
 from google.pubsub_v1.types import pubsub as types
 
-from adapters.gcp.emulator_filter import FilterSyntaxError, compile_pubsub_filter
-from adapters.gcp.emulator_subscription import DeliveryRules, Entry, SubscriptionState
+from polybus.adapters.gcp.emulator_filter import FilterSyntaxError, compile_pubsub_filter
+from polybus.adapters.gcp.emulator_subscription import DeliveryRules, Entry, SubscriptionState
 
 PubsubMessage = types.PubsubMessage.pb()
 Topic = types.Topic.pb()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from core.contract import DeliveryPolicy, SubscriptionSpec
+from polybus.core.contract import DeliveryPolicy, SubscriptionSpec
 
 _VALID_ID = re.compile(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
 _SAFE = "-_.~+"

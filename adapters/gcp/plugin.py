@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from adapters.gcp.config import SECRET_KEYS, parse_config
-from core.contract import Adapter
-from core.hookspecs import AdapterInfo, hookimpl
+from polybus.adapters.gcp.config import SECRET_KEYS, parse_config
+from polybus.core.contract import Adapter
+from polybus.core.hookspecs import AdapterInfo, hookimpl
 
 
 def make_adapter(settings: Mapping[str, Any]) -> Adapter:
     """A Pub/Sub adapter from the ``[gcp]`` section (validated before any network call)."""
     config = parse_config(settings)
-    from adapters.gcp.adapter import PubSubAdapter  # the SDK is optional: import it lazily
+    from polybus.adapters.gcp.adapter import PubSubAdapter  # the SDK is optional: import it lazily
 
     return PubSubAdapter(config)
 
@@ -26,7 +26,6 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
             name="gcp",
             factory=make_adapter,
             description="Google Cloud Pub/Sub, streaming pull (google-cloud-pubsub client)",
-            size_rule="pubsub",
             secret_keys=SECRET_KEYS,
         )
     )

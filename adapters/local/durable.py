@@ -23,11 +23,11 @@ from pathlib import Path
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core import codecs
-from core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec
-from core.errors import ConfigError, Problem
-from core.events import AttributeView
-from core.filters.dialects import Filter, Predicate, compile_filter, parse_filter, to_json
+from polybus.core import codecs
+from polybus.core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec
+from polybus.core.errors import ConfigError, Problem
+from polybus.core.events import AttributeView
+from polybus.core.filters.dialects import Filter, Predicate, compile_filter, parse_filter, to_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (

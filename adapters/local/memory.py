@@ -21,9 +21,9 @@ from datetime import datetime
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.contract import SubscriptionSpec
-from core.events import AttributeView
-from core.filters.dialects import Filter, Predicate, compile_filter
+from polybus.core.contract import SubscriptionSpec
+from polybus.core.events import AttributeView
+from polybus.core.filters.dialects import Filter, Predicate, compile_filter
 
 DEFAULT_RETENTION = 100_000
 

@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from core import codecs
-from core.config import check_keys
-from core.contract import Adapter
-from core.errors import ConfigError, Problem
-from core.hookspecs import AdapterInfo, hookimpl
+from polybus.core import codecs
+from polybus.core.capabilities import Capabilities
+from polybus.core.config import check_keys
+from polybus.core.contract import Adapter
+from polybus.core.errors import ConfigError, Problem
+from polybus.core.filters.dialects import Filter, to_json
+from polybus.core.filters.native import Compiled
+from polybus.core.hookspecs import AdapterInfo, FilterSupport, hookimpl
+
+# The embedded bus implements every policy itself: ordering per partition key,
+# replay from its retained log, dead-letter topics, any filter dialect, no size limit.
+CAPABILITIES = Capabilities(
+    ordering=True,
+    replay=True,
+    native_dead_letter=True,
+    native_filters=True,
+    delivery_attempts=(1, 100),
+    delivery_modes=("pull",),
+)
+
+
+def compile_filter(flt: Filter | None) -> Compiled[Any]:
+    """The local adapter evaluates the whole portable filter itself: nothing is residual."""
+    return Compiled(None if flt is None else to_json(flt), None)
+
 
 SETTINGS: dict[str, type | tuple[type, ...]] = {
     "durable": bool,
@@ -33,7 +54,7 @@ def make_local_adapter(settings: Mapping[str, Any]) -> Adapter:
             [Problem("local.event_format", fmt, f"must be one of {', '.join(codecs.FORMATS)}")],
         )
     if settings.get("durable", False):
-        from adapters.local.durable import DurableBus
+        from polybus.adapters.local.durable import DurableBus
 
         return DurableBus(settings.get("path", "polybus.db"), event_format=fmt)
     if fmt != "json":
@@ -45,7 +66,7 @@ def make_local_adapter(settings: Mapping[str, Any]) -> Adapter:
                 )
             ],
         )
-    from adapters.local.memory import DEFAULT_RETENTION, MemoryBus
+    from polybus.adapters.local.memory import DEFAULT_RETENTION, MemoryBus
 
     return MemoryBus(retention=settings.get("retention", DEFAULT_RETENTION))
 
@@ -58,6 +79,8 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
             name="local",
             factory=make_local_adapter,
             description="embedded in-process bus (memory, or durable SQLite with durable = true)",
-            size_rule="none",
+            capabilities=CAPABILITIES,
+            filters=FilterSupport(compile_filter, "local adapter (evaluates every dialect itself)"),
+            sim_profile=Path(__file__).parent / "sim_profile.yaml",
         )
     )

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.errors import EventValidationError, Problem
-from core.formats import STRUCTURED_CONTENT_TYPE, from_json, to_json
+from polybus.core.errors import EventValidationError, Problem
+from polybus.core.formats import STRUCTURED_CONTENT_TYPE, from_json, to_json
 
 
 @dataclass(frozen=True)
@@ -28,37 +28,37 @@ class EventFormat:
 
 
 def _avro_encode(event: CloudEvent) -> bytes:
-    from core.codecs.avro_format import to_avro
+    from polybus.core.codecs.avro_format import to_avro
 
     return to_avro(event)
 
 
 def _avro_decode(body: bytes) -> CloudEvent:
-    from core.codecs.avro_format import from_avro
+    from polybus.core.codecs.avro_format import from_avro
 
     return from_avro(body)
 
 
 def _avro_compact_encode(event: CloudEvent) -> bytes:
-    from core.codecs.avro_compact import to_avro_compact
+    from polybus.core.codecs.avro_compact import to_avro_compact
 
     return to_avro_compact(event)
 
 
 def _avro_compact_decode(body: bytes) -> CloudEvent:
-    from core.codecs.avro_compact import from_avro_compact
+    from polybus.core.codecs.avro_compact import from_avro_compact
 
     return from_avro_compact(body)
 
 
 def _protobuf_encode(event: CloudEvent) -> bytes:
-    from core.codecs.protobuf_format import to_protobuf
+    from polybus.core.codecs.protobuf_format import to_protobuf
 
     return to_protobuf(event)
 
 
 def _protobuf_decode(body: bytes) -> CloudEvent:
-    from core.codecs.protobuf_format import from_protobuf
+    from polybus.core.codecs.protobuf_format import from_protobuf
 
     return from_protobuf(body)
 

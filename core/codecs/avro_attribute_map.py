@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from core.codecs.avro_data_union import read_data
-from core.codecs.avro_wire import (
+from polybus.core.codecs.avro_data_union import read_data
+from polybus.core.codecs.avro_wire import (
     HALF,
     ZZ,
     avro_string,
@@ -28,8 +28,8 @@ from core.codecs.avro_wire import (
     read_long,
     read_text,
 )
-from core.codecs.wire import MEMO_LIMIT, remember
-from core.events import INT32, is_extension_name
+from polybus.core.codecs.wire import MEMO_LIMIT, remember
+from polybus.core.events import INT32, is_extension_name
 
 SPECVERSION = "1.0"
 

@@ -23,8 +23,15 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.codecs.avro_timestamp import HIGH_TIMES, STEP0, STEP1, STEP2, read_time, write_timestamp
-from core.codecs.avro_wire import (
+from polybus.core.codecs.avro_timestamp import (
+    HIGH_TIMES,
+    STEP0,
+    STEP1,
+    STEP2,
+    read_time,
+    write_timestamp,
+)
+from polybus.core.codecs.avro_wire import (
     HALF,
     ZZ,
     avro_string,
@@ -34,10 +41,10 @@ from core.codecs.avro_wire import (
     read_text,
     zigzag,
 )
-from core.codecs.wire import remember
-from core.errors import EventValidationError, Problem
-from core.events import INT32, build_event, is_extension_name, validate_attributes
-from core.formats import dumps_json, is_json_content_type, loads_json
+from polybus.core.codecs.wire import remember
+from polybus.core.errors import EventValidationError, Problem
+from polybus.core.events import INT32, build_event, is_extension_name, validate_attributes
+from polybus.core.formats import dumps_json, is_json_content_type, loads_json
 
 CONTENT_TYPE = "application/cloudevents+avro-compact"
 SPECVERSION = "1.0"

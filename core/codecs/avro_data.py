@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from core.codecs import avro_wire
+from polybus.core.codecs import avro_wire
 
 Encoder = Callable[[Any], bytes]
 Decoder = Callable[[bytes], Any]

@@ -21,7 +21,7 @@ import json
 import struct
 from typing import Any
 
-from core.codecs.avro_wire import (
+from polybus.core.codecs.avro_wire import (
     HALF,
     UNPACK_D,
     ZZ,
@@ -32,8 +32,8 @@ from core.codecs.avro_wire import (
     read_text,
     zigzag,
 )
-from core.codecs.wire import remember
-from core.formats import dumps_json, is_json_content_type, loads_json
+from polybus.core.codecs.wire import remember
+from polybus.core.formats import dumps_json, is_json_content_type, loads_json
 
 DATA_RECORD = "io.cloudevents.CloudEventData"
 _SCALAR = (type(None), bool, int, float, str)

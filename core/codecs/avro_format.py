@@ -27,18 +27,18 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.codecs.avro_attribute_map import read_record, time_text, write_record
-from core.codecs.avro_data_union import (
+from polybus.core.codecs.avro_attribute_map import read_record, time_text, write_record
+from polybus.core.codecs.avro_data_union import (
     data_parts,
     event_data_parts,
     from_record_value,
     parse_json_bytes,
     record_data,
 )
-from core.codecs.avro_wire import HALF, ZZ
-from core.errors import EventValidationError, Problem
-from core.events import build_event, validate_attributes
-from core.formats import is_json_content_type, parse_time
+from polybus.core.codecs.avro_wire import HALF, ZZ
+from polybus.core.errors import EventValidationError, Problem
+from polybus.core.events import build_event, validate_attributes
+from polybus.core.formats import is_json_content_type, parse_time
 
 CONTENT_TYPE = "application/cloudevents+avro"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core.codecs.avro_wire import read_long, zigzag
-from core.codecs.wire import LOW14, remember
+from polybus.core.codecs.avro_wire import read_long, zigzag
+from polybus.core.codecs.wire import LOW14, remember
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -36,7 +36,7 @@ def write_timestamp(value: datetime) -> bytes:
 
 
 # The third varint byte of each 7-bit value, with its continuation bit (the two below it come
-# from core.codecs.wire.LOW14).
+# from polybus.core.codecs.wire.LOW14).
 _BYTE3 = [bytes((n | 128,)) for n in range(128)]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from core.codecs.wire import read_varint
+from polybus.core.codecs.wire import read_varint
 
 _TABLE_HALF = 1024
 

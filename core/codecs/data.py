@@ -19,9 +19,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from core.errors import Problem
-from core.schemas.errors import SchemaDefinitionError
-from core.schemas.model import Schema
+from polybus.core.errors import Problem
+from polybus.core.schemas.errors import SchemaDefinitionError
+from polybus.core.schemas.model import Schema
 
 AVRO = "application/avro"
 PROTOBUF = "application/protobuf"
@@ -89,8 +89,8 @@ def _codec(schema: Schema, encoding: str) -> tuple[Callable[[Any], bytes], Calla
 
 
 def _avro_codec(definition: Any) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
-    """A generated codec for the schema (core.codecs.avro_data), fastavro's where it has none."""
-    from core.codecs.avro_data import Unsupported, generate
+    """A generated codec for the schema (polybus.core.codecs.avro_data), fastavro's where it has none."""
+    from polybus.core.codecs.avro_data import Unsupported, generate
 
     try:
         return generate(definition)  # errors come out as ValueError
@@ -171,7 +171,7 @@ def _protobuf_codec(schema: Schema) -> tuple[Callable[[Any], bytes], Callable[[b
             raise ValueError(f"not Protobuf of {schema.uri}: {exc}") from exc
         return _to_plain(message)
 
-    from core.codecs.protobuf_data import Unsupported, generate
+    from polybus.core.codecs.protobuf_data import Unsupported, generate
 
     try:  # straight-line Python for the common case, the runtime (above) for the rest
         return generate(root, encode, decode)

@@ -3,8 +3,8 @@
 `cls(**data).SerializeToString()` and turning a parsed upb message back into
 dicts walk the data through the runtime's Python objects, which costs more
 than the bytes themselves for small messages. Here the message descriptor
-(the one `core.codecs.data` builds from the Avro record) is turned into
-straight-line Python once, as `core.codecs.avro_data` does for Avro: one
+(the one `polybus.core.codecs.data` builds from the Avro record) is turned into
+straight-line Python once, as `polybus.core.codecs.avro_data` does for Avro: one
 statement per field, nested messages inlined, each message's bytes joined in
 one ``b"".join``, lengths and tags from tables, floats through a prebuilt
 `struct`. The bytes are what upb writes with ``deterministic=True`` (the same
@@ -17,7 +17,7 @@ list, an int for a bool, ...), decoding on anything but fields in number
 order each at most once (unknown fields, unpacked repeated scalars, a message
 split in two, truncated bytes, ...). Then the `fallback` functions (upb) run.
 
-Covered: what `core.codecs.data` builds from Avro: bool, sint32, sint64,
+Covered: what `polybus.core.codecs.data` builds from Avro: bool, sint32, sint64,
 float, double, string, bytes, nested messages, proto3 ``optional``, repeated
 fields (scalars packed) and maps with string keys. Anything else raises
 `Unsupported`.
@@ -29,8 +29,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from core.codecs.protobuf_wire import UV, varint
-from core.codecs.wire import read_varint
+from polybus.core.codecs.protobuf_wire import UV, varint
+from polybus.core.codecs.wire import read_varint
 
 Encoder = Callable[[Any], bytes]
 Decoder = Callable[[bytes], Any]

@@ -24,19 +24,19 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.codecs.protobuf_read import read_event_checked
-from core.codecs.protobuf_wire import (
+from polybus.core.codecs.protobuf_read import read_event_checked
+from polybus.core.codecs.protobuf_wire import (
     BINARY,
     PROTO,
     TEXT,
     varint,
     write_protobuf,
 )
-from core.codecs.wire import read_varint
-from core.errors import EventValidationError, Problem
-from core.events import build_event, validate_attributes
-from core.formats import dumps_json, is_json_content_type, loads_json
-from core.schemas.model import parse_dataschema
+from polybus.core.codecs.wire import read_varint
+from polybus.core.errors import EventValidationError, Problem
+from polybus.core.events import build_event, validate_attributes
+from polybus.core.formats import dumps_json, is_json_content_type, loads_json
+from polybus.core.schemas.model import parse_dataschema
 
 CONTENT_TYPE = "application/cloudevents+protobuf"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+protobuf"
@@ -155,7 +155,7 @@ def data_type_url(dataschema: str | None) -> str:
                 else dataschema
             )
         else:
-            from core.codecs.data import protobuf_package
+            from polybus.core.codecs.data import protobuf_package
 
             found = f"type.googleapis.com/{protobuf_package(*named)}.Data"
         if len(_TYPE_URLS) >= 4096:
@@ -216,7 +216,7 @@ def to_message(event: CloudEvent) -> Any:
 
 
 def to_protobuf(event: CloudEvent) -> bytes:
-    """The event in the CloudEvents Protobuf format (written directly, see core.codecs.protobuf_wire)."""
+    """The event in the CloudEvents Protobuf format (written directly, see polybus.core.codecs.protobuf_wire)."""
     attrs = event.get_attributes()
     data = event.get_data()
     if data is None:
@@ -372,7 +372,7 @@ def read_protobuf_checked(payload: bytes) -> tuple[dict[str, Any], int, bytes, s
 def read_protobuf_any(payload: bytes) -> tuple[dict[str, Any], int, bytes, str]:
     """(attributes, data tag, data bytes, Any type URL); EventValidationError on junk.
 
-    Read directly (core.codecs.protobuf_read), with upb for anything unusual.
+    Read directly (polybus.core.codecs.protobuf_read), with upb for anything unusual.
     """
     attrs, data_tag, data, type_url, _ = read_event_any(payload)
     return attrs, data_tag, data.encode() if isinstance(data, str) else data, type_url

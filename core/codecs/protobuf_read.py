@@ -1,6 +1,6 @@
 """The CloudEvents Protobuf format's wire bytes, read directly (cloudevents.proto).
 
-The reading half of `core.codecs.protobuf_wire` (which writes, and holds the
+The reading half of `polybus.core.codecs.protobuf_wire` (which writes, and holds the
 varints and field tags both halves share). One pass over the message, with
 bounded memos for what repeats from event to event: whole map entries (keyed
 by their bytes) and the seconds of a timestamp (they change once a second).
@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.codecs.protobuf_wire import (
+from polybus.core.codecs.protobuf_wire import (
     BINARY,
     CONTEXT_STRINGS,
     EPOCH,
@@ -30,8 +30,8 @@ from core.codecs.protobuf_wire import (
     TEXT,
     Unusual,
 )
-from core.codecs.wire import read_varint, remember
-from core.events import is_extension_name
+from polybus.core.codecs.wire import read_varint, remember
+from polybus.core.events import is_extension_name
 
 _ENTRIES: dict[bytes, tuple[str, Any]] = {}  # valid entry's bytes -> (name, value)
 _SECOND_TIMES: dict[bytes, datetime] = {}  # a Timestamp's 5-byte seconds varint -> the instant

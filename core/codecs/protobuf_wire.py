@@ -5,7 +5,7 @@ JSON round trip. The spec's message is fixed, so this module writes its
 protobuf encoding as a list of byte strings, with bounded memos for what
 repeats from event to event: the header of a string attribute's map entry per
 name and length, and the seconds of a timestamp (they change once a second).
-It also holds what the reading half (`core.codecs.protobuf_read`) shares:
+It also holds what the reading half (`polybus.core.codecs.protobuf_read`) shares:
 varints, field tags and the attribute name sets. Tests check the bytes against
 the protobuf runtime.
 
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from core.codecs.wire import LOW14, remember
+from polybus.core.codecs.wire import LOW14, remember
 
 MASK32, MASK64 = (1 << 32) - 1, (1 << 64) - 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

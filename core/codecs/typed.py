@@ -26,18 +26,18 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.codecs import event_format
-from core.codecs.avro_compact import event_data, read_compact_any, write_compact
-from core.codecs.avro_format import read_avro_checked_any, write_avro
-from core.codecs.data import BINARY_TYPES, CONTENT_TYPES, data_codec
-from core.codecs.protobuf_format import data_type_url, read_protobuf_checked
-from core.codecs.protobuf_wire import BINARY, PROTO, TEXT, write_protobuf
-from core.errors import Problem
-from core.events import build_event, validate_attributes
-from core.formats import is_json_content_type
-from core.schemas.errors import SchemaValidationError
-from core.schemas.model import Schema, parse_dataschema
-from core.schemas.registry import SchemaRegistry
+from polybus.core.codecs import event_format
+from polybus.core.codecs.avro_compact import event_data, read_compact_any, write_compact
+from polybus.core.codecs.avro_format import read_avro_checked_any, write_avro
+from polybus.core.codecs.data import BINARY_TYPES, CONTENT_TYPES, data_codec
+from polybus.core.codecs.protobuf_format import data_type_url, read_protobuf_checked
+from polybus.core.codecs.protobuf_wire import BINARY, PROTO, TEXT, write_protobuf
+from polybus.core.errors import Problem
+from polybus.core.events import build_event, validate_attributes
+from polybus.core.formats import is_json_content_type
+from polybus.core.schemas.errors import SchemaValidationError
+from polybus.core.schemas.model import Schema, parse_dataschema
+from polybus.core.schemas.registry import SchemaRegistry
 
 JSON = "application/json"
 _DATA_ENCODINGS = {"avro": "avro", "avro-compact": "avro", "protobuf": "protobuf"}

@@ -1,7 +1,7 @@
 """What every hand-written codec shares: unsigned base-128 varints and bounded memos.
 
-Avro (zig-zag longs, `core.codecs.avro_wire`) and Protobuf
-(`core.codecs.protobuf_wire`) both write integers as base-128 varints, low 7
+Avro (zig-zag longs, `polybus.core.codecs.avro_wire`) and Protobuf
+(`polybus.core.codecs.protobuf_wire`) both write integers as base-128 varints, low 7
 bits first. The codecs memoise what repeats from event to event (encoded
 names, timestamp seconds, header bytes) in plain dicts bounded by `remember`:
 a memo that reaches its limit is emptied and refills with what is current.

@@ -1,6 +1,6 @@
 """Portable subscription filters: the Subscriptions API dialects and CESQL."""
 
-from core.filters.dialects import (
+from polybus.core.filters.dialects import (
     All,
     AnyOf,
     Exact,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Union
 
-from core.errors import FilterError, Problem
+from polybus.core.errors import FilterError, Problem
 
 Attributes = Mapping[str, Any]
 Predicate = Callable[[Attributes], bool]
@@ -161,7 +161,7 @@ def parse_filter(spec: Any, *, path: str = "filter") -> Filter:
 
 
 def _sql(expression: str, path: str) -> Sql:
-    from core.filters import cesql
+    from polybus.core.filters import cesql
 
     cesql.parse(expression, path=path)  # raises FilterError with the position
     return Sql(expression)
@@ -208,7 +208,7 @@ def compile_filter(flt: Filter | None) -> Predicate:
             pred = compile_filter(f)
             return lambda attrs: not pred(attrs)
         case Sql(e):
-            from core.filters import cesql
+            from polybus.core.filters import cesql
 
             return cesql.parse(e).matches
     raise TypeError(f"not a filter: {flt!r}")

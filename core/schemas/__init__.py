@@ -5,23 +5,23 @@ JSON Schema and Avro support come from the ``polybus[schemas]`` extra
 (jsonschema, fastavro, protobuf), imported on first use.
 """
 
-from core.schemas.backends import (
+from polybus.core.schemas.backends import (
     DirectoryBackend,
     MemoryBackend,
     SchemaBackend,
     open_backend,
     register_backend,
 )
-from core.schemas.compatibility import Break, CompatibilityReport, check_compatibility
-from core.schemas.errors import (
+from polybus.core.schemas.compatibility import Break, CompatibilityReport, check_compatibility
+from polybus.core.schemas.errors import (
     IncompatibleSchemaError,
     ReaderError,
     SchemaDefinitionError,
     SchemaNotFoundError,
     SchemaValidationError,
 )
-from core.schemas.model import Schema, TypeInfo, dataschema_uri, parse_dataschema
-from core.schemas.registry import SchemaRegistry
+from polybus.core.schemas.model import Schema, TypeInfo, dataschema_uri, parse_dataschema
+from polybus.core.schemas.registry import SchemaRegistry
 
 __all__ = [
     "Break",

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.contract import DEFAULT_TOPIC
-from core.formats import STRUCTURED_CONTENT_TYPE
-from core.schemas.model import Schema
-from core.schemas.registry import SchemaRegistry
+from polybus.core.contract import DEFAULT_TOPIC
+from polybus.core.formats import STRUCTURED_CONTENT_TYPE
+from polybus.core.schemas.model import Schema
+from polybus.core.schemas.registry import SchemaRegistry
 
 ASYNCAPI_VERSION = "3.0.0"
 AVRO_FORMAT = "application/vnd.apache.avro;version=1.9.0"

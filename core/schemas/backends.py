@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from core.errors import Problem
-from core.schemas.errors import SchemaDefinitionError, SchemaNotFoundError
-from core.schemas.model import EXTENSIONS, Schema, SchemaKind, TypeInfo
+from polybus.core.errors import Problem
+from polybus.core.schemas.errors import SchemaDefinitionError, SchemaNotFoundError
+from polybus.core.schemas.model import EXTENSIONS, Schema, SchemaKind, TypeInfo
 
 TYPE_FILE = "type.json"
 

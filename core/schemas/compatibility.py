@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.errors import Problem
-from core.schemas import compat_avro, compat_jsonschema
-from core.schemas.model import MODES, Schema
+from polybus.core.errors import Problem
+from polybus.core.schemas import compat_avro, compat_jsonschema
+from polybus.core.schemas.model import MODES, Schema
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ SchemaNotFoundError (PolybusError, LookupError): no such event type or version
 
 from __future__ import annotations
 
-from core.errors import PolybusError, ValidationError
+from polybus.core.errors import PolybusError, ValidationError
 
 
 class SchemaValidationError(ValidationError):

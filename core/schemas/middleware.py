@@ -19,13 +19,13 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.errors import Problem
-from core.hookspecs import hookimpl
-from core.schemas.errors import ReaderError, SchemaNotFoundError, SchemaValidationError
-from core.schemas.model import Schema
-from core.schemas.reader import TolerantReader
-from core.schemas.registry import SchemaRegistry
-from core.schemas.validation import data_problems
+from polybus.core.errors import Problem
+from polybus.core.hookspecs import hookimpl
+from polybus.core.schemas.errors import ReaderError, SchemaNotFoundError, SchemaValidationError
+from polybus.core.schemas.model import Schema
+from polybus.core.schemas.reader import TolerantReader
+from polybus.core.schemas.registry import SchemaRegistry
+from polybus.core.schemas.validation import data_problems
 
 
 class SchemaValidation:

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.errors import Problem
-from core.schemas.errors import SchemaDefinitionError
+from polybus.core.errors import Problem
+from polybus.core.schemas.errors import SchemaDefinitionError
 
 SchemaKind = Literal["jsonschema", "avro"]
 KINDS: tuple[SchemaKind, ...] = ("jsonschema", "avro")

@@ -18,12 +18,12 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.contract import DEFAULT_TOPIC
-from core.errors import Problem
-from core.events import build_event, validate_attributes
-from core.schemas.errors import SchemaNotFoundError, SchemaValidationError
-from core.schemas.registry import SchemaRegistry
-from core.schemas.validation import validate_data
+from polybus.core.contract import DEFAULT_TOPIC
+from polybus.core.errors import Problem
+from polybus.core.events import build_event, validate_attributes
+from polybus.core.schemas.errors import SchemaNotFoundError, SchemaValidationError
+from polybus.core.schemas.registry import SchemaRegistry
+from polybus.core.schemas.validation import validate_data
 
 ENCODINGS = ("json", "avro", "protobuf")
 
@@ -60,7 +60,7 @@ class SchemaPublisher:
         )
         attrs = {**event.get_attributes(), "dataschema": schema.uri}
         if self.encoding != "json" and not isinstance(data, bytes | bytearray):
-            from core.codecs.data import CONTENT_TYPES, encode_data
+            from polybus.core.codecs.data import CONTENT_TYPES, encode_data
 
             try:
                 data = encode_data(schema, data, self.encoding)

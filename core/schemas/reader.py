@@ -22,11 +22,11 @@ from typing import Any, Generic, TypeVar
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.errors import Problem
-from core.schemas.errors import ReaderError
-from core.schemas.model import parse_dataschema
-from core.schemas.registry import SchemaRegistry
-from core.schemas.upcasting import Upcasters
+from polybus.core.errors import Problem
+from polybus.core.schemas.errors import ReaderError
+from polybus.core.schemas.model import parse_dataschema
+from polybus.core.schemas.registry import SchemaRegistry
+from polybus.core.schemas.upcasting import Upcasters
 
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
@@ -162,7 +162,7 @@ class TolerantReader(Generic[T]):
         data = event.get_data()
         named = parse_dataschema(event.get_dataschema())
         if isinstance(data, bytes | bytearray):
-            from core.codecs.data import decode_data, is_binary_content_type
+            from polybus.core.codecs.data import decode_data, is_binary_content_type
 
             if (
                 named is None

@@ -7,10 +7,16 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.schemas.backends import SchemaBackend, open_backend
-from core.schemas.compatibility import CompatibilityReport, check_compatibility
-from core.schemas.errors import IncompatibleSchemaError, SchemaNotFoundError
-from core.schemas.model import Schema, SchemaKind, TypeInfo, check_definition, parse_dataschema
+from polybus.core.schemas.backends import SchemaBackend, open_backend
+from polybus.core.schemas.compatibility import CompatibilityReport, check_compatibility
+from polybus.core.schemas.errors import IncompatibleSchemaError, SchemaNotFoundError
+from polybus.core.schemas.model import (
+    Schema,
+    SchemaKind,
+    TypeInfo,
+    check_definition,
+    parse_dataschema,
+)
 
 
 class SchemaRegistry:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.errors import Problem
-from core.schemas.errors import ReaderError
+from polybus.core.errors import Problem
+from polybus.core.schemas.errors import ReaderError
 
 Upcaster = Callable[[Any], Any]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import Problem
-from core.schemas.errors import SchemaValidationError
-from core.schemas.model import Schema
+from polybus.core.errors import Problem
+from polybus.core.schemas.errors import SchemaValidationError
+from polybus.core.schemas.model import Schema
 
 _VALIDATORS: dict[tuple[str, int, int], Any] = {}
 
@@ -20,7 +20,7 @@ _VALIDATORS: dict[tuple[str, int, int], Any] = {}
 def data_problems(schema: Schema, data: Any, datacontenttype: str | None = None) -> list[Problem]:
     """Every way `data` breaks `schema` (empty when valid)."""
     if isinstance(data, bytes | bytearray):
-        from core.codecs.data import decode_data, is_binary_content_type
+        from polybus.core.codecs.data import decode_data, is_binary_content_type
 
         if not is_binary_content_type(datacontenttype):
             return [
@@ -80,7 +80,7 @@ def _json_problems(schema: Schema, data: Any) -> list[Problem]:
 
 
 def _avro_problems(schema: Schema, data: Any) -> list[Problem]:
-    from core.schemas.compat_avro import _names
+    from polybus.core.schemas.compat_avro import _names
 
     problems: list[Problem] = []
     _avro_check(schema.definition, data, "data", _names(schema.definition), problems)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import boto3
 import pytest
 
-from adapters.aws.emulator import AwsEmulator
+from polybus.adapters.aws.emulator import AwsEmulator
 from tests.aws.faults import FaultProxy
 from tests.aws.helpers import AwsClients
 

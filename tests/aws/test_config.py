@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from adapters import available_adapters, plugin_manager
-from adapters.aws.config import AwsConfig, parse_config
-from adapters.aws.naming import archive_name, bus_name, queue_name, replay_name, rule_name
-from adapters.aws.plugin import make_adapter
-from core.errors import ConfigError
+from polybus.adapters import available_adapters, plugin_manager
+from polybus.adapters.aws.config import AwsConfig, parse_config
+from polybus.adapters.aws.naming import archive_name, bus_name, queue_name, replay_name, rule_name
+from polybus.adapters.aws.plugin import make_adapter
+from polybus.core.errors import ConfigError
 
 
 def test_plugin_registers_aws_with_eventbridge_sizing() -> None:

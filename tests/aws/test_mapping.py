@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.aws.adapter import AwsAdapter
-from adapters.aws.mapping import entry_size, from_envelope, from_sqs_body, to_entry
-from core.contract import SubscriptionSpec
-from core.errors import EventValidationError
-from core.events import EventFactory
-from core.formats import from_dict, to_dict
+from polybus.adapters.aws.adapter import AwsAdapter
+from polybus.adapters.aws.mapping import entry_size, from_envelope, from_sqs_body, to_entry
+from polybus.core.contract import SubscriptionSpec
+from polybus.core.errors import EventValidationError
+from polybus.core.events import EventFactory
+from polybus.core.formats import from_dict, to_dict
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)
 FACTORY = EventFactory(id_factory=lambda: "evt-1", clock=lambda: T0)

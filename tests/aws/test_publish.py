@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from adapters.aws.adapter import AwsAdapter
-from adapters.aws.mapping import REQUEST_LIMIT, Entry, to_entry
-from adapters.aws.publisher import plan_batches
-from core.contract import SubscriptionSpec
-from core.errors import EventTooLargeError, PublishError
-from core.events import EventFactory
+from polybus.adapters.aws.adapter import AwsAdapter
+from polybus.adapters.aws.mapping import REQUEST_LIMIT, Entry, to_entry
+from polybus.adapters.aws.publisher import plan_batches
+from polybus.core.contract import SubscriptionSpec
+from polybus.core.errors import EventTooLargeError, PublishError
+from polybus.core.events import EventFactory
 from tests.aws.faults import FaultProxy
 from tests.aws.helpers import AwsClients
 

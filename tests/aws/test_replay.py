@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.aws.adapter import AwsAdapter
-from core.contract import Adapter, SubscriptionSpec, SupportsReplay
-from core.errors import AdapterError
-from core.events import EventFactory
+from polybus.adapters.aws.adapter import AwsAdapter
+from polybus.core.contract import Adapter, SubscriptionSpec, SupportsReplay
+from polybus.core.errors import AdapterError
+from polybus.core.events import EventFactory
 
 
 def _at(when: datetime, name: str) -> EventFactory:

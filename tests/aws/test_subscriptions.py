@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.aws.adapter import AwsAdapter
-from adapters.aws.consumer import SqsDelivery
-from core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec
-from core.errors import ValidationError
-from core.events import EventFactory, attributes_of
-from core.filters.dialects import All, Exact, Sql, compile_filter
+from polybus.adapters.aws.adapter import AwsAdapter
+from polybus.adapters.aws.consumer import SqsDelivery
+from polybus.core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec
+from polybus.core.errors import ValidationError
+from polybus.core.events import EventFactory, attributes_of
+from polybus.core.filters.dialects import All, Exact, Sql, compile_filter
 from tests.aws.helpers import AwsClients
 
 FAST = RetryPolicy(initial_backoff=0.0, max_backoff=0.0, jitter=0.0)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.azure.adapter import release_delay_for
-from adapters.azure.mapping import native_name
-from adapters.azure.plugin import make_adapter, polybus_register_adapters
-from core.contract import DeliveryPolicy, SubscriptionSpec
-from core.errors import AdapterError, ConfigError, PublishError
-from core.events import new_event
-from core.filters import parse_filter
-from core.hookspecs import AdapterInfo
+from polybus.adapters.azure.adapter import release_delay_for
+from polybus.adapters.azure.mapping import native_name
+from polybus.adapters.azure.plugin import make_adapter, polybus_register_adapters
+from polybus.core.contract import DeliveryPolicy, SubscriptionSpec
+from polybus.core.errors import AdapterError, ConfigError, PublishError
+from polybus.core.events import new_event
+from polybus.core.filters import parse_filter
+from polybus.core.hookspecs import AdapterInfo
 
 
 def test_config_problems_are_reported_together_before_any_network_call():

@@ -15,9 +15,9 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient, generate_sas
 
-from adapters.azure.admin import AdminError
-from adapters.azure.emulator import EventGridEmulator
-from adapters.azure.emulator_push import RETRY_SCHEDULE, retry_delay
+from polybus.adapters.azure.admin import AdminError
+from polybus.adapters.azure.emulator import EventGridEmulator
+from polybus.adapters.azure.emulator_push import RETRY_SCHEDULE, retry_delay
 from tests.azure.webhook import Webhook, serve_webhook
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from adapters.azure.eventgrid_filter import compile_subscription_filter
-from core.errors import FilterError
+from polybus.adapters.azure.eventgrid_filter import compile_subscription_filter
+from polybus.core.errors import FilterError
 
 EVENT: dict[str, Any] = {
     "specversion": "1.0",

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from adapters.azure.adapter import AzureAdapter
-from adapters.azure.admin import EmulatorAdmin
-from adapters.azure.emulator import EventGridEmulator
-from adapters.azure.plugin import make_adapter
-from adapters.azure.webhook_receiver import Inbox, WebhookReceiver
-from core.contract import Delivery, DeliveryPolicy, SubscriptionSpec
-from core.errors import AdapterError, ConfigError
-from core.events import new_event
+from polybus.adapters.azure.adapter import AzureAdapter
+from polybus.adapters.azure.admin import EmulatorAdmin
+from polybus.adapters.azure.emulator import EventGridEmulator
+from polybus.adapters.azure.plugin import make_adapter
+from polybus.adapters.azure.webhook_receiver import Inbox, WebhookReceiver
+from polybus.core.contract import Delivery, DeliveryPolicy, SubscriptionSpec
+from polybus.core.errors import AdapterError, ConfigError
+from polybus.core.events import new_event
 
 Factory = Callable[..., AzureAdapter]
 

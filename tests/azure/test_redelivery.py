@@ -9,20 +9,20 @@ import pytest
 from azure.core.messaging import CloudEvent as AzureCloudEvent
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.azure.adapter import AzureAdapter
-from adapters.azure.admin import EmulatorAdmin
-from adapters.azure.emulator import EventGridEmulator
-from adapters.azure.mapping import native_name
-from adapters.azure.plugin import make_adapter
-from adapters.azure.redelivery import (
+from polybus.adapters.azure.adapter import AzureAdapter
+from polybus.adapters.azure.admin import EmulatorAdmin
+from polybus.adapters.azure.emulator import EventGridEmulator
+from polybus.adapters.azure.mapping import native_name
+from polybus.adapters.azure.plugin import make_adapter
+from polybus.adapters.azure.redelivery import (
     REDELIVERY_SUBSCRIPTION,
     CopyState,
     stamp_copy,
     take_copy_state,
 )
-from core.bus import Bus
-from core.contract import Delivery, DeliveryPolicy, RetryPolicy, SubscriptionSpec
-from core.events import new_event
+from polybus.core.bus import Bus
+from polybus.core.contract import Delivery, DeliveryPolicy, RetryPolicy, SubscriptionSpec
+from polybus.core.events import new_event
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.0, max_backoff=0.0, jitter=0.0)
 

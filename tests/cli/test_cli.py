@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from polybus.cli.main import cli
 
 
 @pytest.fixture

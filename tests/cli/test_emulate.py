@@ -68,7 +68,7 @@ def test_emulate_azure_serves_the_real_sdk() -> None:
     from azure.core.messaging import CloudEvent as AzureCloudEvent
     from azure.eventgrid import EventGridPublisherClient
 
-    from adapters.azure.admin import EmulatorAdmin
+    from polybus.adapters.azure.admin import EmulatorAdmin
 
     with emulate("azure") as (proc, lines):
         assert proc.stdout is not None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from core.contract import Adapter
+from polybus.core.contract import Adapter
 from tests import conftest as suite
 
 ADAPTER_IDS = ["local", "local-durable", "local-durable-avro"] + [

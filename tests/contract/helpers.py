@@ -7,8 +7,8 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from core.contract import Adapter, Delivery
-from core.filters import canonical_string
+from polybus.core.contract import Adapter, Delivery
+from polybus.core.filters import canonical_string
 
 WAIT = 15.0  # seconds a cloud adapter may take to route an event to its subscription
 

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from core.bus import Bus
-from core.contract import Adapter, DeliveryPolicy, RetryPolicy, SubscriptionSpec
-from core.events import EventFactory
-from core.filters import parse_filter
+from polybus.core.bus import Bus
+from polybus.core.contract import Adapter, DeliveryPolicy, RetryPolicy, SubscriptionSpec
+from polybus.core.events import EventFactory
+from polybus.core.filters import parse_filter
 from tests.contract.helpers import portable_view, receive_n
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.0, max_backoff=0.0, jitter=0.0)

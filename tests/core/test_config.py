@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters import connect
-from core.config import Config, check_keys, load_config
-from core.errors import ConfigError, UnknownProviderError
+from polybus.adapters import connect
+from polybus.core.config import Config, check_keys, load_config
+from polybus.core.errors import ConfigError, UnknownProviderError
 
 
 def test_defaults_to_local_without_configuration(

@@ -8,9 +8,9 @@ import pytest
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from core.errors import EventValidationError
-from core.events import EventFactory, attributes_of, new_event, validate_attributes
-from core.formats import (
+from polybus.core.errors import EventValidationError
+from polybus.core.events import EventFactory, attributes_of, new_event, validate_attributes
+from polybus.core.formats import (
     from_http_binary,
     from_json,
     from_json_batch,

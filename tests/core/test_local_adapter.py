@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from adapters.local.durable import DurableBus
-from adapters.local.memory import MemoryBus
-from adapters.local.plugin import make_local_adapter
-from core.bus import Bus
-from core.codecs.avro_compact import from_avro_compact
-from core.contract import DeliveryPolicy, SubscriptionSpec
-from core.errors import ConfigError
-from core.events import new_event
-from core.filters import parse_filter
+from polybus.adapters.local.durable import DurableBus
+from polybus.adapters.local.memory import MemoryBus
+from polybus.adapters.local.plugin import make_local_adapter
+from polybus.core.bus import Bus
+from polybus.core.codecs.avro_compact import from_avro_compact
+from polybus.core.contract import DeliveryPolicy, SubscriptionSpec
+from polybus.core.errors import ConfigError
+from polybus.core.events import new_event
+from polybus.core.filters import parse_filter
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,9 +99,9 @@ CHILD = textwrap.dedent(
     """
     import sys, threading, time
     sys.path.insert(0, {repo!r})
-    from adapters.local.durable import DurableBus
-    from core.contract import SubscriptionSpec
-    from core.events import new_event
+    from polybus.adapters.local.durable import DurableBus
+    from polybus.core.contract import SubscriptionSpec
+    from polybus.core.events import new_event
 
     bus = DurableBus({db!r})
     bus.provision(SubscriptionSpec("work", "jobs"))

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
-import core.hookspecs
-from adapters import available_adapters, connect, plugin_manager
-from adapters.local.memory import MemoryBus
-from core.config import Config
-from core.errors import EventValidationError, ValidationError
-from core.events import new_event
-from core.hookspecs import hookimpl
+import polybus.core.hookspecs
+from polybus.adapters import available_adapters, connect, plugin_manager
+from polybus.adapters.local.memory import MemoryBus
+from polybus.core.config import Config
+from polybus.core.errors import EventValidationError, ValidationError
+from polybus.core.events import new_event
+from polybus.core.hookspecs import hookimpl
 
 
 @pytest.fixture
@@ -34,8 +34,8 @@ def installed_third_party(tmp_path: Path) -> Iterator[str]:
     (site / "thirdparty_bus.py").write_text(
         textwrap.dedent(
             """
-            from core.hookspecs import AdapterInfo, hookimpl
-            from adapters.local.memory import MemoryBus
+            from polybus.core.hookspecs import AdapterInfo, hookimpl
+            from polybus.adapters.local.memory import MemoryBus
 
             class ThirdPartyBus(MemoryBus):
                 name = "thirdparty"
@@ -55,7 +55,7 @@ def installed_third_party(tmp_path: Path) -> Iterator[str]:
 def test_builtin_local_adapter_is_registered() -> None:
     """The local adapter is a default plugin with a built-in origin."""
     adapters = available_adapters(plugin_manager(load_entrypoints=False))
-    assert adapters["local"].origin == "built-in (adapters.local.plugin)"
+    assert adapters["local"].origin == "built-in (polybus.adapters.local.plugin)"
 
 
 def test_entry_point_adapter_is_selected_by_name(installed_third_party: str) -> None:
@@ -83,7 +83,7 @@ def test_duplicate_adapter_name_is_an_error() -> None:
     class Clash:
         @hookimpl
         def polybus_register_adapters(self, register: Any) -> None:
-            register(core.hookspecs.AdapterInfo("local", lambda s: MemoryBus()))
+            register(polybus.core.hookspecs.AdapterInfo("local", lambda s: MemoryBus()))
 
     with pytest.raises(ValidationError, match="already registered"):
         available_adapters(plugin_manager([Clash()], load_entrypoints=False))
@@ -154,9 +154,9 @@ def test_schema_backend_plugin_serves_the_schema_cli(
     """A plugin's polybus_register_schema_backends scheme is usable as `schema check --registry`."""
     from click.testing import CliRunner
 
-    import adapters
-    from cli.main import cli
-    from core.schemas.backends import MemoryBackend
+    import polybus.adapters
+    from polybus.cli.main import cli
+    from polybus.core.schemas.backends import MemoryBackend
 
     opened: list[str] = []
 
@@ -169,9 +169,9 @@ def test_schema_backend_plugin_serves_the_schema_cli(
 
             register("team", open_)
 
-    real = adapters.plugin_manager
+    real = polybus.adapters.plugin_manager
     monkeypatch.setattr(
-        "cli.schema.plugin_manager", lambda: real([Backends()], load_entrypoints=False)
+        "polybus.cli.schema.plugin_manager", lambda: real([Backends()], load_entrypoints=False)
     )
     result = CliRunner().invoke(cli, ["schema", "check", "--registry", "team:orders"])
     assert result.exit_code == 0, result.output
@@ -181,7 +181,7 @@ def test_schema_backend_plugin_serves_the_schema_cli(
 
 def test_every_hook_has_a_test_and_a_docs_entry() -> None:
     """Each hookspec is exercised in this module and documented in docs/plugins.md."""
-    hooks = [name for name in dir(core.hookspecs) if name.startswith("polybus_")]
+    hooks = [name for name in dir(polybus.core.hookspecs) if name.startswith("polybus_")]
     this_file = Path(__file__).read_text()
     docs = (Path(__file__).parents[2] / "docs" / "plugins.md").read_text()
     for name in hooks:

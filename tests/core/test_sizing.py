@@ -1,58 +1,46 @@
-"""Provider size rules reject oversized events before the network."""
+"""The generic size limit every adapter checks on the bytes it sends."""
 
 from __future__ import annotations
 
 import pytest
 
-from adapters.local.memory import MemoryBus
-from core.bus import Bus
-from core.errors import EventTooLargeError
-from core.events import new_event
-from core.sizing import KB, MB, check_sizes, eventbridge_size, pubsub_size
+from polybus.adapters.local.memory import MemoryBus
+from polybus.core.bus import Bus
+from polybus.core.errors import EventTooLargeError
+from polybus.core.events import new_event
+from polybus.core.sizing import KB, SizeLimit, Sizing
 
 
-def test_eventbridge_counts_time_source_type_and_detail() -> None:
-    """The EventBridge size is 14 bytes for Time plus Source, DetailType and the JSON detail."""
-    event = new_event("com.x", "/src", "hello", datacontenttype="text/plain")
-    from core.formats import to_json
-
-    assert eventbridge_size(event) == 14 + len("/src") + len("com.x") + len(to_json(event))
-
-
-def test_each_provider_limit_applies() -> None:
-    """An event of 300 KB is too large for EventBridge but fine for Event Grid and Pub/Sub."""
-    event = new_event("com.x", "/s", "x" * (300 * KB), datacontenttype="text/plain")
+def test_limit_names_every_event_over_it() -> None:
+    """Every oversized event is named with its size, the limit and how the provider counts."""
+    limit = SizeLimit(256 * KB, counted="Time + Source + DetailType + Detail", strict=True)
     with pytest.raises(EventTooLargeError) as info:
-        check_sizes([event], "eventbridge", "aws")
-    assert "262144" in str(info.value) and event.get_id() in str(info.value)
-    check_sizes([event], "eventgrid", "azure")
-    check_sizes([event], "pubsub", "gcp")
+        limit.check([("a", 256 * KB), ("b", 10), ("c", 300 * KB)], "aws")
+    assert [p.field for p in info.value.problems] == ["event a", "event c"]
+    assert "less than 262144" in str(info.value) and "DetailType" in str(info.value)
 
 
-def test_event_grid_rejects_over_one_megabyte() -> None:
-    """Event Grid's 1 MB limit is enforced; Pub/Sub's 10 MB is not reached."""
-    event = new_event("com.x", "/s", b"\0" * (MB + 1), datacontenttype="application/octet-stream")
+def test_strict_and_inclusive_limits_differ_at_the_boundary() -> None:
+    """A strict limit refuses exactly the limit; an inclusive one accepts it."""
+    assert not SizeLimit(100, strict=True).fits(100)
+    assert SizeLimit(100, strict=True).fits(99)
+    assert SizeLimit(100).fits(100)
+    assert not SizeLimit(100).fits(101)
+
+
+def test_offline_sizing_uses_the_registered_measure() -> None:
+    """Sizing.check measures each event with the plugin's measure (the adapter's encoder)."""
+    sizing = Sizing(SizeLimit(50), measure=lambda event: len(str(event.get_data())))
+    sizing.check([new_event("com.x", "/s", "x" * 50, datacontenttype="text/plain")], "p")
     with pytest.raises(EventTooLargeError):
-        check_sizes([event], "eventgrid", "azure")
-    assert pubsub_size(event) > MB
-    check_sizes([event], "pubsub", "gcp")
-
-
-def test_bus_checks_size_before_the_adapter() -> None:
-    """The bus refuses an oversized event and the adapter never sees it."""
-    adapter = MemoryBus()
-    bus = Bus(adapter, size_rule="eventbridge")
-    bus.subscribe("s", lambda e: None)
-    with pytest.raises(EventTooLargeError):
-        bus.publish(new_event("com.x", "/s", "x" * (300 * KB), datacontenttype="text/plain"))
-    assert adapter.backlog("s") == 0
+        sizing.check([new_event("com.x", "/s", "x" * 51, datacontenttype="text/plain")], "p")
 
 
 def test_bus_rejects_unserialisable_payload_built_outside_polybus() -> None:
     """An SDK-built event whose data cannot be serialised is refused before the adapter."""
     from cloudevents.core.v1.event import CloudEvent
 
-    from core.errors import EventValidationError
+    from polybus.core.errors import EventValidationError
 
     adapter = MemoryBus()
     bus = Bus(adapter)
@@ -62,29 +50,3 @@ def test_bus_rejects_unserialisable_payload_built_outside_polybus() -> None:
         bus.publish(raw)
     assert [p.field for p in info.value.problems] == ["data"]
     assert adapter.backlog("s") == 0
-
-
-def test_eventbridge_limit_is_strict() -> None:
-    """EventBridge needs less than 256 KB: exactly 262,144 bytes is refused, one less is accepted."""
-    base = new_event("com.x", "/s", "", datacontenttype="text/plain")
-    pad = 256 * KB - eventbridge_size(base)
-    exact = new_event(
-        "com.x",
-        "/s",
-        "x" * pad,
-        datacontenttype="text/plain",
-        id=base.get_id(),
-        time=base.get_time(),
-    )
-    assert eventbridge_size(exact) == 256 * KB
-    with pytest.raises(EventTooLargeError, match="less than 262144"):
-        check_sizes([exact], "eventbridge", "aws")
-    under = new_event(
-        "com.x",
-        "/s",
-        "x" * (pad - 1),
-        datacontenttype="text/plain",
-        id=base.get_id(),
-        time=base.get_time(),
-    )
-    check_sizes([under], "eventbridge", "aws")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core.filters.dialects import Filter, compile_filter
-from core.filters.native import Compiled
+from polybus.core.filters.dialects import Filter, compile_filter
+from polybus.core.filters.native import Compiled
 
 
 def check_guarantee(

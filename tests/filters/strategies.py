@@ -6,8 +6,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from core.filters.cesql.ast import quote
-from core.filters.dialects import All, AnyOf, Exact, Filter, Not, Prefix, Sql, Suffix
+from polybus.core.filters.cesql.ast import quote
+from polybus.core.filters.dialects import All, AnyOf, Exact, Filter, Not, Prefix, Sql, Suffix
 
 OPTIONAL = ("subject", "time", "myext", "num", "flag", "region")
 NAMES = ("type", "source", "id", *OPTIONAL)

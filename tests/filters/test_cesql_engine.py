@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from core.errors import FilterError
-from core.filters import cesql
-from core.filters.cesql.lowering import lower_sql
-from core.filters.cesql.parser import parse_expression
-from core.filters.dialects import compile_filter, parse_filter
+from polybus.core.errors import FilterError
+from polybus.core.filters import cesql
+from polybus.core.filters.cesql.lowering import lower_sql
+from polybus.core.filters.cesql.parser import parse_expression
+from polybus.core.filters.dialects import compile_filter, parse_filter
 from tests.filters.strategies import events, sql_expressions
 
 

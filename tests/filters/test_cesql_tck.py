@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from core.filters import cesql
-from core.filters.cesql.parser import CesqlSyntaxError, parse_expression
+from polybus.core.filters import cesql
+from polybus.core.filters.cesql.parser import CesqlSyntaxError, parse_expression
 
 #: An event valid for every case that only overrides some attributes.
 BASE_EVENT = {

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.filter import filter_group
+from polybus.cli.filter import filter_group
 
 EXPRESSION = "type = 'com.shop.order.placed' AND subject LIKE 'eu-%'"
 

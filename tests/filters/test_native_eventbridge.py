@@ -7,14 +7,14 @@ from typing import Any
 
 from hypothesis import given, settings
 
-from core.filters.dialects import All, Exact, Filter, Not, Prefix, Sql, Suffix, parse_filter
-from core.filters.native.eventbridge import (
+from polybus.adapters.aws.filters import (
     MAX_PATTERN_CHARS,
     envelope_of,
     evaluate_eventbridge,
     pattern_size,
     to_eventbridge,
 )
+from polybus.core.filters.dialects import All, Exact, Filter, Not, Prefix, Sql, Suffix, parse_filter
 from tests.filters.native_property import check_guarantee
 from tests.filters.strategies import events, filters
 

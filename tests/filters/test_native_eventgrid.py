@@ -6,8 +6,12 @@ from typing import Any
 
 from hypothesis import given, settings
 
-from core.filters.dialects import All, Exact, Filter, Not, Prefix, Sql, Suffix, parse_filter
-from core.filters.native.eventgrid import MAX_ADVANCED_FILTERS, evaluate_eventgrid, to_eventgrid
+from polybus.adapters.azure.filters import (
+    MAX_ADVANCED_FILTERS,
+    evaluate_eventgrid,
+    to_eventgrid,
+)
+from polybus.core.filters.dialects import All, Exact, Filter, Not, Prefix, Sql, Suffix, parse_filter
 from tests.filters.native_property import check_guarantee
 from tests.filters.strategies import events, filters
 

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from core.filters.dialects import All, Exact, Filter, Not, Prefix, Sql, Suffix, parse_filter
-from core.filters.native.pubsub import (
+from polybus.adapters.gcp.filters import (
     MAX_FILTER_BYTES,
     evaluate_pubsub,
     message_attributes,
     to_pubsub,
 )
+from polybus.core.filters.dialects import All, Exact, Filter, Not, Prefix, Sql, Suffix, parse_filter
 from tests.filters.native_property import check_guarantee
 from tests.filters.strategies import events, filters
 

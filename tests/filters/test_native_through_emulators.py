@@ -15,12 +15,12 @@ from typing import Any
 from hypothesis import given, settings
 from moto.events.models import EventPattern
 
-from adapters.azure.eventgrid_filter import compile_subscription_filter
-from adapters.gcp.emulator_filter import compile_pubsub_filter
-from core.filters.dialects import Filter
-from core.filters.native.eventbridge import envelope_of, to_eventbridge
-from core.filters.native.eventgrid import to_eventgrid
-from core.filters.native.pubsub import message_attributes, to_pubsub
+from polybus.adapters.aws.filters import envelope_of, to_eventbridge
+from polybus.adapters.azure.eventgrid_filter import compile_subscription_filter
+from polybus.adapters.azure.filters import to_eventgrid
+from polybus.adapters.gcp.emulator_filter import compile_pubsub_filter
+from polybus.adapters.gcp.filters import message_attributes, to_pubsub
+from polybus.core.filters.dialects import Filter
 from tests.filters.native_property import check_guarantee
 from tests.filters.strategies import events, filters
 

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from adapters.gcp.config import GcpConfig, parse_config
-from adapters.gcp.emulator import PubSubEmulator
-from adapters.gcp.mapping import resource_id
-from adapters.gcp.plugin import make_adapter, polybus_register_adapters
-from core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec, SupportsReplay
-from core.errors import AdapterError, ConfigError
-from core.events import new_event
-from core.filters import parse_filter
-from core.hookspecs import AdapterInfo
+from polybus.adapters.gcp.config import GcpConfig, parse_config
+from polybus.adapters.gcp.emulator import PubSubEmulator
+from polybus.adapters.gcp.mapping import resource_id
+from polybus.adapters.gcp.plugin import make_adapter, polybus_register_adapters
+from polybus.core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec, SupportsReplay
+from polybus.core.errors import AdapterError, ConfigError
+from polybus.core.events import new_event
+from polybus.core.filters import parse_filter
+from polybus.core.hookspecs import AdapterInfo
 from tests.contract.helpers import receive_n
 from tests.fixtures.gcp import PROJECT
 from tests.gcp.helpers import PubSubClients, pull_all

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
-from adapters.gcp import binding
-from core.errors import EventValidationError
-from core.events import new_event
+from polybus.adapters.gcp import binding
+from polybus.core.errors import EventValidationError
+from polybus.core.events import new_event
 from tests.contract.helpers import portable_view
 
 SPEC_TIME = datetime(2020, 3, 10, 3, 56, 24, tzinfo=UTC)

@@ -6,7 +6,7 @@ import pytest
 from google.api_core import exceptions
 from google.protobuf import field_mask_pb2
 
-from adapters.gcp.emulator import PubSubEmulator, start_emulator
+from polybus.adapters.gcp.emulator import PubSubEmulator, start_emulator
 from tests.gcp.helpers import PubSubClients, publish_all
 
 

@@ -13,7 +13,7 @@ from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.pubsub_v1.types import StreamingPullRequest
 
-from adapters.gcp.emulator import PubSubEmulator
+from polybus.adapters.gcp.emulator import PubSubEmulator
 from tests.gcp.helpers import Collector, PubSubClients, publish_all, pull_all, streaming
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.events import EventFactory
-from core.schemas import SchemaRegistry
-from core.schemas.reader import TolerantReader
-from core.schemas.upcasting import Upcasters
+from polybus.core.events import EventFactory
+from polybus.core.schemas import SchemaRegistry
+from polybus.core.schemas.reader import TolerantReader
+from polybus.core.schemas.upcasting import Upcasters
 
 TYPE = "com.example.order.placed"
 

@@ -9,9 +9,9 @@ import jsonschema
 import yaml
 from click.testing import CliRunner
 
-from cli.schema import schema_group
-from core.schemas import SchemaRegistry
-from core.schemas.asyncapi import asyncapi_document
+from polybus.cli.schema import schema_group
+from polybus.core.schemas import SchemaRegistry
+from polybus.core.schemas.asyncapi import asyncapi_document
 from tests.schemas.evolution import TYPE, V1, V2, V3
 
 ASYNCAPI_SCHEMA = Path(__file__).parent / "asyncapi" / "asyncapi-3.0.0.schema.json"

@@ -9,11 +9,15 @@ from typing import Any
 import fastavro
 import pytest
 
-from core.codecs import decode, encode, event_format
-from core.codecs.avro_format import CLOUDEVENT_AVSC
-from core.codecs.protobuf_format import from_protobuf_batch, message_classes, to_protobuf_batch
-from core.errors import EventValidationError
-from core.events import EventFactory
+from polybus.core.codecs import decode, encode, event_format
+from polybus.core.codecs.avro_format import CLOUDEVENT_AVSC
+from polybus.core.codecs.protobuf_format import (
+    from_protobuf_batch,
+    message_classes,
+    to_protobuf_batch,
+)
+from polybus.core.errors import EventValidationError
+from polybus.core.events import EventFactory
 from tests.gcp.helpers import PubSubClients, pull_all
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)

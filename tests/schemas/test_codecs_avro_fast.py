@@ -11,14 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.codecs.avro_data_union import (
+from polybus.core.codecs.avro_data_union import (
     NotRepresentable,
     from_record_value,
     json_value_bytes,
     read_data,
     to_record_value,
 )
-from core.codecs.avro_format import (
+from polybus.core.codecs.avro_format import (
     CLOUDEVENT_AVSC,
     from_avro,
     read_avro,
@@ -27,12 +27,12 @@ from core.codecs.avro_format import (
     to_avro_record,
     write_avro,
 )
-from core.codecs.avro_wire import PACK_D, zigzag
-from core.codecs.typed import TypedFormat
-from core.errors import EventValidationError
-from core.events import EventFactory, build_event, validate_attributes
-from core.formats import parse_time
-from core.schemas import SchemaRegistry
+from polybus.core.codecs.avro_wire import PACK_D, zigzag
+from polybus.core.codecs.typed import TypedFormat
+from polybus.core.errors import EventValidationError
+from polybus.core.events import EventFactory, build_event, validate_attributes
+from polybus.core.formats import parse_time
+from polybus.core.schemas import SchemaRegistry
 
 SCHEMA = fastavro.parse_schema(CLOUDEVENT_AVSC)
 T0 = datetime(2026, 11, 27, 13, 0, 0, 123456, tzinfo=UTC)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.codecs import decode, encode
-from core.codecs.avro_compact import (
+from polybus.core.codecs import decode, encode
+from polybus.core.codecs.avro_compact import (
     CLOUDEVENT_COMPACT_AVSC,
     CONTENT_TYPE,
     from_avro_compact,
@@ -20,10 +20,10 @@ from core.codecs.avro_compact import (
     to_avro_compact,
     write_compact,
 )
-from core.codecs.typed import TypedFormat
-from core.errors import EventValidationError
-from core.events import EventFactory
-from core.schemas import SchemaRegistry
+from polybus.core.codecs.typed import TypedFormat
+from polybus.core.errors import EventValidationError
+from polybus.core.events import EventFactory
+from polybus.core.schemas import SchemaRegistry
 
 T0 = datetime(2026, 11, 27, 13, 0, 0, 123456, tzinfo=UTC)
 FACTORY = EventFactory(id_factory=lambda: "id-1", clock=lambda: T0)

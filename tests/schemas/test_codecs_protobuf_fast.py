@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.codecs import data as data_module
-from core.codecs import protobuf_read, protobuf_wire
-from core.codecs.data import data_codec, protobuf_package
-from core.codecs.protobuf_data import Unsupported, generate
-from core.codecs.protobuf_format import (
+from polybus.core.codecs import data as data_module
+from polybus.core.codecs import protobuf_read, protobuf_wire
+from polybus.core.codecs.data import data_codec, protobuf_package
+from polybus.core.codecs.protobuf_data import Unsupported, generate
+from polybus.core.codecs.protobuf_format import (
     _read_with_upb,
     from_protobuf,
     message_classes,
@@ -24,12 +24,12 @@ from core.codecs.protobuf_format import (
     to_message,
     to_protobuf,
 )
-from core.codecs.protobuf_read import read_event_checked
-from core.codecs.protobuf_wire import write_protobuf
-from core.codecs.wire import MEMO_LIMIT, read_varint
-from core.errors import EventValidationError
-from core.events import EventFactory, validate_attributes
-from core.schemas.model import Schema
+from polybus.core.codecs.protobuf_read import read_event_checked
+from polybus.core.codecs.protobuf_wire import write_protobuf
+from polybus.core.codecs.wire import MEMO_LIMIT, read_varint
+from polybus.core.errors import EventValidationError
+from polybus.core.events import EventFactory, validate_attributes
+from polybus.core.schemas.model import Schema
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 FACTORY = EventFactory(id_factory=lambda: "id-1", clock=lambda: T0)

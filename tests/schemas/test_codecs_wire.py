@@ -9,14 +9,20 @@ from typing import Any
 import fastavro
 import pytest
 
-from core.codecs.avro_data import Unsupported, generate
-from core.codecs.avro_format import CLOUDEVENT_AVSC, from_avro, read_avro, to_avro, write_avro
-from core.codecs.protobuf_format import from_protobuf, message_classes, to_protobuf
-from core.codecs.typed import TypedFormat
-from core.errors import EventValidationError
-from core.events import EventFactory
-from core.schemas import SchemaRegistry
-from core.schemas.errors import SchemaValidationError
+from polybus.core.codecs.avro_data import Unsupported, generate
+from polybus.core.codecs.avro_format import (
+    CLOUDEVENT_AVSC,
+    from_avro,
+    read_avro,
+    to_avro,
+    write_avro,
+)
+from polybus.core.codecs.protobuf_format import from_protobuf, message_classes, to_protobuf
+from polybus.core.codecs.typed import TypedFormat
+from polybus.core.errors import EventValidationError
+from polybus.core.events import EventFactory
+from polybus.core.schemas import SchemaRegistry
+from polybus.core.schemas.errors import SchemaValidationError
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 FACTORY = EventFactory(id_factory=lambda: "id-1", clock=lambda: T0)
@@ -294,8 +300,8 @@ def test_typed_format_refuses_data_that_misfits_its_schema(registry: SchemaRegis
 
 def test_pure_python_protobuf_reader_agrees_with_upb() -> None:
     """protobuf_read.read_protobuf reads the same attributes and data as the upb parse."""
-    from core.codecs.protobuf_format import message_fields
-    from core.codecs.protobuf_read import read_protobuf
+    from polybus.core.codecs.protobuf_format import message_fields
+    from polybus.core.codecs.protobuf_read import read_protobuf
 
     body = b"\x48\x96\x01" + to_protobuf(_event({"k": [1, "x"]}))
     assert read_protobuf(body) == message_fields(message_classes()[0].FromString(body))

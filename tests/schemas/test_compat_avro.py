@@ -6,8 +6,13 @@ from typing import Any
 
 import pytest
 
-from core.schemas import IncompatibleSchemaError, Schema, SchemaRegistry, check_compatibility
-from core.schemas.compat_avro import reader_breaks
+from polybus.core.schemas import (
+    IncompatibleSchemaError,
+    Schema,
+    SchemaRegistry,
+    check_compatibility,
+)
+from polybus.core.schemas.compat_avro import reader_breaks
 
 
 def record(*fields: dict[str, Any], name: str = "Order") -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.schemas.compat_jsonschema import reader_breaks
+from polybus.core.schemas.compat_jsonschema import reader_breaks
 
 
 def obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:

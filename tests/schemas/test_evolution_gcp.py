@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from adapters import plugin_manager
-from core.bus import Bus
-from core.events import new_event
-from core.schemas.middleware import SchemaValidation
-from core.schemas.publisher import SchemaPublisher
+from polybus.adapters import plugin_manager
+from polybus.core.bus import Bus
+from polybus.core.events import new_event
+from polybus.core.schemas.middleware import SchemaValidation
+from polybus.core.schemas.publisher import SchemaPublisher
 from tests.schemas.evolution import EXPECTED, TYPE, order_registry, produced, readers
 
 

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from adapters import plugin_manager
-from adapters.local.memory import MemoryBus
-from core.bus import Bus
-from core.events import new_event
-from core.schemas import IncompatibleSchemaError, SchemaValidationError
-from core.schemas.middleware import SchemaValidation
-from core.schemas.publisher import SchemaPublisher
+from polybus.adapters import plugin_manager
+from polybus.adapters.local.memory import MemoryBus
+from polybus.core.bus import Bus
+from polybus.core.events import new_event
+from polybus.core.schemas import IncompatibleSchemaError, SchemaValidationError
+from polybus.core.schemas.middleware import SchemaValidation
+from polybus.core.schemas.publisher import SchemaPublisher
 from tests.schemas.evolution import EXPECTED, TYPE, V3, order_registry, produced, readers
 
 
@@ -82,7 +82,7 @@ def test_missing_required_field_for_a_reader_dead_letters_with_the_field_named()
         customerId: str
 
     registry = order_registry()
-    from core.schemas.reader import TolerantReader
+    from polybus.core.schemas.reader import TolerantReader
 
     validation = SchemaValidation(
         registry, readers={"strict": TolerantReader(NeedsCustomer, registry)}

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from core.events import new_event
-from core.schemas import ReaderError, SchemaRegistry, SchemaValidationError
-from core.schemas.middleware import SchemaValidation
-from core.schemas.reader import TolerantReader, read_data
-from core.schemas.upcasting import Upcasters
+from polybus.core.events import new_event
+from polybus.core.schemas import ReaderError, SchemaRegistry, SchemaValidationError
+from polybus.core.schemas.middleware import SchemaValidation
+from polybus.core.schemas.reader import TolerantReader, read_data
+from polybus.core.schemas.upcasting import Upcasters
 
 
 @dataclass(frozen=True)

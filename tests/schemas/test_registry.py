@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from core.events import new_event
-from core.schemas import (
+from polybus.core.events import new_event
+from polybus.core.schemas import (
     DirectoryBackend,
     MemoryBackend,
     SchemaDefinitionError,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.loader import parse_scenario
-from sim.topology import Scenario
+from polybus.sim.loader import parse_scenario
+from polybus.sim.topology import Scenario
 
 
 def station(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.sim import sim_group
+from polybus.cli.sim import sim_group
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 CART = str(SCENARIOS / "shopping_cart.yaml")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from distributed import LocalCluster
 
-from sim.sweep import sweep
+from polybus.sim.sweep import sweep
 
 CART = Path(__file__).resolve().parents[2] / "scenarios" / "shopping_cart.yaml"
 

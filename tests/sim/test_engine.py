@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from sim.engine import Model, simulate
-from sim.loader import parse_scenario
-from sim.streams import Streams
+from polybus.sim.engine import Model, simulate
+from polybus.sim.loader import parse_scenario
+from polybus.sim.streams import Streams
 from tests.sim.helpers import exp
 
 

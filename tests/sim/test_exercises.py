@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.exercises import check, exercises
-from sim.loader import load_scenario
+from polybus.sim.exercises import check, exercises
+from polybus.sim.loader import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))

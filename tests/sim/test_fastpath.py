@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from sim.engine import simulate
-from sim.fastpath import fast_plan, lindley_departures, lindley_waits, simulate_fast
-from sim.loader import parse_scenario
+from polybus.sim.engine import simulate
+from polybus.sim.fastpath import fast_plan, lindley_departures, lindley_waits, simulate_fast
+from polybus.sim.loader import parse_scenario
 from tests.sim.helpers import exp, station
 
 

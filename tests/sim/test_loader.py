@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError
-from sim.broker import load_profile, monthly_cost, profile_sources
-from sim.distributions import Exponential, LogNormal, Mixture, parse_distribution
-from sim.loader import load_scenario, parse_scenario
+from polybus.core.errors import ConfigError
+from polybus.sim.broker import load_profile, monthly_cost, profile_sources
+from polybus.sim.distributions import Exponential, LogNormal, Mixture, parse_distribution
+from polybus.sim.loader import load_scenario, parse_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.population import ArrivalSource, windows
-from sim.topology import Workload
+from polybus.sim.population import ArrivalSource, windows
+from polybus.sim.topology import Workload
 
 
 def _all(w: Workload, duration: float, chunk: float = 60.0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.sim import sim_group
+from polybus.cli.sim import sim_group
 
 CART = str(Path(__file__).resolve().parents[2] / "scenarios" / "shopping_cart.yaml")
 SVG = "{http://www.w3.org/2000/svg}"

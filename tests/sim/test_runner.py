@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.loader import load_scenario
-from sim.output import dumps
-from sim.runner import run_scenario
+from polybus.sim.loader import load_scenario
+from polybus.sim.output import dumps
+from polybus.sim.runner import run_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

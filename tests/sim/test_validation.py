@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
-from sim.engine import Model, simulate
-from sim.fastpath import simulate_fast
-from sim.loader import parse_scenario
-from sim.stats import within
-from sim.streams import Streams
-from sim.theory import (
+from polybus.sim.engine import Model, simulate
+from polybus.sim.fastpath import simulate_fast
+from polybus.sim.loader import parse_scenario
+from polybus.sim.stats import within
+from polybus.sim.streams import Streams
+from polybus.sim.theory import (
     fanout_slow,
     jackson,
     max_exp_mean,

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.errors import FilterError, Problem
-from core.filters.cesql.ast import Call, Node, Value, unparse, zero_value
-from core.filters.cesql.compiler import compile_node
-from core.filters.cesql.functions import resolve
-from core.filters.cesql.parser import CesqlSyntaxError, parse_expression
-from core.filters.cesql.runtime import ERROR_KINDS, Fail
-from core.filters.cesql.tree import walk
+from polybus.core.errors import FilterError, Problem
+from polybus.core.filters.cesql.ast import Call, Node, Value, unparse, zero_value
+from polybus.core.filters.cesql.compiler import compile_node
+from polybus.core.filters.cesql.functions import resolve
+from polybus.core.filters.cesql.parser import CesqlSyntaxError, parse_expression
+from polybus.core.filters.cesql.runtime import ERROR_KINDS, Fail
+from polybus.core.filters.cesql.tree import walk
 
 __all__ = [
     "ERROR_KINDS",

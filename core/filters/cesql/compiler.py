@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core.filters.cesql.ast import (
+from polybus.core.filters.cesql.ast import (
     ARITHMETIC_OPS,
     Binary,
     Call,
@@ -25,8 +25,8 @@ from core.filters.cesql.ast import (
     Unary,
     Value,
 )
-from core.filters.cesql.functions import resolve
-from core.filters.cesql.runtime import (
+from polybus.core.filters.cesql.functions import resolve
+from polybus.core.filters.cesql.runtime import (
     Errors,
     Fail,
     attribute_value,

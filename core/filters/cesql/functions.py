@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.filters.cesql.ast import Value
-from core.filters.cesql.runtime import (
+from polybus.core.filters.cesql.ast import Value
+from polybus.core.filters.cesql.runtime import (
     INT32_MAX,
     TRIM_CHARS,
     Errors,

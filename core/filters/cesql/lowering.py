@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from core.filters.cesql.ast import (
+from polybus.core.filters.cesql.ast import (
     Binary,
     Exists,
     Identifier,
@@ -32,9 +32,9 @@ from core.filters.cesql.ast import (
     static_type,
     unparse,
 )
-from core.filters.cesql.parser import parse_expression
-from core.filters.cesql.runtime import INT32_MAX, INT32_MIN, like_parts
-from core.filters.dialects import All, AnyOf, Exact, Filter, Not, Prefix, Sql, Suffix
+from polybus.core.filters.cesql.parser import parse_expression
+from polybus.core.filters.cesql.runtime import INT32_MAX, INT32_MIN, like_parts
+from polybus.core.filters.dialects import All, AnyOf, Exact, Filter, Not, Prefix, Sql, Suffix
 
 TRUE: Filter = All(())
 FALSE: Filter = AnyOf(())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.filters.cesql.ast import (
+from polybus.core.filters.cesql.ast import (
     Binary,
     Call,
     Exists,

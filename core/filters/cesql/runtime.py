@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from core.filters.cesql.ast import Value
+from polybus.core.filters.cesql.ast import Value
 
 ERROR_KINDS = (
     "parse",

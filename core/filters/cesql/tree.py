@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.filters.cesql.ast import (
+from polybus.core.filters.cesql.ast import (
     Binary,
     Call,
     Exists,
@@ -21,8 +21,8 @@ from core.filters.cesql.ast import (
     Unary,
     Value,
 )
-from core.filters.cesql.functions import resolve
-from core.filters.cesql.runtime import (
+from polybus.core.filters.cesql.functions import resolve
+from polybus.core.filters.cesql.runtime import (
     Errors,
     Fail,
     attribute_value,

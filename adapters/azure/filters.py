@@ -22,10 +22,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from core.filters.cesql.ast import required_attributes
-from core.filters.cesql.lowering import exists_attribute
-from core.filters.cesql.parser import CesqlSyntaxError, parse_expression
-from core.filters.dialects import (
+from polybus.core.filters.cesql.ast import required_attributes
+from polybus.core.filters.cesql.lowering import exists_attribute
+from polybus.core.filters.cesql.parser import CesqlSyntaxError, parse_expression
+from polybus.core.filters.dialects import (
     All,
     AnyOf,
     Exact,
@@ -36,7 +36,7 @@ from core.filters.dialects import (
     Suffix,
     canonical_string,
 )
-from core.filters.native import Compiled, conjuncts, normalize, residual_of
+from polybus.core.filters.native import Compiled, conjuncts, normalize, residual_of
 
 MAX_ADVANCED_FILTERS = 25
 MAX_VALUES = 25

@@ -21,11 +21,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from core.filters.cesql.ast import Binary, Call, Exists, Identifier, Literal, required_attributes
-from core.filters.cesql.lowering import exists_attribute
-from core.filters.cesql.parser import CesqlSyntaxError, parse_expression
-from core.filters.dialects import All, AnyOf, Exact, Filter, Not, Prefix, Sql, Suffix
-from core.filters.native import Compiled, conjuncts, normalize, residual_of
+from polybus.core.filters.cesql.ast import (
+    Binary,
+    Call,
+    Exists,
+    Identifier,
+    Literal,
+    required_attributes,
+)
+from polybus.core.filters.cesql.lowering import exists_attribute
+from polybus.core.filters.cesql.parser import CesqlSyntaxError, parse_expression
+from polybus.core.filters.dialects import All, AnyOf, Exact, Filter, Not, Prefix, Sql, Suffix
+from polybus.core.filters.native import Compiled, conjuncts, normalize, residual_of
 
 MAX_PATTERN_CHARS = 2048
 #: Attributes that are JSON strings in every event (the CloudEvents context attributes).

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from core.filters.dialects import Filter
+from polybus.core.filters.dialects import Filter
 
 T = TypeVar("T")
 
@@ -37,12 +37,12 @@ class Compiled(Generic[T]):
 def normalize(flt: Filter) -> Filter:
     """The filter with every `Sql` part rewritten as an equivalent portable tree.
 
-    See core.filters.cesql.lowering: ``type = 'a' AND subject LIKE 'eu-%'``
+    See polybus.core.filters.cesql.lowering: ``type = 'a' AND subject LIKE 'eu-%'``
     becomes ``All(Exact(type, a), Prefix(subject, eu-))``; parts with no
     simpler form stay `Sql`.
     """
-    from core.filters.cesql.lowering import conjoin, disjoin, lower_sql, negate
-    from core.filters.dialects import All, AnyOf, Not, Sql
+    from polybus.core.filters.cesql.lowering import conjoin, disjoin, lower_sql, negate
+    from polybus.core.filters.dialects import All, AnyOf, Not, Sql
 
     match flt:
         case Sql(expression):
@@ -58,14 +58,14 @@ def normalize(flt: Filter) -> Filter:
 
 def conjuncts(flt: Filter) -> list[Filter]:
     """The top-level parts of a conjunction (the filter itself when it is not one)."""
-    from core.filters.dialects import All
+    from polybus.core.filters.dialects import All
 
     return list(flt.filters) if isinstance(flt, All) else [flt]
 
 
 def residual_of(original: Filter, left: list[Filter], total: int) -> Filter | None:
     """The residual: nothing, the original filter when nothing was native, else the parts left."""
-    from core.filters.dialects import All
+    from polybus.core.filters.dialects import All
 
     if not left:
         return None
