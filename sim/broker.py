@@ -88,7 +88,7 @@ def load_profile(name: str, overrides: Mapping[str, Any] | None = None) -> Broke
     pub = parse_distribution(values["publish_latency"], f"{where}.publish_latency", problems)
     dlv = parse_distribution(values["delivery_latency"], f"{where}.delivery_latency", problems)
     if problems:
-        raise ConfigError(str(PROFILE_DIR / f"{name}.yaml"), problems)
+        raise ConfigError(str(profile_paths()[name]), problems)
     numbers = {k: values[k] for k in NUMERIC_FIELDS if k in values}
     profile = BrokerProfile(
         provider=name,
