@@ -47,7 +47,7 @@ CHILD = (
     "import json, sys\n"
     "from polybus.adapters.aws.emulator import start\n"
     "emu = start()\n"
-    "print(json.dumps({'endpoint': emu.endpoint_url}), flush=True)\n"
+    "print(json.dumps(emu.settings()), flush=True)\n"
     "sys.stdin.read()\n"
     "emu.stop()\n"
 )
@@ -87,19 +87,21 @@ def main() -> None:
     )
     try:
         assert child.stdout is not None
-        endpoint = json.loads(child.stdout.readline())["endpoint"]
-        _run(endpoint, args.events, args.rounds)
+        settings = json.loads(child.stdout.readline())
+        _run(settings, args.events, args.rounds)
     finally:
         assert child.stdin is not None
         child.stdin.close()
         child.wait(timeout=30)
 
 
-def _run(endpoint: str, n: int, rounds: int) -> None:
+def _run(settings: dict[str, str], n: int, rounds: int) -> None:
     # No archive: moto's archive rule makes every PutEvents ~8x slower for all
     # paths alike, which would hide the client-side cost being measured.
-    adapter = make_adapter({"region": "us-east-1", "endpoint_url": endpoint, "archive": False})
-    raw = boto3.session.Session(region_name="us-east-1").client("events", endpoint_url=endpoint)
+    adapter = make_adapter({**settings, "archive": False})
+    raw = boto3.session.Session(region_name=settings["region"]).client(
+        "events", endpoint_url=settings["endpoint_url"]
+    )
     events = _events(n)
     adapter.publish(TOPIC, events[:1])  # creates the bus
     bus = f"polybus-{TOPIC}"

@@ -27,19 +27,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from azure.core.credentials import AzureKeyCredential  # noqa: E402
+from azure.core.messaging import CloudEvent as AzureCloudEvent  # noqa: E402
 from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient  # noqa: E402
 
 from bench.common import iot_events, machine, start_child  # noqa: E402
-from polybus.adapters.azure.admin import EmulatorAdmin  # noqa: E402
-from polybus.adapters.azure.mapping import to_azure  # noqa: E402
+from polybus.adapters.azure.mapping import to_wire  # noqa: E402
 from polybus.adapters.azure.plugin import make_adapter  # noqa: E402
+from polybus.adapters.azure.provisioning import EmulatorAdmin  # noqa: E402
 from polybus.core.contract import SubscriptionSpec  # noqa: E402
 
 BATCH = 100
 CHILD = (
     "import json, sys, threading\n"
-    "from polybus.adapters.azure.emulator import start_emulator\n"
-    "emu = start_emulator()\n"
+    "from polybus.adapters.azure.emulator import start\n"
+    "emu = start()\n"
     "print(json.dumps({'endpoint': emu.endpoint, 'key': emu.key}), flush=True)\n"
     "sys.stdin.read()\n"
     "emu.stop()\n"
@@ -72,7 +73,8 @@ class Bench:
         self.credential = AzureKeyCredential(key)
         self.admin = EmulatorAdmin(endpoint, key)
         self.events = events
-        self.wire = [to_azure(e) for e in events]  # what a raw-SDK user would have built
+        # what a raw-SDK user would have built: the SDK's own CloudEvent objects
+        self.wire = [AzureCloudEvent.from_dict(to_wire(e)) for e in events]
 
     def topic(self, with_sub: bool = False) -> tuple[str, str]:
         topic, sub = f"bench-{uuid.uuid4().hex[:8]}", "sub"

@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 from google.cloud import pubsub_v1  # noqa: E402
 
 from bench.common import iot_events, machine, start_child  # noqa: E402
-from polybus.adapters.gcp.binding import to_message  # noqa: E402
 from polybus.adapters.gcp.config import GcpConfig  # noqa: E402
+from polybus.adapters.gcp.mapping import to_message  # noqa: E402
 from polybus.adapters.gcp.plugin import make_adapter  # noqa: E402
 from polybus.core.contract import SubscriptionSpec  # noqa: E402
 
@@ -42,9 +42,9 @@ BATCH = 100
 PROJECT = "polybus-bench"
 CHILD = (
     "import sys\n"
-    "from polybus.adapters.gcp.emulator import start_emulator\n"
-    "emu = start_emulator()\n"
-    "print(emu.host_port, flush=True)\n"
+    "from polybus.adapters.gcp.emulator import start\n"
+    "emu = start()\n"
+    "print(emu.endpoint, flush=True)\n"
     "sys.stdin.read()\n"
     "emu.stop()\n"
 )
@@ -66,12 +66,12 @@ def _cpu_seconds(pid: int) -> float:
 class Bench:
     """Raw clients and adapters against one emulator; fresh topics per round."""
 
-    def __init__(self, host_port: str, child_pid: int, events: list[Any]) -> None:
-        self.host_port = host_port
+    def __init__(self, endpoint: str, child_pid: int, events: list[Any]) -> None:
+        self.endpoint = endpoint
         self.child_pid = child_pid
         self.events = events
         self.wire = [to_message(e) for e in events]  # what a raw-client user would have built
-        os.environ["PUBSUB_EMULATOR_HOST"] = host_port  # for the raw clients only
+        os.environ["PUBSUB_EMULATOR_HOST"] = endpoint  # for the raw clients only
         defaults = GcpConfig()
         self.batch = pubsub_v1.types.BatchSettings(
             max_messages=defaults.batch_max_messages,
@@ -203,7 +203,7 @@ class Bench:
         return self.timed("adapter receive", total, run)
 
     def _adapter(self) -> Any:
-        return make_adapter({"project": PROJECT, "emulator_host": self.host_port})
+        return make_adapter({"project": PROJECT, "emulator_host": self.endpoint})
 
     def close(self) -> None:
         """Shut the raw clients down (before the emulator stops)."""
@@ -216,9 +216,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    child, host_port = start_child(CHILD, REPO)
+    child, endpoint = start_child(CHILD, REPO)
     try:
-        bench = Bench(host_port, child.pid, _events(args.events))
+        bench = Bench(endpoint, child.pid, _events(args.events))
         scenarios: list[tuple[str, Callable[[], float], Callable[[], float] | None, str]] = [
             (
                 "publish, batches of 100",

@@ -19,18 +19,62 @@ from polybus.core.contract import DEFAULT_TOPIC
 from polybus.core.errors import EventValidationError, Problem
 from polybus.core.events import new_event
 from polybus.core.formats import from_dict, to_dict
+from polybus.core.plugins import RegisteredAdapter
 
 console = Console()
 
 
 @click.command("adapters")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @friendly_errors
-def adapters_command() -> None:
-    """List the registered adapters and where each came from."""
-    table = Table("name", "origin", "description")
-    for name, reg in sorted(available_adapters().items()):
-        table.add_row(name, reg.origin, reg.info.description)
+def adapters_command(as_json: bool) -> None:
+    """List the registered adapters, where each came from and what it supports."""
+    found = sorted(available_adapters().items())
+    if as_json:
+        click.echo(json.dumps([adapter_json(name, reg) for name, reg in found], indent=2))
+        return
+    table = Table("name", "origin", "description", "supports")
+    for name, reg in found:
+        table.add_row(name, reg.origin, reg.info.description, _supports(reg))
     console.print(table)
+
+
+def adapter_json(name: str, reg: RegisteredAdapter) -> dict[str, Any]:
+    """One adapter's registration as plain JSON (capabilities, limits, extras, emulator)."""
+    info = reg.info
+    return {
+        "name": name,
+        "origin": reg.origin,
+        "description": info.description,
+        "capabilities": info.capabilities.to_json(),
+        "native_filter": None if info.filters is None else info.filters.native_name,
+        "emulator": None if info.emulator is None else info.emulator.description,
+        "extra": None if info.requires is None else info.requires.extra,
+        "installed": info.requires is None or info.requires.missing() is None,
+    }
+
+
+def _supports(reg: RegisteredAdapter) -> str:
+    caps = reg.info.capabilities
+    flags = [
+        name
+        for name, on in (
+            ("ordering", caps.ordering),
+            ("replay", caps.replay),
+            ("native dead-letter", caps.native_dead_letter),
+            ("native filters", caps.native_filters),
+            ("exactly once", caps.exactly_once),
+            ("emulator", reg.info.emulator is not None),
+        )
+        if on
+    ]
+    low, high = caps.delivery_attempts
+    flags.append(f"attempts {low}-{high}")
+    flags.append("/".join(caps.delivery_modes))
+    requires = reg.info.requires
+    if requires is not None and requires.missing() is not None:
+        flags.append(f"needs pip install 'polybus[{requires.extra}]'")
+    return ", ".join(flags)
 
 
 @click.group("config")

@@ -1,65 +1,65 @@
-"""`polybus emulate {aws,azure,gcp}`: run a local stand-in for a cloud until Ctrl-C."""
+"""`polybus emulate NAME`: run any registered adapter's emulator on loopback until Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import click
 
+from polybus.adapters import available_adapters
 from polybus.cli.errors import friendly_errors
+from polybus.core.emulation import RunningEmulator
+from polybus.core.errors import Problem, UnsupportedError
 
 
-@click.group("emulate")
-def emulate_group() -> None:
-    """Run a local emulator of a provider's service on loopback."""
+def emulator_names() -> list[str]:
+    """Registered adapters that bring an emulator."""
+    return sorted(n for n, reg in available_adapters().items() if reg.info.emulator is not None)
 
 
-def _serve_until_interrupted() -> None:
+def describe(name: str, emulator: RunningEmulator) -> list[str]:
+    """What reaches a running emulator: endpoint, polybus.toml table, environment."""
+    lines = [f"{name} emulator listening on {emulator.endpoint}", "", "# polybus.toml"]
+    lines.append(f'provider = "{name}"')
+    lines.append(f"[{name}]")
+    lines += [f"{key} = {toml_value(value)}" for key, value in emulator.settings().items()]
+    env = emulator.environment()
+    if env:
+        lines += ["", "# environment"]
+        lines += [f"export {key}={value}" for key, value in env.items()]
+    return lines
+
+
+def toml_value(value: object) -> str:
+    """A TOML literal for a settings value (strings as JSON strings, which TOML reads alike)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(str(value))
+
+
+@click.command("emulate")
+@click.argument("name")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Port (default: the emulator's own).")
+@friendly_errors
+def emulate_command(name: str, host: str, port: int | None) -> None:
+    """Run the emulator of adapter NAME on loopback (see `polybus adapters`)."""
+    adapters = available_adapters()
+    spec = adapters[name].info.emulator if name in adapters else None
+    if spec is None:
+        raise UnsupportedError(
+            "no emulator",
+            [Problem("NAME", name, f"emulators are registered for: {', '.join(emulator_names())}")],
+        )
+    emulator = spec.launch(host, port)
     try:
+        click.echo("\n".join(describe(name, emulator)))
+        click.echo("\n# ready; Ctrl-C stops it")
         threading.Event().wait()
     except KeyboardInterrupt:
         click.echo("stopping")
-
-
-@emulate_group.command("gcp")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8085, show_default=True)
-@friendly_errors
-def emulate_gcp(host: str, port: int) -> None:
-    """Google Pub/Sub (gRPC) emulator; point the client at it with PUBSUB_EMULATOR_HOST."""
-    from polybus.adapters.gcp.emulator import start_emulator
-
-    with start_emulator(host, port) as emulator:
-        click.echo(f"export PUBSUB_EMULATOR_HOST={emulator.host_port}")
-        _serve_until_interrupted()
-
-
-@emulate_group.command("azure")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8086, show_default=True)
-@click.option("--key", default=None, help="Access key (default: a random one, printed).")
-@friendly_errors
-def emulate_azure(host: str, port: int, key: str | None) -> None:
-    """Azure Event Grid (HTTP) emulator: basic and namespace topics."""
-    from polybus.adapters.azure.emulator import start_emulator
-
-    with start_emulator(host, port, key) as emulator:
-        click.echo(f"endpoint = {emulator.endpoint}")
-        click.echo(f"key = {emulator.key}")
-        _serve_until_interrupted()
-
-
-@emulate_group.command("aws")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=5000, show_default=True)
-@friendly_errors
-def emulate_aws(host: str, port: int) -> None:
-    """AWS EventBridge + SQS through moto's server (needs polybus[test] for moto)."""
-    from polybus.adapters.aws.emulator import start
-
-    emulator = start(host, port)
-    try:
-        click.echo(str(emulator))
-        _serve_until_interrupted()
     finally:
         emulator.stop()

@@ -3,41 +3,32 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from polybus.adapters.aws.filters import to_eventbridge
-from polybus.adapters.azure.filters import to_eventgrid
-from polybus.adapters.gcp.filters import to_pubsub
+from polybus.adapters import available_adapters
 from polybus.cli.errors import friendly_errors
-from polybus.core.errors import FilterError, Problem
+from polybus.core.errors import FilterError, Problem, UnknownProviderError, UnsupportedError
 from polybus.core.filters.dialects import Filter, parse_filter, to_json
-from polybus.core.filters.native import Compiled
-
-PROVIDERS = ("aws", "azure", "gcp", "local")
-NATIVE_NAMES = {
-    "aws": "EventBridge event pattern",
-    "azure": "Event Grid subscription filter",
-    "gcp": "Pub/Sub subscription filter",
-    "local": "local adapter (evaluates every dialect itself)",
-}
+from polybus.core.hookspecs import FilterSupport
 
 
-def _local(flt: Filter | None) -> Compiled[Any]:
-    """The local adapter evaluates the portable filter itself: all of it is native."""
-    return Compiled(None if flt is None else to_json(flt), None)
-
-
-COMPILERS: dict[str, Callable[[Filter | None], Compiled[Any]]] = {
-    "aws": to_eventbridge,
-    "azure": to_eventgrid,
-    "gcp": to_pubsub,
-    "local": _local,
-}
+def filter_support(provider: str) -> FilterSupport:
+    """The registered filter compiler of `provider`; UnsupportedError when it has none."""
+    adapters = available_adapters()
+    if provider not in adapters:
+        raise UnknownProviderError(provider, list(adapters))
+    support = adapters[provider].info.filters
+    if support is None:
+        names = sorted(n for n, reg in adapters.items() if reg.info.filters is not None)
+        raise UnsupportedError(
+            "no native filter compiler",
+            [Problem("--provider", provider, f"registered for: {', '.join(names)}")],
+        )
+    return support
 
 
 def read_filter(text: str) -> Filter:
@@ -55,7 +46,7 @@ def read_filter(text: str) -> Filter:
 
 def explain(provider: str, flt: Filter) -> dict[str, Any]:
     """The explanation as plain data: filter, native filter, residual, verdict."""
-    compiled = COMPILERS[provider](flt)
+    compiled = filter_support(provider).compile(flt)
     return {
         "provider": provider,
         "filter": to_json(flt),
@@ -71,7 +62,7 @@ def filter_group() -> None:
 
 
 @filter_group.command(name="explain")
-@click.option("--provider", type=click.Choice(PROVIDERS), required=True, help="Target provider.")
+@click.option("--provider", required=True, help="Target provider (see `polybus adapters`).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.argument("filter_text", metavar="FILTER")
 @friendly_errors
@@ -80,11 +71,12 @@ def explain_command(provider: str, as_json: bool, filter_text: str) -> None:
 
     FILTER is a CESQL expression or a Subscriptions API filter in JSON.
     """
+    support = filter_support(provider)
     result = explain(provider, read_filter(filter_text))
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{NATIVE_NAMES[provider]}", show_header=False)
+    table = Table(title=support.native_name, show_header=False)
     table.add_column("part", style="bold")
     table.add_column("value", overflow="fold")
     table.add_row("filter", json.dumps(result["filter"]))

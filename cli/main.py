@@ -9,7 +9,7 @@ import click
 
 from polybus.cli.bus import adapters_command, config_group, publish_command, tail_command
 from polybus.cli.demo import demo_command
-from polybus.cli.emulate import emulate_group
+from polybus.cli.emulate import emulate_command
 from polybus.cli.filter import filter_group
 from polybus.cli.schema import schema_group
 from polybus.cli.sim import sim_group
@@ -45,7 +45,7 @@ for command in (
     publish_command,
     tail_command,
     demo_command,
-    emulate_group,
+    emulate_command,
     filter_group,
     schema_group,
     sim_group,
@@ -56,3 +56,7 @@ for command in (
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="polybus")
+
+
+if __name__ == "__main__":  # python -m polybus.cli.main
+    main()

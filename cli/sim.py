@@ -22,7 +22,7 @@ from rich.table import Table
 from polybus.cli.errors import friendly_errors
 from polybus.sim.loader import load_scenario
 from polybus.sim.output import dumps, print_document
-from polybus.sim.plot import line_chart
+from polybus.sim.report import sweep_chart
 from polybus.sim.runner import run_scenario
 from polybus.sim.sweep import parse_params, sweep
 from polybus.sim.topology import Scenario
@@ -195,20 +195,7 @@ def sweep_command(
         _print_sweep(doc)
     _write(out_dir, "sweep.json", text)
     if len(grid) == 1 and doc["points"]:
-        name = next(iter(grid))
-        keys = list(doc["points"][0]["metric"])
-        series = {
-            k: (
-                [float(p["params"][name]) for p in doc["points"]],
-                [(p["metric"].get(k) or {}).get("mean") for p in doc["points"]],
-            )
-            for k in keys
-        }
-        _write(
-            out_dir,
-            "sweep.svg",
-            line_chart(f"{doc['metric']} against {name}", series, name, doc["metric"]),
-        )
+        _write(out_dir, "sweep.svg", sweep_chart(doc))
     if doc["interrupted"]:
         click.echo(f"interrupted after {len(doc['points'])} grid points", err=True)
         raise click.exceptions.Exit(INTERRUPTED_EXIT)
@@ -267,7 +254,7 @@ def report_command(
     file: str, seed: int | None, replications: int | None, duration: float | None, workers: int | None,
     as_json: bool, out_dir: str | None, providers: str,
 ) -> None:  # fmt: skip
-    """Write a self-contained HTML report (latency CDFs, backlog, consistency window, cost) and PNGs to --out."""
+    """Write a self-contained HTML report (latency CDFs, backlog, consistency window, cost) and its SVGs to --out."""
     from polybus.sim.report import write_report
 
     if out_dir is None:

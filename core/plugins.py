@@ -77,7 +77,25 @@ def collect_adapters(pm: pluggy.PluginManager) -> dict[str, RegisteredAdapter]:
                         )
                     ],
                 )
+            check_registration(info, origin)
             found[info.name] = RegisteredAdapter(info, origin)
 
         impl.function(register=register)
     return found
+
+
+def check_registration(info: AdapterInfo, origin: str) -> None:
+    """Refuse a registration that contradicts itself (its size limit against its capabilities)."""
+    declared = info.capabilities.max_event_size
+    measured = None if info.sizing is None else info.sizing.limit.limit
+    if declared != measured:
+        raise ConfigError(
+            f"inconsistent adapter registration from {origin}",
+            [
+                Problem(
+                    f"{info.name}.capabilities.max_event_size",
+                    declared,
+                    f"must equal the sizing limit ({measured})",
+                )
+            ],
+        )

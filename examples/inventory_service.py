@@ -1,7 +1,6 @@
 """The README's example service: the same code on every provider."""
 
-from polybus.adapters import connect
-from polybus.core import DeliveryPolicy, new_event
+from polybus import DeliveryPolicy, connect, new_event
 
 bus = connect()  # polybus.toml, $POLYBUS_CONFIG or $POLYBUS_PROVIDER; the local bus by default
 

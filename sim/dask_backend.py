@@ -3,7 +3,8 @@
 Each task is the same pure function as on the local process pool
 (`polybus.sim.runner.run_task`), so a scenario scales out without changing it, and
 results are identical to a local run on the same seeds. Needs the ``sim``
-extra (dask[distributed]) on the client and on every worker.
+extra (dask[distributed]) on the client and on every worker; callers check
+`DASK` before any simulation starts, so a missing extra is one line.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from polybus.core.extras import Requirement
 from polybus.sim.topology import Scenario
+
+DASK = Requirement("sim sweep --scheduler (a Dask cluster)", ("distributed", "dask"), "sim")
 
 
 def run_on_dask(
@@ -24,6 +28,7 @@ def run_on_dask(
     progress: Callable[[int, int], None] | None,
 ) -> None:
     """Submit every task to the scheduler at `address`; fill `results` as they complete."""
+    DASK.check()
     from distributed import Client, as_completed
 
     from polybus.sim.runner import run_task

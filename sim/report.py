@@ -1,132 +1,122 @@
-"""A self-contained HTML report (inline SVG, no network needed) and the same charts as PNG.
+"""A self-contained HTML report (inline SVG, no network, no plotting library) and its charts as files.
 
-Charts: response and completion latency CDFs per run (request vs event),
-flows in progress over time, the consistency-window (stale-read) curve of
-every read model, and the monthly broker cost per run/provider; tables of the
-headline numbers. PNGs are drawn with matplotlib (the ``sim`` extra).
+Charts: response and completion latency CDFs per run (request vs event, on a
+log latency axis), flows in progress over time, the consistency-window
+(stale-read) curve of every read model, and the monthly broker cost per
+run/provider; tables of the headline numbers. Each run (topology, or
+topology@provider) keeps one colour in every chart; the variants of one run
+(flows, response or completion, read models) differ by dash pattern. Every
+chart is also written as a standalone ``<slug>.svg`` (for slides).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from polybus.sim.plot import bar_chart, line_chart
-
-Series = Mapping[str, tuple[Sequence[float], Sequence[float | None]]]
+from polybus.sim.plot import DASHES, Axis, Bar, Series, bar_chart, colours, line_chart
 
 
 @dataclass(frozen=True)
 class Chart:
-    """One chart, drawable as SVG (for the page) and PNG (for slides)."""
+    """One chart of the report: a slug for its file and anchor, its title and its SVG markup."""
 
     slug: str
     title: str
-    x_label: str
-    y_label: str
-    series: Series = field(default_factory=dict)
-    bars: Mapping[str, float] = field(default_factory=dict)
-
-    def svg(self) -> str:
-        """Inline SVG markup."""
-        if self.bars:
-            return bar_chart(self.title, self.bars, self.y_label)
-        return line_chart(self.title, self.series, self.x_label, self.y_label)
-
-    def png(self, path: Path) -> None:
-        """Write the chart as a PNG with matplotlib's Agg backend."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-        if self.bars:
-            ax.bar(list(self.bars), [v if _ok(v) else 0.0 for v in self.bars.values()])
-        for name, (xs, ys) in self.series.items():
-            pts = [(x, float(y)) for x, y in zip(xs, ys, strict=True) if y is not None and _ok(y)]
-            if pts:
-                ax.plot(
-                    [p[0] for p in pts],
-                    [p[1] for p in pts],
-                    marker="o" if len(pts) <= 40 else None,
-                    label=name,
-                )
-        if self.series:
-            ax.legend(fontsize=7)
-        ax.set_title(self.title, fontsize=10)
-        ax.set_xlabel(self.x_label)
-        ax.set_ylabel(self.y_label)
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-
-
-def _ok(v: float | None) -> bool:
-    return v is not None and not math.isnan(v) and not math.isinf(v)
+    svg: str
 
 
 def charts(doc: Mapping[str, Any]) -> list[Chart]:
-    """The report's charts for a run document."""
+    """The report's charts for a run document (the JSON of docs/sim.md)."""
     runs: Mapping[str, Any] = doc["runs"]
-    cdf: dict[str, tuple[list[float], list[float | None]]] = {}
-    for key, run in runs.items():
-        for flow, f in run["flows"].items():
-            for kind in ("latency", "completion"):
-                if kind == "completion" and not run["topics"]:
-                    continue  # no asynchronous work: completion is the response
-                c = f[kind]["cdf"]
-                label = f"{key} {flow} {'response' if kind == 'latency' else 'completion'}"
-                cdf[label] = (
-                    [x if x is not None else math.nan for x in c["x"]["mean"]],
-                    list(c["percent"]),
-                )
-    out = [
-        Chart(
-            "latency-cdf",
-            "Latency CDF (mean quantiles over replications)",
-            "seconds",
-            "percent of requests",
-            series={k: (xs, ys) for k, (xs, ys) in cdf.items()},
-        ),
-        Chart(
-            "backlog",
-            "Flows in progress over time",
-            "simulated seconds",
-            "flows in progress",
-            series={
-                k: (r["backlog"]["t"], r["backlog"]["in_flight"]["mean"]) for k, r in runs.items()
-            },
-        ),
+    colour = colours(runs)  # one colour per run, the same in every chart
+    backlog = [
+        Series(
+            key, _floats(r["backlog"]["t"]), _values(r["backlog"]["in_flight"]["mean"]), colour[key]
+        )
+        for key, r in runs.items()
     ]
-    stale = {
-        f"{k} {name}": (m["stale_grid"], m["p_stale"]["mean"])
-        for k, r in runs.items()
-        for name, m in r["read_models"].items()
-    }
-    out.append(
-        Chart(
-            "consistency-window",
-            "P(read t seconds after a write is stale)",
-            "t (s)",
-            "probability stale",
-            series=stale,
+    stale = [
+        Series(
+            f"{key} {name}",
+            _floats(m["stale_grid"]),
+            _values(m["p_stale"]["mean"]),
+            colour[key],
+            _dash(i),
         )
-    )
-    out.append(
-        Chart(
-            "cost",
-            "Broker cost per month (USD)",
-            "run",
-            "USD / month",
-            bars={k: r["cost"]["total"] for k, r in runs.items()},
-        )
-    )
+        for key, r in runs.items()
+        for i, (name, m) in enumerate(r["read_models"].items())
+    ]
+    return [
+        _line("latency-cdf", "Latency CDF (mean quantiles over replications)",
+              Axis("latency", log=True, unit="s"),  # log: the tail spreads over decades
+              Axis("percent of requests", lo=0, hi=100), _cdf_series(runs, colour)),
+        _line("backlog", "Flows in progress over time",
+              Axis("simulated seconds", lo=0), Axis("flows in progress", lo=0), backlog),
+        _line("consistency-window", "P(read t seconds after a write is stale)",
+              Axis("t", unit="s", lo=0), Axis("probability stale", lo=0, hi=1), stale),
+        Chart("cost", COST_TITLE, bar_chart(COST_TITLE, Axis("USD / month"), [
+            Bar(key, r["cost"]["total"], colour[key]) for key, r in runs.items()
+        ])),
+    ]  # fmt: skip
+
+
+COST_TITLE = "Broker cost per month (USD)"
+
+
+def _line(slug: str, title: str, x: Axis, y: Axis, series: Sequence[Series]) -> Chart:
+    return Chart(slug, title, line_chart(title, x, y, series))
+
+
+def _cdf_series(runs: Mapping[str, Any], colour: Mapping[str, str]) -> list[Series]:
+    """Response and (when the run has topics) completion CDFs of every flow of every run."""
+    out = []
+    for key, run in runs.items():
+        kinds = ("latency", "completion") if run["topics"] else ("latency",)
+        for variant, (flow, kind) in enumerate((fl, k) for fl in run["flows"] for k in kinds):
+            cdf = run["flows"][flow][kind]["cdf"]
+            label = f"{key} {flow} {'response' if kind == 'latency' else 'completion'}"
+            xs, ys = _floats(cdf["x"]["mean"]), _values(cdf["percent"])
+            out.append(Series(label, xs, ys, colour[key], _dash(variant)))
     return out
+
+
+def sweep_chart(doc: Mapping[str, Any]) -> str:
+    """SVG of a one-parameter sweep document: the metric against the parameter, one line per run."""
+    name = next(iter(doc["params"]))
+    points: Sequence[Mapping[str, Any]] = doc["points"]
+    keys = list(points[0]["metric"]) if points else []
+    colour = colours(keys)
+    xs = tuple(float(p["params"][name]) for p in points)
+    series = [
+        Series(k, xs, tuple((p["metric"].get(k) or {}).get("mean") for p in points), colour[k])
+        for k in keys
+    ]
+    metric = str(doc["metric"])
+    timed = any(part in metric.split(".") for part in ("latency", "completion", "window"))
+    positive = bool(xs) and min(xs) > 0 and max(xs) / min(xs) >= 100
+    return line_chart(
+        f"{metric} against {name}",
+        Axis(name, log=positive),
+        Axis(metric, unit="s" if timed else "", lo=0),
+        series,
+    )
+
+
+def _dash(variant: int) -> str:
+    return DASHES[variant % len(DASHES)]
+
+
+def _floats(values: Sequence[float | None]) -> tuple[float, ...]:
+    return tuple(math.nan if v is None else float(v) for v in values)
+
+
+def _values(values: Sequence[float | None]) -> tuple[float | None, ...]:
+    return tuple(None if v is None else float(v) for v in values)
 
 
 def _table(doc: Mapping[str, Any]) -> str:
@@ -165,35 +155,54 @@ def _table(doc: Mapping[str, Any]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-# Marks the body with how many charts laid out with a non-empty drawing, so a
-# headless browser (tests/sim/test_report_chromium.py) can tell they rendered.
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+# Marks the body with how many charts laid out with a non-empty drawing, and
+# how many pairs of labels overlap or legend entries cover a curve as laid
+# out, so a headless browser (tests/sim/test_report_chromium.py) can check
+# the charts rendered readably.
 RENDER_CHECK = """
 window.addEventListener("load", function () {
-  var ok = 0;
+  function meet(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+  var ok = 0, clashes = 0;
   document.querySelectorAll("figure[data-chart] svg").forEach(function (svg) {
     var box = svg.getBBox();
-    var marks = svg.querySelectorAll(".series").length;
-    if (box.width > 0 && box.height > 0 && marks > 0) { ok += 1; }
+    var marks = svg.querySelectorAll(".series");
+    if (box.width > 0 && box.height > 0 && marks.length > 0) { ok += 1; }
+    var texts = Array.from(svg.querySelectorAll("text")).map(function (t) {
+      return t.getBoundingClientRect();
+    });
+    texts.forEach(function (a, i) {
+      texts.slice(i + 1).forEach(function (b) { if (meet(a, b)) { clashes += 1; } });
+    });
+    svg.querySelectorAll(".legend > *").forEach(function (entry) {
+      var e = entry.getBoundingClientRect();
+      marks.forEach(function (m) { if (meet(e, m.getBoundingClientRect())) { clashes += 1; } });
+    });
   });
   document.body.setAttribute("data-charts-rendered", String(ok));
+  document.body.setAttribute("data-chart-clashes", String(clashes));
 });
 """
 
 
 def write_report(doc: Mapping[str, Any], out_dir: str | Path) -> Path:
-    """Write index.html (self-contained) and one PNG per chart into `out_dir`; return the page's path."""
+    """Write index.html (self-contained) and one standalone SVG per chart into `out_dir`; return the page."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = []
     for chart in charts(doc):
-        chart.png(out / f"{chart.slug}.png")
-        figures.append(f'<figure data-chart="{chart.slug}">{chart.svg()}<figcaption>{escape(chart.title)} '
-                       f'(<a href="{chart.slug}.png">PNG</a>)</figcaption></figure>')  # fmt: skip
+        (out / f"{chart.slug}.svg").write_text(XML_DECLARATION + chart.svg + "\n", encoding="utf-8")
+        figures.append(f'<figure data-chart="{chart.slug}">{chart.svg}<figcaption>{escape(chart.title)} '
+                       f'(<a href="{chart.slug}.svg">SVG</a>)</figcaption></figure>')  # fmt: skip
     seeds = ", ".join(f"[{a}, {b}]" for a, b in doc["replication_seeds"])
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(doc["scenario"])}: simulation report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}figure{{margin:1.5em 0}}</style></head>
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}figure{{margin:1.5em 0}}
+svg.chart{{max-width:100%;height:auto}}</style></head>
 <body>
 <h1>{escape(doc["scenario"])}</h1>
 <p>{escape(doc["file"])}: seed {doc["seed"]}, {doc["completed_replications"]} of {doc["replications"]} replications,

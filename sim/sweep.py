@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from polybus.core.errors import ConfigError, Problem
+from polybus.sim.dask_backend import DASK
 from polybus.sim.loader import load_scenario
 from polybus.sim.runner import run_scenario
 
@@ -61,7 +62,12 @@ def sweep(
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Run every grid point (same seeds at every point: common random numbers) and tabulate `metric_path`."""
+    """Run every grid point (same seeds at every point: common random numbers) and tabulate `metric_path`.
+
+    With `scheduler`, the Dask extra is checked first: MissingExtraError before any simulation.
+    """
+    if scheduler is not None:
+        DASK.check()
     names = list(params)
     grid = list(itertools.product(*(params[n] for n in names)))
     points: list[dict[str, Any]] = []

@@ -12,5 +12,6 @@ _FIXTURE_MODULES = (
     "tests.fixtures.aws",
     "tests.fixtures.azure",
     "tests.fixtures.gcp",
+    "tests.fixtures.thirdparty",
 )
 pytest_plugins = [m for m in _FIXTURE_MODULES if importlib.util.find_spec(m)]

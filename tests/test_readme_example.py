@@ -51,20 +51,20 @@ def test_example_on_local(tmp_path: Path) -> None:
 
 def test_example_on_aws(tmp_path: Path, aws_env: Any) -> None:
     """With provider = "aws" (moto's server) the same service works unchanged."""
-    out = _run(tmp_path, _toml("aws", aws_env.config()))
+    out = _run(tmp_path, _toml("aws", dict(aws_env.settings())))
     assert out.strip() == "reserving ['sku-1'] for o-1"
 
 
 def test_example_on_azure(tmp_path: Path, azure_emulator: Any) -> None:
     """With provider = "azure" (our Event Grid emulator) the same service works unchanged."""
-    section = {"endpoint": azure_emulator.endpoint, "key": azure_emulator.key, "admin": True}
+    section = dict(azure_emulator.settings())
     out = _run(tmp_path, _toml("azure", section))
     assert out.strip() == "reserving ['sku-1'] for o-1"
 
 
 def test_example_on_gcp(tmp_path: Path, gcp_emulator: Any) -> None:
     """With provider = "gcp" (our Pub/Sub emulator) the same service works unchanged."""
-    section = {"project": "polybus-readme", "emulator_host": gcp_emulator.host_port}
+    section = {**gcp_emulator.settings(), "project": "polybus-readme"}
     out = _run(tmp_path, _toml("gcp", section))
     assert out.strip() == "reserving ['sku-1'] for o-1"
 

@@ -1,29 +1,80 @@
 """The AWS adapter: EventBridge in, SQS out.
 
-publish -> PutEvents to the topic's custom bus (publisher.py);
-provision -> bus + rule + SQS queue + dead-letter queue (provisioning.py);
-receive -> SQS long polling (consumer.py); replay -> archive + StartReplay
-(replay.py). See docs/aws.md for the name mapping and moto's gaps.
+publish -> PutEvents to the topic's custom bus (batching and per-entry
+retries here, the entry and its size in mapping.py); provision -> bus + rule +
+SQS queue + dead-letter queue (provisioning.py); receive -> SQS long polling
+(delivery.py); replay -> archive + StartReplay (replay.py). See docs/aws.md
+for the name mapping and moto's gaps.
+
+Credentials come from boto3's standard chain only; nothing here reads, logs
+or prints them.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import boto3
+from botocore.config import Config
 from cloudevents.core.v1.event import CloudEvent
 
-from polybus.adapters.aws.clients import Clients, is_not_found, make_clients
-from polybus.adapters.aws.config import AwsConfig
-from polybus.adapters.aws.consumer import Consumer, SqsDelivery
-from polybus.adapters.aws.mapping import to_entry
+from polybus.adapters.aws.config import DEFAULT_REGION, AwsConfig
+from polybus.adapters.aws.delivery import Consumer, SqsDelivery
+from polybus.adapters.aws.errors import is_not_found, translate_errors
+from polybus.adapters.aws.mapping import (
+    MAX_ENTRIES,
+    REQUEST_LIMIT,
+    SIZE_LIMIT,
+    Entry,
+    bus_name,
+    to_entry,
+)
 from polybus.adapters.aws.provisioning import Provisioner
-from polybus.adapters.aws.publisher import Publisher, check_entry_sizes
 from polybus.adapters.aws.replay import ReplayGate
 from polybus.core.contract import Delivery, SubscriptionSpec
 from polybus.core.errors import AdapterError, PublishError
 from polybus.core.filters.dialects import Filter
+
+RETRYABLE_CODES = frozenset({"ThrottlingException", "InternalFailure", "InternalException"})
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The EventBridge and SQS clients an adapter talks through."""
+
+    events: Any
+    sqs: Any
+    region: str
+
+    def close(self) -> None:
+        """Close the clients' connection pools."""
+        self.events.close()
+        self.sqs.close()
+
+
+def make_clients(config: AwsConfig, *, max_pool_connections: int = 20) -> Clients:
+    """Clients for the configured region and endpoint, credentials from the standard chain."""
+    session = boto3.session.Session(region_name=config.region)
+    region = config.region or session.region_name or DEFAULT_REGION
+    botocore_config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=max_pool_connections,
+        # SQS long polls last up to 20 s: the read timeout must be longer.
+        read_timeout=config.wait_time + 10,
+    )
+    with translate_errors("create clients"):
+        events = session.client(
+            "events", region_name=region, endpoint_url=config.endpoint_url, config=botocore_config
+        )
+        sqs = session.client(
+            "sqs", region_name=region, endpoint_url=config.endpoint_url, config=botocore_config
+        )
+    return Clients(events=events, sqs=sqs, region=region)
 
 
 class AwsAdapter:
@@ -40,23 +91,29 @@ class AwsAdapter:
     ) -> None:
         self.config = config
         self._clients = clients or make_clients(config)
-        self._provisioner = Provisioner(self._clients, config)
+        self._provisioner = Provisioner(self._clients.events, self._clients.sqs, config)
         self._publisher = Publisher(self._clients.events, sleep=sleep)
         self._replays = ReplayGate(self._clients.events, self._provisioner)
         self._consumer = Consumer(self._clients.sqs, config, self._replays, sleep=sleep)
         self._closed = False
 
     def publish(self, topic: str, events: Sequence[CloudEvent]) -> None:
-        """Publish in PutEvents batches; PublishError names every event AWS refused for good."""
+        """Publish in PutEvents batches; PublishError names every event AWS refused for good.
+
+        Each event is serialised once, into its entry; the entries' sizes are
+        checked before any network call (EventTooLargeError names every
+        oversized event, and nothing of the call is sent).
+        """
         if not events:
             return
-        bus = self._provisioner.bus(topic)
-        entries = [to_entry(event, bus.name) for event in events]
-        check_entry_sizes(entries)
+        bus = bus_name(self.config.bus_prefix, topic)
+        entries = [to_entry(event, bus) for event in events]
+        SIZE_LIMIT.check(((entry.event_id, entry.size) for entry in entries), self.name)
+        self._provisioner.bus(topic)
         try:
             failures = self._publisher.put(entries)
         except AdapterError as exc:
-            if exc.__cause__ is None or not is_not_found(exc.__cause__):
+            if not is_not_found(exc):
                 raise
             # The bus was deleted behind our back: recreate it once and resend.
             self._provisioner.forget_bus(topic)
@@ -78,7 +135,7 @@ class AwsAdapter:
         try:
             deliveries: list[SqsDelivery] = self._consumer.receive(sub, max_events, timeout)
         except AdapterError as exc:
-            if exc.__cause__ is None or not is_not_found(exc.__cause__):
+            if not is_not_found(exc):
                 raise
             # Deleted or re-created elsewhere: look it up afresh once.
             self._provisioner.forget(subscription)
@@ -108,3 +165,94 @@ class AwsAdapter:
         self._closed = True
         self._consumer.release_all()
         self._clients.close()
+
+
+# -- PutEvents batching and per-entry retries ----------------------------------
+#
+# A PutEvents request takes 1-10 entries whose sizes total less than 256 KB.
+# PutEvents answers 200 even when some entries fail; each failed entry carries
+# an ErrorCode. Throttling and internal failures are retried, only for the
+# failed entries, with exponential backoff and full jitter; any other code
+# (MalformedDetail, InvalidArgument, AccessDeniedException, ...) can never
+# succeed and is reported at once.
+
+
+def plan_batches(entries: Sequence[Entry]) -> list[list[Entry]]:
+    """Split entries, in order, into requests of at most 10 entries totalling < 256 KB."""
+    batches: list[list[Entry]] = []
+    current: list[Entry] = []
+    size = 0
+    for entry in entries:
+        if current and (len(current) == MAX_ENTRIES or size + entry.size >= REQUEST_LIMIT):
+            batches.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += entry.size
+    if current:
+        batches.append(current)
+    return batches
+
+
+class Publisher:
+    """Sends entries with PutEvents; returns the entries that failed for good."""
+
+    def __init__(
+        self,
+        events_client: Any,
+        *,
+        sleep: Callable[[float], None],
+        attempts: int = 6,
+        base_delay: float = 0.05,
+        max_delay: float = 2.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = events_client
+        self._sleep = sleep
+        self._attempts = attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._rng = rng or random.Random()
+
+    def backoff(self, retry: int) -> float:
+        """Seconds before retry number `retry` (1-based): full jitter under an exponential cap."""
+        cap = min(self._max_delay, self._base_delay * 2 ** (retry - 1))
+        return self._rng.uniform(0, cap)
+
+    def put(self, entries: Sequence[Entry]) -> dict[str, str]:
+        """Publish entries in planned batches; map event id -> reason for each that failed."""
+        failures: dict[str, str] = {}
+        for batch in plan_batches(entries):
+            failures.update(self._put_batch(batch))
+        return failures
+
+    def _put_batch(self, batch: list[Entry]) -> dict[str, str]:
+        failures: dict[str, str] = {}
+        pending = batch
+        for attempt in range(1, self._attempts + 1):
+            with translate_errors("PutEvents"):
+                response = self._client.put_events(Entries=[e.request for e in pending])
+            if not response.get("FailedEntryCount"):
+                return failures
+            retry: list[Entry] = []
+            reasons: dict[str, str] = {}
+            for entry, result in zip(pending, response["Entries"], strict=True):
+                code = result.get("ErrorCode")
+                if not code:
+                    continue
+                reason = f"{code}: {result.get('ErrorMessage', '')}".rstrip(": ")
+                if code in RETRYABLE_CODES:
+                    retry.append(entry)
+                    reasons[entry.event_id] = reason
+                else:
+                    failures[entry.event_id] = reason
+            if not retry:
+                return failures
+            if attempt == self._attempts:
+                for entry in retry:
+                    failures[entry.event_id] = (
+                        f"{reasons[entry.event_id]} (still failing after {attempt} attempts)"
+                    )
+                return failures
+            self._sleep(self.backoff(attempt))
+            pending = retry
+        return failures

@@ -1,10 +1,11 @@
 """The AWS adapter's settings, read from the provider's configuration section.
 
-Keys: region, endpoint_url, bus_prefix, queue_prefix, wait_time, archive and
-archive_retention_days. Credentials never appear here: boto3 takes them from
-the standard AWS chain (environment, shared files, SSO, instance roles). A key
-that looks like a credential is refused with its value redacted, so a
-misplaced secret is never echoed into a log.
+Keys (`KEYS`): region, endpoint_url, bus_prefix, queue_prefix, wait_time,
+archive and archive_retention_days; an unknown key is refused with a
+did-you-mean. Credentials never appear here (`SECRET_KEYS` is empty): boto3
+takes them from the standard AWS chain (environment, shared files, SSO,
+instance roles). A key that looks like a credential is refused with its value
+redacted, so a misplaced secret is never echoed into a log. No network.
 """
 
 from __future__ import annotations
@@ -14,21 +15,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from polybus.core.config import unknown_key_rule
 from polybus.core.errors import ConfigError, Problem
 
 DEFAULT_REGION = "us-east-1"
 MAX_WAIT_TIME = 20  # SQS long polling waits at most 20 s per ReceiveMessage
 _PREFIX_CHARS = re.compile(r"^[A-Za-z0-9_-]*$")
 _CREDENTIAL_HINTS = ("secret", "access_key", "session_token", "password", "credential")
-KEYS = (
-    "region",
-    "endpoint_url",
-    "bus_prefix",
-    "queue_prefix",
-    "wait_time",
-    "archive",
-    "archive_retention_days",
-)
+#: The allowed keys and their TOML types (values are checked further in parse_config).
+KEYS: dict[str, type | tuple[type, ...]] = {
+    "region": str,
+    "endpoint_url": str,
+    "bus_prefix": str,
+    "queue_prefix": str,
+    "wait_time": (int, float),
+    "archive": bool,
+    "archive_retention_days": int,
+}
+#: Settings never printed: none, credentials come only from the standard AWS chain.
+SECRET_KEYS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,7 @@ def parse_config(section: Mapping[str, Any]) -> AwsConfig:
                 )
             )
         else:
-            problems.append(
-                Problem(
-                    f"aws.{key}", section[key], f"unknown key; expected one of {', '.join(KEYS)}"
-                )
-            )
+            problems.append(Problem(f"aws.{key}", section[key], unknown_key_rule(str(key), KEYS)))
     values: dict[str, Any] = {}
     region = section.get("region")
     if region is not None:

@@ -12,6 +12,11 @@ values, ``prefix``, ``suffix``, ``anything-but`` (values, prefix, suffix),
 (``a > 5``, broadened to every string too: "7" is a string that CESQL casts)
 and ``$or``. What a pattern cannot say exactly stays in the residual; a pattern
 over 2,048 characters drops conjuncts until it fits.
+
+`compile_filter` is the native compiler the plugin registers; `event_pattern`
+turns its output into the rule's EventPattern text. A rule needs a non-empty
+pattern, so "pass everything" (native None) becomes
+``{"source": [{"prefix": ""}]}``: every event has a source.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from polybus.core.filters.dialects import All, AnyOf, Exact, Filter, Not, Prefix
 from polybus.core.filters.native import Compiled, conjuncts, normalize, residual_of
 
 MAX_PATTERN_CHARS = 2048
+#: The rule pattern that passes every event (a rule's pattern must not be empty).
+MATCH_ALL: dict[str, Any] = {"source": [{"prefix": ""}]}
 #: Attributes that are JSON strings in every event (the CloudEvents context attributes).
 STRING_ATTRIBUTES = frozenset(
     {"id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema"}
@@ -66,7 +73,7 @@ def pattern_size(pattern: Pattern) -> int:
     return len(json.dumps(pattern, separators=(",", ":")))
 
 
-def to_eventbridge(flt: Filter | None) -> Compiled[Pattern]:
+def compile_filter(flt: Filter | None) -> Compiled[Pattern]:
     """The event pattern (None: everything passes) and the residual for the client."""
     if flt is None:
         return Compiled(None, None)
@@ -74,6 +81,31 @@ def to_eventbridge(flt: Filter | None) -> Compiled[Pattern]:
     pattern, enforced = _conjoin(parts, frozenset())
     left = [part for part, done in zip(parts, enforced, strict=True) if not done]
     return Compiled(pattern or None, residual_of(flt, left, len(parts)))
+
+
+# The old name, still imported by cli/filter.py and tests/filters/test_native_through_emulators.py.
+to_eventbridge = compile_filter
+
+
+def event_pattern(flt: Filter | None) -> tuple[str, Filter | None]:
+    """The rule's event pattern (JSON text) and the residual filter for the client.
+
+    A pattern longer than AWS's 2,048 characters falls back to MATCH_ALL,
+    leaving the whole filter to the client.
+    """
+    compiled = compile_filter(flt)
+    native: Any = compiled.native
+    residual = compiled.residual
+    if not native:  # None or {}: the provider passes everything
+        return _dumps(MATCH_ALL), residual
+    text = native if isinstance(native, str) else _dumps(native)
+    if len(text) > MAX_PATTERN_CHARS:
+        return _dumps(MATCH_ALL), flt
+    return text, residual
+
+
+def _dumps(pattern: Any) -> str:
+    return json.dumps(pattern, separators=(",", ":"), sort_keys=True)
 
 
 def _conjoin(parts: list[Filter], present: frozenset[str]) -> tuple[Pattern, list[bool]]:

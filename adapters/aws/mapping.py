@@ -22,12 +22,36 @@ exactly as in the CloudEvents JSON format, and are read back as strings.
 An envelope whose detail is not a CloudEvent (an AWS service event, or one
 put by another producer) is read as a CloudEvent with the envelope's id,
 source, detail-type as type, time, and the detail as JSON data.
+
+Size: AWS counts an entry as 14 bytes for a supplied Time plus the UTF-8
+bytes of Source, DetailType, Detail and each Resource, and a PutEvents
+request must total less than 256 KB (eb-putevent-size.html). `to_entry`
+serialises the event once and measures what it built; `event_size` is that
+same measure, registered as the plugin's Sizing.
+
+Names (the rest of this module): how portable topic and subscription names
+become AWS resource names.
+
+topic "orders"            -> event bus   "<bus_prefix>orders"        (default "polybus-orders")
+                          -> archive     "<bus name>-archive"
+subscription "billing"    -> rule        "<queue_prefix>billing"     (on the topic's bus)
+                          -> SQS queue   "<queue_prefix>billing"
+dead-letter "billing-dlq" -> SQS queue   "<queue_prefix>billing-dlq"
+ordered subscriptions use FIFO queues: "<queue_prefix>billing.fifo", "...-dlq.fifo"
+
+AWS allows fewer characters and shorter names than polybus does (bus 256,
+rule and replay 64, queue 80, archive 48 characters). A name that fits is used
+as is; otherwise characters AWS refuses become "-" and, when anything changed
+or the name is too long, it is cut and suffixed with 8 hex digits of its
+SHA-256, so the mapping stays deterministic and distinct names stay distinct.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,10 +62,17 @@ from cloudevents.core.v1.event import CloudEvent
 from polybus.core.errors import EventValidationError, Problem
 from polybus.core.events import build_event, validate_attributes
 from polybus.core.formats import from_dict, to_json
+from polybus.core.sizing import KB, SizeLimit
 
 TIME_SIZE = 14  # a supplied Time counts as 14 bytes (eb-putevent-size.html)
-REQUEST_LIMIT = 256 * 1024  # the total entry size of one PutEvents must be less than this
+REQUEST_LIMIT = 256 * KB  # the total entry size of one PutEvents must be less than this
 MAX_ENTRIES = 10
+#: One entry must fit in a request on its own: strictly less than 256 KB.
+SIZE_LIMIT = SizeLimit(
+    REQUEST_LIMIT,
+    counted="14 for Time + UTF-8 bytes of Source, DetailType and Detail",
+    strict=True,
+)
 
 
 @dataclass(frozen=True)
@@ -53,32 +84,27 @@ class Entry:
     size: int
 
 
-def entry_size(request: Mapping[str, Any]) -> int:
-    """A PutEventsRequestEntry's size: 14 for Time plus the UTF-8 bytes of the strings."""
-    size = TIME_SIZE if request.get("Time") is not None else 0
-    size += len(request["Source"].encode()) + len(request["DetailType"].encode())
-    detail = request.get("Detail")
-    if detail is not None:
-        size += len(detail.encode())
-    return size + sum(len(r.encode()) for r in request.get("Resources", ()))
-
-
 def to_entry(event: CloudEvent, bus: str) -> Entry:
     """The PutEvents entry carrying `event` to the bus named `bus`."""
     attrs = event.get_attributes()
-    detail = to_json(event).decode("utf-8")
+    encoded = to_json(event)
     request: dict[str, Any] = {
         "Source": attrs["source"],
         "DetailType": attrs["type"],
-        "Detail": detail,
+        "Detail": encoded.decode("utf-8"),
         "EventBusName": bus,
     }
-    size = len(attrs["source"].encode()) + len(attrs["type"].encode()) + len(detail.encode())
+    size = len(attrs["source"].encode()) + len(attrs["type"].encode()) + len(encoded)
     time = attrs.get("time")
     if time is not None:
         request["Time"] = time
         size += TIME_SIZE
     return Entry(attrs["id"], request, size)
+
+
+def event_size(event: CloudEvent) -> int:
+    """The PutEvents entry size of `event` as AWS counts it (the entry `to_entry` builds)."""
+    return to_entry(event, "").size
 
 
 def from_envelope(envelope: Mapping[str, Any]) -> CloudEvent:
@@ -140,3 +166,45 @@ def _foreign_event(envelope: Mapping[str, Any]) -> CloudEvent:
 def _preview(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+# -- names ------------------------------------------------------------------
+
+_BUS_BAD = re.compile(r"[^A-Za-z0-9._-]")  # "/" is for partner buses only
+_RULE_BAD = re.compile(r"[^A-Za-z0-9._-]")
+_QUEUE_BAD = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _fit(name: str, bad: re.Pattern[str], limit: int) -> str:
+    cleaned = bad.sub("-", name)
+    if cleaned == name and len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{cleaned[: limit - 9]}-{digest}"
+
+
+def bus_name(prefix: str, topic: str) -> str:
+    """The custom event bus for a portable topic."""
+    return _fit(f"{prefix}{topic}", _BUS_BAD, 256)
+
+
+def archive_name(bus: str) -> str:
+    """The archive that records every event on `bus` (for replay)."""
+    return _fit(f"{bus}-archive", _RULE_BAD, 48)
+
+
+def rule_name(prefix: str, subscription: str) -> str:
+    """The rule (on the topic's bus) that routes a subscription's events to its queue."""
+    return _fit(f"{prefix}{subscription}", _RULE_BAD, 64)
+
+
+def queue_name(prefix: str, subscription: str, *, fifo: bool = False) -> str:
+    """The SQS queue of a subscription or dead-letter target (FIFO ones end in ".fifo")."""
+    if fifo:
+        return _fit(f"{prefix}{subscription}", _QUEUE_BAD, 75) + ".fifo"
+    return _fit(f"{prefix}{subscription}", _QUEUE_BAD, 80)
+
+
+def replay_name(rule: str, unique: str) -> str:
+    """A replay name for one replay of `rule`'s events; `unique` tells replays apart."""
+    return _fit(f"{rule[: 63 - len(unique)]}-{unique}", _RULE_BAD, 64)

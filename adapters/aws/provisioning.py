@@ -22,10 +22,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from polybus.adapters.aws import naming
-from polybus.adapters.aws.clients import Clients, error_code, is_not_found, sdk_errors
+from polybus.adapters.aws import mapping
 from polybus.adapters.aws.config import AwsConfig
-from polybus.adapters.aws.patterns import event_pattern
+from polybus.adapters.aws.errors import error_code, is_not_found, translate_errors
+from polybus.adapters.aws.filters import event_pattern
 from polybus.core.contract import SubscriptionSpec
 from polybus.core.errors import AdapterError, Problem, ValidationError
 from polybus.core.filters.dialects import Filter
@@ -69,9 +69,9 @@ class Subscription:
 class Provisioner:
     """Idempotent create / lookup / delete of buses, rules and queues."""
 
-    def __init__(self, clients: Clients, config: AwsConfig) -> None:
-        self._events = clients.events
-        self._sqs = clients.sqs
+    def __init__(self, events_client: Any, sqs_client: Any, config: AwsConfig) -> None:
+        self._events = events_client
+        self._sqs = sqs_client
         self._config = config
         self._buses: dict[str, Bus] = {}
         self._subscriptions: dict[str, Subscription] = {}
@@ -84,8 +84,8 @@ class Provisioner:
         found = self._buses.get(topic)
         if found is not None:
             return found
-        name = naming.bus_name(self._config.bus_prefix, topic)
-        with sdk_errors(f"create event bus {name}"):
+        name = mapping.bus_name(self._config.bus_prefix, topic)
+        with translate_errors(f"create event bus {name}"):
             try:
                 arn = self._events.create_event_bus(Name=name)["EventBusArn"]
             except ClientError as exc:
@@ -104,8 +104,8 @@ class Provisioner:
             self._buses.pop(topic, None)
 
     def _ensure_archive(self, bus: str, bus_arn: str) -> str:
-        name = naming.archive_name(bus)
-        with sdk_errors(f"create archive {name}"):
+        name = mapping.archive_name(bus)
+        with translate_errors(f"create archive {name}"):
             try:
                 return str(
                     self._events.create_archive(
@@ -126,15 +126,15 @@ class Provisioner:
         """Create or update the subscription; return it and the residual filter."""
         bus = self.bus(spec.topic)
         pattern, residual = event_pattern(spec.filter)
-        rule = naming.rule_name(self._config.queue_prefix, spec.name)
+        rule = mapping.rule_name(self._config.queue_prefix, spec.name)
         fifo = spec.policy.ordered
         prefix = self._config.queue_prefix
-        queue = naming.queue_name(prefix, spec.name, fifo=fifo)
-        dlq = naming.queue_name(prefix, spec.policy.dead_letter_name(spec.name), fifo=fifo)
+        queue = mapping.queue_name(prefix, spec.name, fifo=fifo)
+        dlq = mapping.queue_name(prefix, spec.policy.dead_letter_name(spec.name), fifo=fifo)
         self._check_previous(spec, rule)
         fifo_attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
         tags = {TOPIC_TAG: spec.topic[:256], SUBSCRIPTION_TAG: spec.name[:256]}
-        with sdk_errors(f"provision subscription {spec.name}"):
+        with translate_errors(f"provision subscription {spec.name}"):
             rule_arn = self._events.put_rule(
                 Name=rule,
                 EventBusName=bus.name,
@@ -196,9 +196,9 @@ class Provisioner:
         found = self._subscriptions.get(name)
         if found is not None:
             return found
-        queue = naming.queue_name(self._config.queue_prefix, name)
-        fifo_queue = naming.queue_name(self._config.queue_prefix, name, fifo=True)
-        with sdk_errors(f"look up subscription {name}"):
+        queue = mapping.queue_name(self._config.queue_prefix, name)
+        fifo_queue = mapping.queue_name(self._config.queue_prefix, name, fifo=True)
+        with translate_errors(f"look up subscription {name}"):
             try:
                 queue_url = (
                     self._find_queue(queue)
@@ -218,8 +218,8 @@ class Provisioner:
             topic = tags.get(TOPIC_TAG)
             if topic is None:
                 raise AdapterError(f"aws: queue {queue} has no {TOPIC_TAG} tag; not polybus's")
-            bus = naming.bus_name(self._config.bus_prefix, topic)
-            rule = naming.rule_name(self._config.queue_prefix, name)
+            bus = mapping.bus_name(self._config.bus_prefix, topic)
+            rule = mapping.rule_name(self._config.queue_prefix, name)
             try:
                 rule_arn = str(self._events.describe_rule(Name=rule, EventBusName=bus)["Arn"])
             except ClientError as exc:
@@ -251,13 +251,13 @@ class Provisioner:
         try:
             subscription = self.lookup(name)
         except AdapterError as exc:
-            if exc.__cause__ is not None and is_not_found(exc.__cause__):
+            if is_not_found(exc):
                 return
             raise
-        with sdk_errors(f"delete subscription {name}"):
+        with translate_errors(f"delete subscription {name}"):
             self._delete_rule(subscription.rule, subscription.bus)
             self._delete_queue(subscription.queue_url)
-            own_dlq = naming.queue_name(
+            own_dlq = mapping.queue_name(
                 self._config.queue_prefix, f"{name}-dlq", fifo=subscription.fifo
             )
             if subscription.dlq_url.rstrip("/").rsplit("/", 1)[-1] == own_dlq:
@@ -288,7 +288,7 @@ class Provisioner:
                 ],
             )
         if previous.topic != spec.topic:
-            with sdk_errors(f"move subscription {spec.name}"):
+            with translate_errors(f"move subscription {spec.name}"):
                 self._delete_rule(rule, previous.bus)
 
     def _find_queue(self, name: str) -> str | None:

@@ -25,8 +25,8 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from polybus.adapters.aws import naming
-from polybus.adapters.aws.clients import sdk_errors
+from polybus.adapters.aws import mapping
+from polybus.adapters.aws.errors import translate_errors
 from polybus.adapters.aws.provisioning import Provisioner, Subscription
 from polybus.core.errors import AdapterError
 
@@ -77,11 +77,11 @@ class ReplayGate:
         now = self._clock()
         if since > now:
             return None  # nothing was published in the future
-        name = naming.replay_name(subscription.rule, uuid.uuid4().hex[:10])
+        name = mapping.replay_name(subscription.rule, uuid.uuid4().hex[:10])
         window = ReplayWindow(frozenset({subscription.rule_arn}), since, now)
         with self._lock:
             self._windows[name] = window
-        with sdk_errors(f"start replay {name}"):
+        with translate_errors(f"start replay {name}"):
             self._events.start_replay(
                 ReplayName=name,
                 Description=f"polybus replay of {subscription.topic} to {subscription.name}",
@@ -103,7 +103,7 @@ class ReplayGate:
         return window.admits(subscription.rule_arn, event.get_time())
 
     def _describe(self, name: str) -> ReplayWindow:
-        with sdk_errors(f"describe replay {name}"):
+        with translate_errors(f"describe replay {name}"):
             found = self._events.describe_replay(ReplayName=name)
         destination = found.get("Destination", {})
         window = ReplayWindow(

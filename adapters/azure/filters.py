@@ -1,5 +1,9 @@
 """Compile a portable filter to an Azure Event Grid subscription filter, and evaluate such filters.
 
+`compile_filter` is the native compiler the plugin registers; `evaluate_eventgrid`
+is an independent reading of the documented semantics, used by the property tests
+(the emulator has its own evaluator in emulator/filter.py).
+
 Shape (CloudEvents schema; keys are attribute names: type, source, subject,
 id, extensions)::
 
@@ -50,7 +54,7 @@ Condition = tuple[str, Any]
 Part = tuple[list[Condition] | None, bool]  # (conditions AND'ed, or None for everything; exact?)
 
 
-def to_eventgrid(flt: Filter | None) -> Compiled[dict[str, Any]]:
+def compile_filter(flt: Filter | None) -> Compiled[dict[str, Any]]:
     """The subscription filter (None: everything passes) and the residual for the client."""
     if flt is None:
         return Compiled(None, None)

@@ -1,21 +1,65 @@
-"""Registers the ``azure`` adapter (Event Grid; the SDK is the polybus[azure] extra)."""
+"""Registers the ``azure`` adapter (Event Grid; the SDK is the polybus[azure] extra).
+
+Nothing here imports the SDK: the adapter and the emulator are imported when
+first made. The capabilities are what the adapter honours in both delivery
+modes (one registration covers pull and push):
+
+- no ordering: Event Grid documents no delivery order, and a nack releases one
+  event while later ones are handed out (pull); push batches keep order only
+  within one request;
+- no replay: Event Grid keeps no history to seek back in;
+- native dead-lettering: pull subscriptions reject to a dead-letter topic,
+  webhook subscriptions dead-letter what gives up;
+- delivery attempts 1..30: webhook subscriptions allow ``maxDeliveryAttempts``
+  1..30; pull counts 1..10 natively and goes on through a redelivery topic,
+  so 30 holds in both modes;
+- ack deadline up to 300 s: the longest namespace lock (push answers within
+  ``settle_timeout``, below Event Grid's 30 s);
+- 1 MB per event, measured as the JSON event the adapter sends;
+- native filters: the subscription filter evaluates type, subject and
+  presence tests (string tests stay in the residual: Event Grid ignores case).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from polybus.adapters.azure.settings import SECRET_KEYS, parse_settings
+from polybus.adapters.azure import config, filters, mapping
+from polybus.core.capabilities import Capabilities
 from polybus.core.contract import Adapter
-from polybus.core.hookspecs import AdapterInfo, hookimpl
+from polybus.core.emulation import EmulatorSpec, RunningEmulator
+from polybus.core.extras import Requirement
+from polybus.core.hookspecs import AdapterInfo, FilterSupport, hookimpl
+from polybus.core.sizing import Sizing
+
+DEFAULT_EMULATOR_PORT = 8086
+CAPABILITIES = Capabilities(
+    ordering=False,
+    replay=False,
+    native_dead_letter=True,
+    native_filters=True,
+    delivery_attempts=(1, 30),
+    ack_deadline=(0.001, 300.0),
+    delivery_modes=("pull", "push"),
+    max_event_size=mapping.SIZE_LIMIT.limit,
+)
 
 
 def make_adapter(settings: Mapping[str, Any]) -> Adapter:
     """An Event Grid adapter from the ``[azure]`` section (validated before any network call)."""
-    parsed = parse_settings(settings)
+    parsed = config.parse_config(settings)
     from polybus.adapters.azure.adapter import AzureAdapter  # the SDK is optional: import it lazily
 
     return AzureAdapter(parsed)
+
+
+def start_emulator(host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+    """Start polybus's Event Grid emulator (aiohttp is imported only now)."""
+    from polybus.adapters.azure.emulator import start
+
+    return start(host, port)
 
 
 @hookimpl
@@ -26,6 +70,17 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
             name="azure",
             factory=make_adapter,
             description="Azure Event Grid: namespace pull or webhook push (azure-eventgrid SDK)",
-            secret_keys=SECRET_KEYS,
+            capabilities=CAPABILITIES,
+            sizing=Sizing(mapping.SIZE_LIMIT, mapping.event_size),
+            filters=FilterSupport(filters.compile_filter, "Event Grid subscription filter"),
+            emulator=EmulatorSpec(
+                "Azure Event Grid (HTTP): basic and namespace topics, admin API",
+                DEFAULT_EMULATOR_PORT,
+                start=start_emulator,
+                requires=Requirement("the azure emulator", ("aiohttp",), "azure"),
+            ),
+            requires=Requirement("the azure adapter", ("azure.eventgrid",), "azure"),
+            secret_keys=config.SECRET_KEYS,
+            sim_profile=Path(__file__).parent / "sim_profile.yaml",
         )
     )

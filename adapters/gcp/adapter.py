@@ -1,56 +1,96 @@
 """The Google Cloud Pub/Sub adapter: CloudEvents over topics and streaming-pull subscriptions.
 
-Publishing encodes each event with the CloudEvents Pub/Sub binding (binary
-mode unless configured otherwise) and hands it to the batching
-PublisherClient; a topic is created on first use and remembered. Provisioning
-creates the topic, the dead-letter topic and its subscription, and the
-subscription with the native filter, dead-letter and retry policies (see
-mapping.py for the clamping). Receiving runs one streaming pull per
-subscription with flow control; close() ends every stream, nacks whatever was
-received but not settled, and flushes the publisher: nothing is lost.
+Publishing encodes each event once with the CloudEvents Pub/Sub binding
+(binary mode unless configured otherwise), checks every message's size
+against Pub/Sub's limit before any network call, and hands the messages to
+the batching PublisherClient; a topic is created on first use and
+remembered. Provisioning (provisioning.py) creates the topic, the
+dead-letter topic and its subscription, and the subscription with the native
+filter, dead-letter and retry policies. Receiving runs one streaming pull per
+subscription with flow control (delivery.py); close() ends every stream,
+nacks whatever was received but not settled, and flushes the publisher:
+nothing is lost.
+
+With `emulator_host` set, the clients get an insecure channel to it and
+anonymous credentials, exactly what the client does for PUBSUB_EMULATOR_HOST,
+but without changing the process environment (other clients in the process
+keep their endpoint). The channel lifts gRPC's 4 MiB receive limit, as the
+client's own channels do.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import grpc
 from cloudevents.core.v1.event import CloudEvent
+from google.api_core.exceptions import NotFound
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import pubsub_v1
-from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
-from polybus.adapters.gcp import binding
-from polybus.adapters.gcp.clients import (
-    AlreadyExists,
-    NotFound,
-    make_publisher,
-    make_subscriber,
-    translated,
-)
+from polybus.adapters.gcp import provisioning
 from polybus.adapters.gcp.config import GcpConfig
-from polybus.adapters.gcp.consumer import PubSubDelivery, StreamConsumer
-from polybus.adapters.gcp.filters import to_pubsub
+from polybus.adapters.gcp.delivery import StreamConsumer, deliveries
+from polybus.adapters.gcp.errors import translate_errors
+from polybus.adapters.gcp.filters import compile_filter
 from polybus.adapters.gcp.mapping import (
-    IMMUTABLE,
-    MUTABLE,
-    SubscriptionPlan,
-    native_attempts,
-    plan_subscription,
+    SIZE_LIMIT,
+    message_size,
     subscription_path,
+    to_message,
     topic_path,
 )
 from polybus.core.contract import Delivery, SubscriptionSpec
-from polybus.core.errors import AdapterError, EventValidationError, PublishError
+from polybus.core.errors import AdapterError, PublishError
 from polybus.core.filters.dialects import Filter
 
 REASON_ATTRIBUTE = "polybus-dead-letter-reason"
 MAX_ACK_IDS_PER_CALL = 1000
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+]
+
+Encoded = tuple[bytes, dict[str, str], str]  # data, attributes, ordering key
 
 
-class PubSubAdapter:
+def make_publisher(config: GcpConfig) -> Any:
+    """A PublisherClient with the configured batching (and ordering when enabled)."""
+    batch = pubsub_v1.types.BatchSettings(
+        max_messages=config.batch_max_messages,
+        max_bytes=config.batch_max_bytes,
+        max_latency=config.batch_max_latency,
+    )
+    options = pubsub_v1.types.PublisherOptions(enable_message_ordering=config.ordering_keys)
+    kwargs: dict[str, Any] = {}
+    if config.emulator_host:
+        channel = grpc.insecure_channel(config.emulator_host, options=_CHANNEL_OPTIONS)
+        kwargs["transport"] = PublisherGrpcTransport(
+            channel=channel, host=config.emulator_host, credentials=AnonymousCredentials()
+        )
+        kwargs["client_options"] = {"api_endpoint": config.emulator_host}
+    return pubsub_v1.PublisherClient(batch_settings=batch, publisher_options=options, **kwargs)
+
+
+def make_subscriber(config: GcpConfig) -> Any:
+    """A SubscriberClient (streaming pull, acks, administration of subscriptions)."""
+    kwargs: dict[str, Any] = {}
+    if config.emulator_host:
+        channel = grpc.insecure_channel(config.emulator_host, options=_CHANNEL_OPTIONS)
+        kwargs["transport"] = SubscriberGrpcTransport(
+            channel=channel, host=config.emulator_host, credentials=AnonymousCredentials()
+        )
+        kwargs["client_options"] = {"api_endpoint": config.emulator_host}
+    return pubsub_v1.SubscriberClient(**kwargs)
+
+
+class GcpAdapter:
     """polybus on Google Cloud Pub/Sub (or the polybus emulator)."""
 
     name = "gcp"
@@ -61,9 +101,7 @@ class PubSubAdapter:
         self._publisher: Any = None
         self._subscriber: Any = None
         self._known_topics: set[str] = set()
-        self._plans: dict[str, SubscriptionPlan] = {}
-        self._exhausted_at: dict[str, int | None] = {}
-        self._dead_paths: dict[str, tuple[str, str]] = {}
+        self._routes: dict[str, provisioning.Route] = {}
         self._consumers: dict[str, StreamConsumer] = {}
         self._closed = False
 
@@ -75,7 +113,8 @@ class PubSubAdapter:
         with self._lock:
             self._check_open()
             if self._publisher is None:
-                self._publisher = make_publisher(self.config)
+                with translate_errors("create the publisher client"):
+                    self._publisher = make_publisher(self.config)
             return self._publisher
 
     @property
@@ -84,7 +123,8 @@ class PubSubAdapter:
         with self._lock:
             self._check_open()
             if self._subscriber is None:
-                self._subscriber = make_subscriber(self.config)
+                with translate_errors("create the subscriber client"):
+                    self._subscriber = make_subscriber(self.config)
             return self._subscriber
 
     def _check_open(self) -> None:
@@ -94,19 +134,24 @@ class PubSubAdapter:
     # -- publishing -------------------------------------------------------------
 
     def publish(self, topic: str, events: Sequence[CloudEvent]) -> None:
-        """Publish a batch; PublishError names each event the service refused."""
+        """Publish a batch; EventTooLargeError before the network, PublishError per refused event."""
+        encoded = [self._encode(event) for event in events]
+        SIZE_LIMIT.check(
+            (
+                (event.get_id(), message_size(data, attributes))
+                for event, (data, attributes, _) in zip(events, encoded, strict=True)
+            ),
+            self.name,
+        )
         path = topic_path(self.config.project, topic)
         self._ensure_topic(path)
-        encoded = [self._encode(event) for event in events]
-        failures = self._publish_encoded(path, events, encoded)
+        failures = self._publish_encoded(path, encoded)
         if any(isinstance(exc, NotFound) for exc in failures.values()):
             # The topic was deleted behind our back: create it again, retry once.
             self._known_topics.discard(path)
             self._ensure_topic(path)
             retry = [i for i, exc in failures.items() if isinstance(exc, NotFound)]
-            again = self._publish_encoded(
-                path, [events[i] for i in retry], [encoded[i] for i in retry]
-            )
+            again = self._publish_encoded(path, [encoded[i] for i in retry])
             for j, exc in again.items():
                 failures[retry[j]] = exc
             for i in set(retry) - {retry[j] for j in again}:
@@ -114,10 +159,8 @@ class PubSubAdapter:
         if failures:
             raise PublishError({events[i].get_id(): str(exc) for i, exc in failures.items()})
 
-    def _encode(self, event: CloudEvent) -> tuple[bytes, dict[str, str], str]:
-        data, attributes = binding.to_message(
-            event, self.config.content_mode, self.config.event_format
-        )
+    def _encode(self, event: CloudEvent) -> Encoded:
+        data, attributes = to_message(event, self.config.content_mode, self.config.event_format)
         key = ""
         if self.config.ordering_keys:
             partition = event.get_attributes().get("partitionkey")
@@ -125,22 +168,17 @@ class PubSubAdapter:
                 key = partition if type(partition) is str else str(partition)
         return data, attributes, key
 
-    def _publish_encoded(
-        self,
-        path: str,
-        events: Sequence[CloudEvent],
-        encoded: Sequence[tuple[bytes, dict[str, str], str]],
-    ) -> dict[int, BaseException]:
+    def _publish_encoded(self, path: str, encoded: Sequence[Encoded]) -> dict[int, BaseException]:
         publisher = self.publisher
         futures = []
-        with translated(f"publish to {path}"):
+        with translate_errors(f"publish to {path}"):
             for data, attributes, key in encoded:
                 futures.append(publisher.publish(path, data, ordering_key=key, **attributes))
         failures: dict[int, BaseException] = {}
         for i, future in enumerate(futures):
             try:
                 future.result(timeout=self.config.publish_timeout)
-            except Exception as exc:  # each event's own outcome; reported together below
+            except Exception as exc:  # each event's own outcome: reported together as PublishError
                 failures[i] = exc
                 key = encoded[i][2]
                 if key:
@@ -148,101 +186,52 @@ class PubSubAdapter:
         return failures
 
     def _ensure_topic(self, path: str) -> None:
-        if path in self._known_topics:
-            return
-        with translated(f"create topic {path}"), contextlib.suppress(AlreadyExists):
-            self.publisher.create_topic(name=path)
-        self._known_topics.add(path)
+        if path not in self._known_topics:
+            provisioning.create_topic(self.publisher, path)
+            self._known_topics.add(path)
 
     # -- provisioning -----------------------------------------------------------
 
     def provision(self, spec: SubscriptionSpec) -> Filter | None:
         """Create or update the subscription (and its dead-letter topic); return the residual."""
-        compiled = to_pubsub(spec.filter)
+        compiled = compile_filter(spec.filter)
         native = compiled.native if isinstance(compiled.native, str) else None
         if native is not None and self.config.content_mode == "structured":
             # Structured messages carry the event format in content-type, not datacontenttype.
             native = None if "content-type" in native else native
         residual = compiled.residual if native is not None else spec.filter
-        plan = plan_subscription(self.config.project, spec, native, self.config.retain_acked)
+        plan = provisioning.plan_subscription(
+            self.config.project, spec, native, self.config.retain_acked
+        )
         self._ensure_topic(plan.topic)
-        self._ensure_topic(plan.dead_letter_topic)
-        subscriber = self.subscriber
-        with translated(f"provision {plan.subscription}"):
-            with contextlib.suppress(AlreadyExists):
-                subscriber.create_subscription(
-                    request={"name": plan.dead_letter_subscription, "topic": plan.dead_letter_topic}
-                )
-            try:
-                subscriber.create_subscription(request=plan.settings)
-            except AlreadyExists:
-                self._reconcile(plan)
+        self._ensure_topic(plan.route.dead_letter_topic)
+        provisioning.apply(self.subscriber, plan, self._stop_consumer)
         with self._lock:
-            self._plans[spec.name] = plan
-            self._dead_paths.pop(spec.name, None)
-            portable = spec.policy.max_delivery_attempts
-            exhausted = portable if portable != native_attempts(spec.policy) else None
-            self._exhausted_at[plan.subscription] = exhausted
+            self._routes[spec.name] = plan.route
         return residual
-
-    def _reconcile(self, plan: SubscriptionPlan) -> None:
-        """Bring an existing subscription in line with the plan (recreate if immutable parts differ)."""
-        subscriber = self.subscriber
-        wanted = pubsub_v1.types.Subscription(**plan.settings)
-        current = subscriber.get_subscription(subscription=plan.subscription)
-        if any(getattr(current, f) != getattr(wanted, f) for f in IMMUTABLE):
-            self._stop_consumer(plan.subscription)
-            subscriber.delete_subscription(subscription=plan.subscription)
-            subscriber.create_subscription(request=plan.settings)
-            return
-        changed = [f for f in MUTABLE if getattr(current, f) != getattr(wanted, f)]
-        if changed:
-            subscriber.update_subscription(
-                subscription=wanted, update_mask=field_mask_pb2.FieldMask(paths=changed)
-            )
 
     def delete_subscription(self, subscription: str) -> None:
         """Delete the subscription and its dead-letter subscription and topic (idempotent)."""
         path = subscription_path(self.config.project, subscription)
         self._stop_consumer(path)
-        dead_sub, dead_topic = self._dead_letter_paths(subscription, missing_ok=True)
-        self._stop_consumer(dead_sub)
-        subscriber = self.subscriber
-        with translated(f"delete {path}"):
-            for sub in (path, dead_sub):
-                with contextlib.suppress(NotFound):
-                    subscriber.delete_subscription(subscription=sub)
-            with contextlib.suppress(NotFound):
-                self.publisher.delete_topic(topic=dead_topic)
-        self._known_topics.discard(dead_topic)
+        route = self._route(subscription, missing_ok=True)
+        self._stop_consumer(route.dead_letter_subscription)
+        provisioning.delete(self.publisher, self.subscriber, path, route)
+        self._known_topics.discard(route.dead_letter_topic)
         with self._lock:
-            self._plans.pop(subscription, None)
-            self._dead_paths.pop(subscription, None)
-            self._exhausted_at.pop(path, None)
+            self._routes.pop(subscription, None)
 
-    def _dead_letter_paths(self, subscription: str, missing_ok: bool = False) -> tuple[str, str]:
-        """The dead-letter subscription and topic of `subscription`."""
-        plan = self._plans.get(subscription)
-        if plan is not None:
-            return plan.dead_letter_subscription, plan.dead_letter_topic
-        known = self._dead_paths.get(subscription)
-        if known is not None:
-            return known
-        project = self.config.project
-        path = subscription_path(project, subscription)
-        default = f"{subscription}-dlq"
-        try:
-            with translated(f"look up {path}"):
-                current = self.subscriber.get_subscription(subscription=path)
-        except AdapterError:
-            if not missing_ok:
-                raise
-            return subscription_path(project, default), topic_path(project, default)
-        topic = current.dead_letter_policy.dead_letter_topic or topic_path(project, default)
-        dead_id = topic.rsplit("/", 1)[1]
-        paths = f"projects/{project}/subscriptions/{dead_id}", topic
-        self._dead_paths[subscription] = paths
-        return paths
+    def _route(self, subscription: str, missing_ok: bool = False) -> provisioning.Route:
+        """The dead-letter route of `subscription`: as provisioned here, or looked up once."""
+        route = self._routes.get(subscription)
+        if route is not None:
+            return route
+        route = provisioning.lookup_route(
+            self.subscriber, self.config.project, subscription, missing_ok
+        )
+        with self._lock:
+            self._routes.setdefault(subscription, route)
+        return route
 
     # -- receiving --------------------------------------------------------------
 
@@ -251,39 +240,21 @@ class PubSubAdapter:
     ) -> list[Delivery]:
         """Up to `max_events` deliveries from the subscription's streaming pull."""
         path = subscription_path(self.config.project, subscription)
-        dead_topic = self._dead_letter_paths(subscription)[1]
-        exhausted_at = self._exhausted_at.get(path)
+        route = self._route(subscription)
 
         def dead_letter(message: Any, reason: str, attempt: int) -> None:
-            self._forward(dead_topic, path, message, reason, attempt)
+            self._forward(route.dead_letter_topic, path, message, reason, attempt)
 
-        return self._receive(path, max_events, timeout, dead_letter, exhausted_at)
+        consumer = self._consumer(path)
+        messages = consumer.take(max_events, timeout)
+        return deliveries(consumer, messages, dead_letter, route.exhausted_at)
 
     def receive_dead_letters(
         self, subscription: str, max_events: int = 10, timeout: float = 1.0
     ) -> list[Delivery]:
         """Deliveries from the subscription's dead-letter subscription; ack them to remove them."""
-        dead_sub = self._dead_letter_paths(subscription)[0]
-        return self._receive(dead_sub, max_events, timeout, None, None)
-
-    def _receive(
-        self, path: str, max_events: int, timeout: float, dead_letter: Any, exhausted_at: int | None
-    ) -> list[Delivery]:
-        consumer = self._consumer(path)
-        messages = consumer.take(max_events, timeout)
-        out: list[Delivery] = []
-        for message in messages:
-            try:
-                event = binding.from_message(message.data, message.attributes)
-            except EventValidationError as exc:
-                delivery = PubSubDelivery(consumer, message, _UNREADABLE, dead_letter, None)
-                if dead_letter is None:
-                    delivery.ack()  # an unreadable dead letter cannot go anywhere else
-                else:
-                    delivery.dead_letter(f"not a CloudEvent: {exc}")
-                continue
-            out.append(PubSubDelivery(consumer, message, event, dead_letter, exhausted_at))
-        return out
+        consumer = self._consumer(self._route(subscription).dead_letter_subscription)
+        return deliveries(consumer, consumer.take(max_events, timeout), None, None)
 
     def _consumer(self, path: str) -> StreamConsumer:
         with self._lock:
@@ -296,7 +267,7 @@ class PubSubAdapter:
                     max_messages=self.config.max_outstanding_messages,
                     max_bytes=self.config.max_outstanding_bytes,
                 )
-                with translated(f"subscribe to {path}"):
+                with translate_errors(f"subscribe to {path}"):
                     consumer = StreamConsumer(self.subscriber, path, flow)
                 self._consumers[path] = consumer
             return consumer
@@ -308,7 +279,7 @@ class PubSubAdapter:
         attributes["CloudPubSubDeadLetterSourceDeliveryCount"] = str(attempt)
         attributes["CloudPubSubDeadLetterSourceSubscription"] = source.rsplit("/", 1)[1]
         self._ensure_topic(topic)
-        with translated(f"dead-letter to {topic}"):
+        with translate_errors(f"dead-letter to {topic}"):
             self.publisher.publish(topic, message.data, **attributes).result(
                 timeout=self.config.publish_timeout
             )
@@ -324,7 +295,7 @@ class PubSubAdapter:
         path = subscription_path(self.config.project, subscription)
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(since)
-        with translated(f"seek {path}"):
+        with translate_errors(f"seek {path}"):
             self.subscriber.seek(request={"subscription": path, "time": stamp})
 
     # -- shutdown ---------------------------------------------------------------
@@ -356,14 +327,9 @@ class PubSubAdapter:
             consumers = list(self._consumers.values())
         for consumer in consumers:
             self._release(consumer)
-        with self._lock:
+        with self._lock, translate_errors("close the clients"):
             self._closed = True
             if self._subscriber is not None:
                 self._subscriber.close()
             if self._publisher is not None:
                 self._publisher.stop()
-
-
-_UNREADABLE = CloudEvent(
-    {"id": "unreadable", "source": "/polybus/gcp", "type": "polybus.unreadable"}
-)

@@ -11,7 +11,7 @@ from polybus.core import codecs
 from polybus.core.config import check_keys
 from polybus.core.errors import ConfigError, Problem
 
-SETTINGS: dict[str, type | tuple[type, ...]] = {
+KEYS: dict[str, type | tuple[type, ...]] = {
     "project": str,
     "emulator_host": str,
     "content_mode": str,
@@ -64,7 +64,7 @@ class GcpConfig:
 
 def parse_config(settings: Mapping[str, Any]) -> GcpConfig:
     """Validate the section; ConfigError lists every problem at once."""
-    check_keys("gcp", settings, SETTINGS)
+    check_keys("gcp", settings, KEYS)
     problems: list[Problem] = []
     defaults = GcpConfig()
 

@@ -1,4 +1,4 @@
-"""Compile a portable filter to a Google Pub/Sub subscription filter, and evaluate such filters.
+"""Compile a portable filter to a Google Pub/Sub subscription filter (text plus residual).
 
 The gcp adapter uses the CloudEvents Pub/Sub binding in binary mode: every
 attribute is a message attribute ``ce-<name>`` holding its canonical string
@@ -8,11 +8,12 @@ subscription-message-filter) test attributes only: ``attributes:KEY``
 ``hasPrefix(attributes.KEY, "p")``, NOT, AND, OR and parentheses, at most 256
 bytes, case-sensitive, no suffix operator. Exact and prefix map exactly;
 suffix and CESQL beyond those become "present" natively plus a residual.
+Pub/Sub evaluates the filter server-side; the emulator's evaluator is
+emulator/filter.py.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,7 +56,7 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def to_pubsub(flt: Filter | None) -> Compiled[str]:
+def compile_filter(flt: Filter | None) -> Compiled[str]:
     """The subscription filter (None: everything passes) and the residual for the client."""
     if flt is None:
         return Compiled(None, None)
@@ -147,128 +148,3 @@ def _sql(expression: str) -> Part:
     if not names:
         return None, False
     return _join("AND", [f"attributes:{key_of(n)}" for n in names]), False
-
-
-_TOKEN = re.compile(
-    r"""\s*(?:(?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|[=:(),.\-])|(?P<word>[A-Za-z0-9_-]+))"""
-)
-
-
-def evaluate_pubsub(expression: str | None, attributes: Mapping[str, str]) -> bool:
-    """Whether a Pub/Sub filter accepts a message with these attributes (per Google's docs).
-
-    ``attributes.K != "v"`` is true when K is missing; ``hasPrefix`` is false
-    when K is missing; ``-`` is NOT; an empty filter accepts everything.
-    Raises ValueError on a malformed filter.
-    """
-    if expression is None or not expression.strip():
-        return True
-    tokens = _tokenize(expression)
-    evaluator = _Evaluator(tokens, attributes)
-    result = evaluator.filter()
-    if evaluator.i != len(tokens):
-        raise ValueError(f"unexpected {tokens[evaluator.i][1]!r} in Pub/Sub filter")
-    return result
-
-
-def _tokenize(text: str) -> list[tuple[str, str]]:
-    tokens, pos = [], 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise ValueError(f"bad character at {pos} in Pub/Sub filter")
-        kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    return tokens
-
-
-class _Evaluator:
-    """Recursive descent over the filter grammar, evaluating as it parses."""
-
-    def __init__(self, tokens: list[tuple[str, str]], attributes: Mapping[str, str]) -> None:
-        self.tokens = tokens
-        self.attributes = attributes
-        self.i = 0
-
-    def peek(self) -> tuple[str, str]:
-        return self.tokens[self.i] if self.i < len(self.tokens) else ("eof", "")
-
-    def take(self, text: str | None = None) -> str:
-        kind, value = self.peek()
-        if kind == "eof" or (text is not None and value != text):
-            raise ValueError(f"expected {text or 'more'} in Pub/Sub filter, found {value!r}")
-        self.i += 1
-        return value
-
-    def filter(self) -> bool:
-        result = self.term()
-        joiner = None
-        while self.peek()[1] in ("AND", "OR"):
-            word = self.take()
-            if joiner not in (None, word):
-                raise ValueError("mixing AND and OR needs parentheses in a Pub/Sub filter")
-            joiner = word
-            right = self.term()
-            result = (result and right) if word == "AND" else (result or right)
-        return result
-
-    def term(self) -> bool:
-        if self.peek()[1] in ("NOT", "-"):
-            self.take()
-            return not self.factor()
-        return self.factor()
-
-    def factor(self) -> bool:
-        value = self.peek()[1]
-        if value == "(":
-            self.take("(")
-            result = self.filter()
-            self.take(")")
-            return result
-        if value == "hasPrefix":
-            self.take()
-            self.take("(")
-            key = self.key()
-            self.take(",")
-            prefix = self.string()
-            self.take(")")
-            got = self.attributes.get(key)
-            return got is not None and got.startswith(prefix)
-        self.take("attributes")
-        if self.peek()[1] == ":":
-            self.take(":")
-            return self.name() in self.attributes
-        self.take(".")
-        key = self.name()
-        op = self.take()
-        expected = self.string()
-        got = self.attributes.get(key)
-        if op == "=":
-            return got == expected
-        if op == "!=":
-            return got != expected
-        raise ValueError(f"unknown operator {op!r} in Pub/Sub filter")
-
-    def key(self) -> str:
-        self.take("attributes")
-        self.take(".")
-        return self.name()
-
-    def name(self) -> str:
-        kind, value = self.peek()
-        if kind == "string":
-            return self.string()
-        if kind != "word":
-            raise ValueError(f"expected an attribute key, found {value!r}")
-        self.take()
-        return value
-
-    def string(self) -> str:
-        kind, value = self.peek()
-        if kind != "string":
-            raise ValueError(f"expected a quoted string, found {value!r}")
-        self.take()
-        return re.sub(r"\\(.)", r"\1", value[1:-1])

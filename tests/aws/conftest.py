@@ -16,7 +16,7 @@ from tests.aws.helpers import AwsClients
 @pytest.fixture
 def fault_proxy(aws_env: AwsEmulator) -> Iterator[FaultProxy]:
     """A recording, fault-injecting proxy in front of the (reset) moto server."""
-    proxy = FaultProxy(aws_env.endpoint_url)
+    proxy = FaultProxy(aws_env.endpoint)
     yield proxy
     proxy.close()
 
@@ -33,8 +33,8 @@ def aws_clients(aws_env: AwsEmulator) -> Iterator[AwsClients]:
     """boto3 EventBridge and SQS clients talking to the moto server."""
     session = boto3.session.Session(region_name="us-east-1")
     clients = AwsClients(
-        events=session.client("events", endpoint_url=aws_env.endpoint_url),
-        sqs=session.client("sqs", endpoint_url=aws_env.endpoint_url),
+        events=session.client("events", endpoint_url=aws_env.endpoint),
+        sqs=session.client("sqs", endpoint_url=aws_env.endpoint),
     )
     yield clients
     clients.events.close()

@@ -2,22 +2,66 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from polybus.adapters import available_adapters, plugin_manager
+from polybus.adapters.aws import filters, mapping
 from polybus.adapters.aws.config import AwsConfig, parse_config
-from polybus.adapters.aws.naming import archive_name, bus_name, queue_name, replay_name, rule_name
+from polybus.adapters.aws.mapping import archive_name, bus_name, queue_name, replay_name, rule_name
 from polybus.adapters.aws.plugin import make_adapter
 from polybus.core.errors import ConfigError
+from polybus.core.hookspecs import AdapterInfo
+from polybus.core.plugins import collect_adapters, make_plugin_manager
+from polybus.core.sizing import KB
 
 
-def test_plugin_registers_aws_with_eventbridge_sizing() -> None:
-    """The built-in plugins register `aws` with its factory and the eventbridge size rule."""
-    found = available_adapters(plugin_manager(load_entrypoints=False))
-    info = found["aws"].info
+def _registered() -> AdapterInfo:
+    pm = make_plugin_manager(("polybus.adapters.aws.plugin",), load_entrypoints=False)
+    return collect_adapters(pm)["aws"].info
+
+
+def test_plugin_registers_everything_aws_specific() -> None:
+    """The plugin registers `aws` with its factory, sizing, filter compiler, emulator and extras."""
+    info = _registered()
     assert info.factory is make_adapter
-    assert info.size_rule == "eventbridge"
+    assert info.sizing is not None and info.sizing.measure is mapping.event_size
+    assert (info.sizing.limit.limit, info.sizing.limit.strict) == (256 * KB, True)
+    assert info.filters is not None and info.filters.compile is filters.compile_filter
+    assert info.filters.native_name == "EventBridge event pattern"
+    assert info.emulator is not None and info.emulator.requires is not None
+    assert info.emulator.requires.extra == "aws-emulator"
+    assert info.requires is not None
+    assert (info.requires.modules, info.requires.extra) == (("boto3",), "aws")
     assert info.secret_keys == ()
+    assert info.sim_profile is not None and info.sim_profile.is_file()
+
+
+def test_capabilities_declare_what_the_adapter_does() -> None:
+    """Replay, native dead letters and filters, SQS's attempt and visibility ranges; no ordering."""
+    caps = _registered().capabilities
+    assert (caps.replay, caps.native_dead_letter, caps.native_filters) == (True, True, True)
+    assert caps.ordering is False and caps.exactly_once is False
+    assert caps.delivery_attempts == (1, 100)
+    assert caps.ack_deadline == (1.0, 43200.0)
+    assert caps.delivery_modes == ("pull",)
+    assert caps.max_event_size == 256 * KB
+
+
+def test_plugin_module_imports_no_sdk() -> None:
+    """Importing the plugin (and registering it) loads neither boto3 nor moto."""
+    code = (
+        "import sys\n"
+        "from polybus.core.plugins import collect_adapters, make_plugin_manager\n"
+        "pm = make_plugin_manager(('polybus.adapters.aws.plugin',), load_entrypoints=False)\n"
+        "collect_adapters(pm)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'moto')))\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert answer.stdout.strip() == "[]"
 
 
 def test_defaults_when_section_is_empty() -> None:
@@ -47,6 +91,15 @@ def test_every_key_is_read() -> None:
         }
     )
     assert config == AwsConfig("eu-west-1", "http://127.0.0.1:5000", "app_", "", 2.0, False, 0)
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    """A misspelt key is refused with a did-you-mean naming the key meant."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"regoin": "eu-west-1"})
+    [problem] = caught.value.problems
+    assert problem.field == "aws.regoin"
+    assert "did you mean 'region'?" in problem.rule
 
 
 def test_every_problem_is_reported_together() -> None:

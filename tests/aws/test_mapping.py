@@ -11,7 +11,7 @@ import pytest
 from cloudevents.core.v1.event import CloudEvent
 
 from polybus.adapters.aws.adapter import AwsAdapter
-from polybus.adapters.aws.mapping import entry_size, from_envelope, from_sqs_body, to_entry
+from polybus.adapters.aws.mapping import event_size, from_envelope, from_sqs_body, to_entry
 from polybus.core.contract import SubscriptionSpec
 from polybus.core.errors import EventValidationError
 from polybus.core.events import EventFactory
@@ -124,7 +124,7 @@ def test_entry_size_counts_as_aws_documents() -> None:
     by_hand = (
         14 + len("/sourcé".encode()) + len("tÿpe".encode()) + len(request["Detail"].encode("utf-8"))
     )
-    assert entry.size == entry_size(request) == by_hand
+    assert entry.size == event_size(event) == by_hand
     assert by_hand > 14 + len("/sourcé") + len("tÿpe") + len(request["Detail"])
 
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from polybus.adapters.aws.adapter import AwsAdapter
+from polybus.adapters.aws.adapter import AwsAdapter, plan_batches
 from polybus.adapters.aws.mapping import REQUEST_LIMIT, Entry, to_entry
-from polybus.adapters.aws.publisher import plan_batches
 from polybus.core.contract import SubscriptionSpec
 from polybus.core.errors import EventTooLargeError, PublishError
 from polybus.core.events import EventFactory

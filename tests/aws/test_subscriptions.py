@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from polybus.adapters.aws.adapter import AwsAdapter
-from polybus.adapters.aws.consumer import SqsDelivery
+from polybus.adapters.aws.delivery import SqsDelivery
 from polybus.core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec
 from polybus.core.errors import ValidationError
 from polybus.core.events import EventFactory, attributes_of

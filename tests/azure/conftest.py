@@ -9,8 +9,8 @@ import pytest
 from azure.core.credentials import AzureKeyCredential
 from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient
 
-from polybus.adapters.azure.admin import EmulatorAdmin
 from polybus.adapters.azure.emulator import EventGridEmulator
+from polybus.adapters.azure.provisioning import EmulatorAdmin
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
-from polybus.adapters.azure.adapter import release_delay_for
+from polybus.adapters.azure.delivery import release_delay_for
+from polybus.adapters.azure.filters import compile_filter
 from polybus.adapters.azure.mapping import native_name
 from polybus.adapters.azure.plugin import make_adapter, polybus_register_adapters
 from polybus.core.contract import DeliveryPolicy, SubscriptionSpec
@@ -13,6 +14,7 @@ from polybus.core.errors import AdapterError, ConfigError, PublishError
 from polybus.core.events import new_event
 from polybus.core.filters import parse_filter
 from polybus.core.hookspecs import AdapterInfo
+from polybus.core.sizing import MB
 
 
 def test_config_problems_are_reported_together_before_any_network_call():
@@ -30,12 +32,47 @@ def test_config_problems_are_reported_together_before_any_network_call():
     }
 
 
-def test_plugin_registers_azure_with_its_secret_key():
-    """The plugin registers the adapter with the eventgrid size rule and `key` as a secret."""
+def test_plugin_registers_everything_azure_specific():
+    """The registration carries capabilities, sizing, the filter compiler, the emulator and `key`."""
     infos: list[AdapterInfo] = []
     polybus_register_adapters(infos.append)
     (info,) = infos
-    assert (info.name, info.size_rule, info.secret_keys) == ("azure", "eventgrid", ("key",))
+    assert (info.name, info.secret_keys) == ("azure", ("key",))
+    caps = info.capabilities
+    assert (caps.ordering, caps.replay, caps.native_dead_letter, caps.native_filters) == (
+        False,
+        False,
+        True,
+        True,
+    )
+    assert caps.delivery_modes == ("pull", "push") and caps.delivery_attempts == (1, 30)
+    assert info.sizing is not None and caps.max_event_size == info.sizing.limit.limit == MB
+    assert info.filters is not None and info.filters.compile is compile_filter
+    assert info.emulator is not None and info.requires is not None
+    assert info.requires.modules == ("azure.eventgrid",)
+    assert info.sim_profile is not None and info.sim_profile.is_file()
+
+
+def test_plugin_emulator_starts_and_points_the_adapter_at_itself(name):
+    """The registered emulator starts on a free port; its settings make a working adapter."""
+    infos: list[AdapterInfo] = []
+    polybus_register_adapters(infos.append)
+    (info,) = infos
+    assert info.emulator is not None
+    emulator = info.emulator.launch("127.0.0.1", 0)
+    try:
+        settings = dict(emulator.settings())
+        assert settings["endpoint"] == emulator.endpoint and settings["admin"] is True
+        assert emulator.environment() == {}
+        adapter = info.factory(settings)
+        topic, sub = name("emu"), name("sub")
+        adapter.provision(SubscriptionSpec(sub, topic))
+        adapter.publish(topic, [new_event("t", "/s")])
+        (delivery,) = adapter.receive(sub, 1, 5.0)
+        delivery.ack()
+        adapter.close()
+    finally:
+        emulator.stop()
 
 
 def test_names_are_mapped_to_valid_distinct_event_grid_names():
@@ -58,8 +95,8 @@ def test_nack_delays_round_up_to_event_grid_release_steps():
     ]
 
 
-def test_big_batches_are_split_after_a_413(azure_adapter_factory, name):
-    """A batch over 1 MB is split and published in parts; every event arrives."""
+def test_big_batches_are_split_to_fit_one_megabyte(azure_adapter_factory, name):
+    """A batch over 1 MB is split into requests of at most 1 MB; every event arrives."""
     adapter = azure_adapter_factory()
     topic, sub = name("split"), name("sub")
     adapter.provision(SubscriptionSpec(sub, topic))

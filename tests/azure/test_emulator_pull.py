@@ -17,7 +17,7 @@ from azure.core.exceptions import (
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient
 
-from polybus.adapters.azure.admin import EmulatorAdmin
+from polybus.adapters.azure.provisioning import EmulatorAdmin
 
 
 def _topic_with_sub(

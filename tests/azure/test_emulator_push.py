@@ -15,9 +15,9 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient, generate_sas
 
-from polybus.adapters.azure.admin import AdminError
 from polybus.adapters.azure.emulator import EventGridEmulator
-from polybus.adapters.azure.emulator_push import RETRY_SCHEDULE, retry_delay
+from polybus.adapters.azure.emulator.push import RETRY_SCHEDULE, retry_delay
+from polybus.adapters.azure.errors import AdminError
 from tests.azure.webhook import Webhook, serve_webhook
 
 

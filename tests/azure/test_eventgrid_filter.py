@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from polybus.adapters.azure.eventgrid_filter import compile_subscription_filter
+from polybus.adapters.azure.emulator.filter import compile_subscription_filter
 from polybus.core.errors import FilterError
 
 EVENT: dict[str, Any] = {

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from polybus.adapters.azure.adapter import AzureAdapter
-from polybus.adapters.azure.admin import EmulatorAdmin
+from polybus.adapters.azure.delivery import Inbox, WebhookReceiver
 from polybus.adapters.azure.emulator import EventGridEmulator
 from polybus.adapters.azure.plugin import make_adapter
-from polybus.adapters.azure.webhook_receiver import Inbox, WebhookReceiver
+from polybus.adapters.azure.provisioning import EmulatorAdmin
 from polybus.core.contract import Delivery, DeliveryPolicy, SubscriptionSpec
 from polybus.core.errors import AdapterError, ConfigError
 from polybus.core.events import new_event
@@ -93,7 +93,7 @@ def test_cloudevents_handshake_activates_the_subscription(
     adapter.provision(SubscriptionSpec(sub, topic))
     state = fast_admin.webhook_subscription(topic, sub)
     assert state["provisioningState"] == "Succeeded"
-    assert state["endpointUrl"] == adapter.push.endpoint_url(sub)  # type: ignore[union-attr]
+    assert state["endpointUrl"] == adapter.endpoint_url(sub)
     request = urllib.request.Request(
         state["endpointUrl"],
         method="OPTIONS",

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from polybus.core.bus import Bus
+from polybus.core.capabilities import Capabilities
 from polybus.core.contract import Adapter, DeliveryPolicy, RetryPolicy, SubscriptionSpec
+from polybus.core.errors import EventTooLargeError, UnsupportedError
 from polybus.core.events import EventFactory
 from polybus.core.filters import parse_filter
+from polybus.core.hookspecs import AdapterInfo
 from tests.contract.helpers import portable_view, receive_n
 
 FAST_RETRY = RetryPolicy(initial_backoff=0.0, max_backoff=0.0, jitter=0.0)
@@ -171,10 +176,12 @@ def test_provision_is_idempotent(adapter: Adapter, names: Callable[[str], str]) 
     assert receive_n(adapter, sub, 1, timeout=1.0) == []
 
 
-def test_bus_filter_delivers_only_matches(adapter: Adapter, names: Callable[[str], str]) -> None:
+def test_bus_filter_delivers_only_matches(
+    adapter: Adapter, capabilities: Capabilities, names: Callable[[str], str]
+) -> None:
     """Through the bus, a filtered subscription's handler sees exactly the matching events."""
     topic, sub = names("filtered"), names("sub")
-    bus = Bus(adapter)
+    bus = Bus(adapter, capabilities=capabilities)
     seen: list[str] = []
     flt = parse_filter(
         {"all": [{"prefix": {"type": "com.shop."}}, {"not": {"suffix": {"subject": "-test"}}}]}
@@ -196,11 +203,11 @@ def test_bus_filter_delivers_only_matches(adapter: Adapter, names: Callable[[str
 
 
 def test_bus_retries_then_dead_letters_and_counts_add_up(
-    adapter: Adapter, names: Callable[[str], str]
+    adapter: Adapter, capabilities: Capabilities, names: Callable[[str], str]
 ) -> None:
     """A handler that always fails is retried, then dead-lettered; every delivery is accounted for."""
     topic, sub = names("failing"), names("sub")
-    bus = Bus(adapter)
+    bus = Bus(adapter, capabilities=capabilities)
     calls: list[str] = []
 
     def handler(event: object) -> None:
@@ -223,10 +230,12 @@ def test_bus_retries_then_dead_letters_and_counts_add_up(
         d.ack()
 
 
-def test_bus_handler_recovers_on_retry(adapter: Adapter, names: Callable[[str], str]) -> None:
+def test_bus_handler_recovers_on_retry(
+    adapter: Adapter, capabilities: Capabilities, names: Callable[[str], str]
+) -> None:
     """A handler that fails once succeeds on the redelivery and the event is acked, not dead-lettered."""
     topic, sub = names("flaky"), names("sub")
-    bus = Bus(adapter)
+    bus = Bus(adapter, capabilities=capabilities)
     attempts: list[int] = []
 
     def handler(event: object) -> None:
@@ -242,13 +251,20 @@ def test_bus_handler_recovers_on_retry(adapter: Adapter, names: Callable[[str], 
 
 
 def test_ordered_subscription_keeps_key_order(
-    adapter: Adapter, names: Callable[[str], str]
+    adapter: Adapter, capabilities: Capabilities, names: Callable[[str], str]
 ) -> None:
-    """With ordering on, events sharing a partition key are handled in publish order."""
+    """With ordering declared, events sharing a partition key are handled in publish order;
+    without it, an ordered subscription is refused before anything is provisioned."""
     topic, sub = names("ordered"), names("sub")
-    bus = Bus(adapter)
+    bus = Bus(adapter, capabilities=capabilities)
     seen: list[int] = []
     policy = DeliveryPolicy(ordered=True, retry=FAST_RETRY)
+    if not capabilities.ordering:
+        with pytest.raises(UnsupportedError, match="ordered") as refused:
+            bus.subscribe(sub, lambda e: None, topic=topic, policy=policy)
+        assert [p.field for p in refused.value.problems] == ["policy.ordered"]
+        assert sub not in bus.subscriptions
+        return
     bus.subscribe(sub, lambda e: seen.append(e.get_data()["n"]), topic=topic, policy=policy)
     factory = _factory()
     events = [
@@ -274,6 +290,80 @@ def test_deleted_subscription_stops_receiving(
     adapter.publish(topic, [_factory().new("com.example.after", "/a")])
     [delivery] = receive_n(adapter, other, 1)
     delivery.ack()
+
+
+def test_delivery_attempts_follow_the_declared_range(
+    adapter: Adapter, capabilities: Capabilities, names: Callable[[str], str]
+) -> None:
+    """Both ends of the declared attempt range are accepted; one beyond either end is refused."""
+    topic = names("attempts")
+    bus = Bus(adapter, capabilities=capabilities)
+    low, high = capabilities.delivery_attempts
+    for n, attempts in enumerate((low, high)):
+        policy = DeliveryPolicy(max_delivery_attempts=attempts, retry=FAST_RETRY)
+        bus.subscribe(names(f"ok{n}"), lambda e: None, topic=topic, policy=policy)
+    outside = [a for a in (low - 1, high + 1) if 1 <= a <= 100]  # DeliveryPolicy allows 1..100
+    for attempts in outside:
+        policy = DeliveryPolicy(max_delivery_attempts=attempts, retry=FAST_RETRY)
+        with pytest.raises(UnsupportedError) as refused:
+            bus.subscribe(names(f"no{attempts}"), lambda e: None, topic=topic, policy=policy)
+        assert refused.value.problems[0].field == "policy.max_delivery_attempts"
+    assert len(bus.subscriptions) == 2
+
+
+def test_replay_redelivers_when_declared_and_is_refused_otherwise(
+    adapter: Adapter, capabilities: Capabilities, names: Callable[[str], str]
+) -> None:
+    """A declared replay redelivers acked events published since a time; otherwise it is refused."""
+    topic, sub = names("replayed"), names("sub")
+    bus = Bus(adapter, capabilities=capabilities)
+    seen: list[str] = []
+    bus.subscribe(sub, lambda e: seen.append(e.get_id()), topic=topic)
+    if not capabilities.replay:
+        with pytest.raises(UnsupportedError, match="replay"):
+            bus.replay(sub, datetime.now(UTC))
+        return
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    events = [EventFactory().new("com.example.replayed", "/r", {"n": i}) for i in range(2)]
+    bus.publish(events, topic=topic)
+    _drain_until(bus, lambda: len(seen) >= 2)
+    bus.replay(sub, since)
+    _drain_until(bus, lambda: len(seen) >= 4, limit=60.0)
+    assert sorted(seen) == sorted([e.get_id() for e in events] * 2)
+
+
+def test_oversized_event_is_refused_before_the_network(
+    adapter: Adapter, adapter_info: AdapterInfo, names: Callable[[str], str]
+) -> None:
+    """An event over the declared size limit raises EventTooLargeError and is never delivered."""
+    topic, sub = names("big"), names("sub")
+    adapter.provision(_spec(sub, topic))
+    sizing = adapter_info.sizing
+    if sizing is None:
+        assert adapter_info.capabilities.max_event_size is None
+        adapter.publish(topic, [_factory().new("com.example.big", "/b", "x" * 2**20)])
+        [delivery] = receive_n(adapter, sub, 1)
+        delivery.ack()
+        return
+    assert adapter_info.capabilities.max_event_size == sizing.limit.limit
+    big = _factory().new("com.example.big", "/b", "x" * sizing.limit.limit)
+    small = _factory().new("com.example.small", "/b", "y")
+    assert not sizing.limit.fits(sizing.measure(big))
+    with pytest.raises(EventTooLargeError) as refused:
+        adapter.publish(topic, [small, big])
+    assert refused.value.problems[0].field == f"event {big.get_id()}"
+    assert receive_n(adapter, sub, 1, timeout=2.0) == []  # nothing of the batch was sent
+
+
+def test_filter_compiler_matches_declared_native_filtering(adapter_info: AdapterInfo) -> None:
+    """An adapter without native filters leaves every filter to the client; one with them
+    evaluates at least a plain type match natively."""
+    flt = parse_filter("type = 'com.shop.order.placed'")
+    compiled = None if adapter_info.filters is None else adapter_info.filters.compile(flt)
+    if not adapter_info.capabilities.native_filters:
+        assert compiled is None or (compiled.native is None and compiled.residual == flt)
+    else:
+        assert compiled is not None and compiled.native is not None
 
 
 def _drain_until(bus: Bus, done: Callable[[], bool], limit: float = 30.0) -> None:

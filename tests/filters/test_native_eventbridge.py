@@ -9,10 +9,10 @@ from hypothesis import given, settings
 
 from polybus.adapters.aws.filters import (
     MAX_PATTERN_CHARS,
+    compile_filter,
     envelope_of,
     evaluate_eventbridge,
     pattern_size,
-    to_eventbridge,
 )
 from polybus.core.filters.dialects import All, Exact, Filter, Not, Prefix, Sql, Suffix, parse_filter
 from tests.filters.native_property import check_guarantee
@@ -27,13 +27,13 @@ def _evaluate(pattern: Any, attrs: Mapping[str, Any]) -> bool:
 @given(filters, events())
 def test_guarantee(flt: Filter, attrs: dict[str, Any]) -> None:
     """For random filters and events: native ⊇ portable and native ∧ residual = portable."""
-    check_guarantee(flt, attrs, to_eventbridge, _evaluate)
+    check_guarantee(flt, attrs, compile_filter, _evaluate)
 
 
 def test_type_and_prefix_sql_is_fully_native() -> None:
     """The benchmark expression becomes detail-type plus a prefix on detail.subject."""
     flt = parse_filter("type = 'com.shop.order.placed' AND subject LIKE 'eu-%'")
-    compiled = to_eventbridge(flt)
+    compiled = compile_filter(flt)
     assert compiled.native == {
         "detail-type": ["com.shop.order.placed"],
         "detail": {"subject": [{"prefix": "eu-"}]},
@@ -44,27 +44,27 @@ def test_type_and_prefix_sql_is_fully_native() -> None:
 
 def test_source_maps_to_envelope_source_and_suffix() -> None:
     """source goes to the envelope's source; suffix maps to the suffix operator."""
-    compiled = to_eventbridge(Suffix("source", ".ca"))
+    compiled = compile_filter(Suffix("source", ".ca"))
     assert compiled.native == {"source": [{"suffix": ".ca"}]}
     assert compiled.residual is None
 
 
 def test_exact_on_extension_also_matches_numbers_and_booleans() -> None:
     """An extension compared with '5' matches the JSON number 5 too (canonical string)."""
-    assert to_eventbridge(Exact("num", "5")).native == {"detail": {"num": ["5", 5]}}
-    assert to_eventbridge(Exact("flag", "true")).native == {"detail": {"flag": ["true", True]}}
+    assert compile_filter(Exact("num", "5")).native == {"detail": {"num": ["5", 5]}}
+    assert compile_filter(Exact("flag", "true")).native == {"detail": {"flag": ["true", True]}}
 
 
 def test_not_equal_uses_anything_but() -> None:
     """subject != 'x' becomes anything-but on a field that must exist."""
-    compiled = to_eventbridge(Sql("subject != 'x'"))
+    compiled = compile_filter(Sql("subject != 'x'"))
     assert compiled.native == {"detail": {"subject": [{"anything-but": ["x"]}]}}
     assert compiled.residual is None
 
 
 def test_not_exact_on_optional_attribute_keeps_missing_events() -> None:
     """NOT exact on subject also passes events without a subject ($or with exists:false)."""
-    compiled = to_eventbridge(Not(Exact("subject", "x")))
+    compiled = compile_filter(Not(Exact("subject", "x")))
     assert compiled.native == {
         "$or": [
             {"detail": {"subject": [{"anything-but": ["x"]}]}},
@@ -76,22 +76,22 @@ def test_not_exact_on_optional_attribute_keeps_missing_events() -> None:
 
 def test_exists_and_not_exists() -> None:
     """EXISTS and NOT EXISTS map to the exists operator."""
-    assert to_eventbridge(Sql("EXISTS region")).native == {"detail": {"region": [{"exists": True}]}}
-    assert to_eventbridge(Sql("NOT EXISTS region")).native == {
+    assert compile_filter(Sql("EXISTS region")).native == {"detail": {"region": [{"exists": True}]}}
+    assert compile_filter(Sql("NOT EXISTS region")).native == {
         "detail": {"region": [{"exists": False}]}
     }
 
 
 def test_lower_equals_uses_equals_ignore_case() -> None:
     """LOWER(subject) = 'abc' is equals-ignore-case."""
-    compiled = to_eventbridge(Sql("LOWER(subject) = 'abc'"))
+    compiled = compile_filter(Sql("LOWER(subject) = 'abc'"))
     assert compiled.native == {"detail": {"subject": [{"equals-ignore-case": "abc"}]}}
     assert compiled.residual is None
 
 
 def test_numeric_comparison_is_broadened_with_a_residual() -> None:
     """num > 5 uses numeric but keeps strings (CESQL casts '7') and leaves a residual."""
-    compiled = to_eventbridge(Sql("num > 5"))
+    compiled = compile_filter(Sql("num > 5"))
     assert compiled.native == {
         "detail": {
             "num": [
@@ -106,13 +106,13 @@ def test_numeric_comparison_is_broadened_with_a_residual() -> None:
 
 def test_or_on_one_field_merges_values() -> None:
     """type IN ('a', 'b') is one field with two values."""
-    compiled = to_eventbridge(Sql("type IN ('a', 'b')"))
+    compiled = compile_filter(Sql("type IN ('a', 'b')"))
     assert compiled.native == {"detail-type": ["a", "b"]}
 
 
 def test_or_across_fields_uses_dollar_or() -> None:
     """An OR over different attributes becomes $or."""
-    compiled = to_eventbridge(
+    compiled = compile_filter(
         parse_filter({"any": [{"exact": {"type": "a"}}, {"prefix": {"source": "s"}}]})
     )
     assert compiled.native == {"$or": [{"detail-type": ["a"]}, {"source": [{"prefix": "s"}]}]}
@@ -120,7 +120,7 @@ def test_or_across_fields_uses_dollar_or() -> None:
 
 def test_case_sensitive_conjunction_split() -> None:
     """A conjunction keeps what EventBridge can say and leaves the rest (a LIKE with _) residual."""
-    compiled = to_eventbridge(parse_filter("type = 'a' AND subject LIKE 'a_c'"))
+    compiled = compile_filter(parse_filter("type = 'a' AND subject LIKE 'a_c'"))
     assert compiled.native == {"detail-type": ["a"], "detail": {"subject": [{"exists": True}]}}
     assert compiled.residual == Sql("subject LIKE 'a_c'")
 
@@ -128,7 +128,7 @@ def test_case_sensitive_conjunction_split() -> None:
 def test_too_long_pattern_falls_back_and_keeps_the_rest_residual() -> None:
     """Over 2,048 characters, conjuncts are dropped from the pattern into the residual."""
     parts = tuple(Exact(f"ext{i}", "v" * 300) for i in range(10))
-    compiled = to_eventbridge(All(parts))
+    compiled = compile_filter(All(parts))
     assert compiled.native is not None
     assert pattern_size(compiled.native) <= MAX_PATTERN_CHARS
     assert isinstance(compiled.residual, All)
@@ -138,7 +138,7 @@ def test_too_long_pattern_falls_back_and_keeps_the_rest_residual() -> None:
 def test_client_side_only_when_nothing_maps() -> None:
     """A filter EventBridge cannot express at all (an OR with a NOT LIKE on an extension) stays client-side."""
     flt = parse_filter({"not": {"suffix": {"myext": "1"}}})
-    compiled = to_eventbridge(flt)
+    compiled = compile_filter(flt)
     assert compiled.native is None
     assert compiled.residual == flt
     assert compiled.verdict == "client-side only"
@@ -146,12 +146,12 @@ def test_client_side_only_when_nothing_maps() -> None:
 
 def test_none_filter() -> None:
     """No filter: everything passes natively, nothing residual."""
-    assert to_eventbridge(None).native is None
-    assert to_eventbridge(None).residual is None
+    assert compile_filter(None).native is None
+    assert compile_filter(None).residual is None
 
 
 def test_prefix_mapping_on_string_attribute() -> None:
     """prefix on a context attribute maps to the prefix operator exactly."""
-    compiled = to_eventbridge(Prefix("subject", "eu-"))
+    compiled = compile_filter(Prefix("subject", "eu-"))
     assert compiled.native == {"detail": {"subject": [{"prefix": "eu-"}]}}
     assert compiled.residual is None

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 
 from polybus.adapters.azure.filters import (
     MAX_ADVANCED_FILTERS,
+    compile_filter,
     evaluate_eventgrid,
-    to_eventgrid,
 )
 from polybus.core.filters.dialects import All, Exact, Filter, Not, Prefix, Sql, Suffix, parse_filter
 from tests.filters.native_property import check_guarantee
@@ -20,13 +20,13 @@ from tests.filters.strategies import events, filters
 @given(filters, events())
 def test_guarantee(flt: Filter, attrs: dict[str, Any]) -> None:
     """For random filters and events: native ⊇ portable and native ∧ residual = portable."""
-    check_guarantee(flt, attrs, to_eventgrid, evaluate_eventgrid)
+    check_guarantee(flt, attrs, compile_filter, evaluate_eventgrid)
 
 
 def test_benchmark_expression_is_partly_native() -> None:
     """type and subject prefix map to includedEventTypes and subjectBeginsWith, kept residual (case)."""
     flt = parse_filter("type = 'com.shop.order.placed' AND subject LIKE 'eu-%'")
-    compiled = to_eventgrid(flt)
+    compiled = compile_filter(flt)
     assert compiled.native == {
         "includedEventTypes": ["com.shop.order.placed"],
         "subjectBeginsWith": "eu-",
@@ -37,14 +37,14 @@ def test_benchmark_expression_is_partly_native() -> None:
 
 def test_native_ignores_case_so_residual_is_needed() -> None:
     """Event Grid passes 'EU-1' for subjectBeginsWith 'eu-'; the residual then rejects it."""
-    compiled = to_eventgrid(Prefix("subject", "eu-"))
+    compiled = compile_filter(Prefix("subject", "eu-"))
     assert evaluate_eventgrid(compiled.native, {"type": "t", "subject": "EU-1"})
     assert compiled.residual == Prefix("subject", "eu-")
 
 
 def test_or_of_sources_is_one_string_in_filter() -> None:
     """An OR over one key becomes the values of one StringIn filter."""
-    compiled = to_eventgrid(parse_filter("source IN ('a', 'b')"))
+    compiled = compile_filter(parse_filter("source IN ('a', 'b')"))
     assert compiled.native == {
         "advancedFilters": [{"operatorType": "StringIn", "key": "source", "values": ["a", "b"]}]
     }
@@ -52,7 +52,7 @@ def test_or_of_sources_is_one_string_in_filter() -> None:
 
 def test_exists_and_not_exists_are_exact() -> None:
     """EXISTS / NOT EXISTS map to IsNotNull / IsNullOrUndefined with no residual."""
-    both = to_eventgrid(parse_filter("EXISTS region AND NOT EXISTS flag"))
+    both = compile_filter(parse_filter("EXISTS region AND NOT EXISTS flag"))
     assert both.native == {
         "advancedFilters": [
             {"operatorType": "IsNotNull", "key": "region"},
@@ -66,7 +66,7 @@ def test_exists_and_not_exists_are_exact() -> None:
 def test_not_of_string_test_is_client_side_only() -> None:
     """NOT exact cannot be native (StringNotIn would also reject other casings)."""
     flt = Not(Exact("source", "a"))
-    compiled = to_eventgrid(flt)
+    compiled = compile_filter(flt)
     assert compiled.native is None
     assert compiled.residual == flt
     assert compiled.verdict == "client-side only"
@@ -74,7 +74,7 @@ def test_not_of_string_test_is_client_side_only() -> None:
 
 def test_suffix_on_subject_and_extension() -> None:
     """Suffix maps to subjectEndsWith for subject and StringEndsWith for other keys."""
-    compiled = to_eventgrid(All((Suffix("subject", ".jpg"), Suffix("region", "-x"))))
+    compiled = compile_filter(All((Suffix("subject", ".jpg"), Suffix("region", "-x"))))
     assert compiled.native == {
         "subjectEndsWith": ".jpg",
         "advancedFilters": [{"operatorType": "StringEndsWith", "key": "region", "values": ["-x"]}],
@@ -83,14 +83,14 @@ def test_suffix_on_subject_and_extension() -> None:
 
 def test_numeric_looking_extension_value_falls_back_to_presence() -> None:
     """'5' could be the integer 5 (not a string for StringIn), so only presence is native."""
-    compiled = to_eventgrid(Exact("num", "5"))
+    compiled = compile_filter(Exact("num", "5"))
     assert compiled.native == {"advancedFilters": [{"operatorType": "IsNotNull", "key": "num"}]}
 
 
 def test_more_than_25_filters_keeps_the_rest_residual() -> None:
     """Past 25 advanced filters the remaining conjuncts go to the residual only."""
     flt = All(tuple(Sql(f"EXISTS e{i}") for i in range(30)))
-    compiled = to_eventgrid(flt)
+    compiled = compile_filter(flt)
     assert compiled.native is not None
     assert len(compiled.native["advancedFilters"]) == MAX_ADVANCED_FILTERS
     assert isinstance(compiled.residual, All)
@@ -99,7 +99,7 @@ def test_more_than_25_filters_keeps_the_rest_residual() -> None:
 
 def test_long_string_values_are_not_sent() -> None:
     """A value over 512 characters is not put in the native filter."""
-    compiled = to_eventgrid(Exact("source", "s" * 600))
+    compiled = compile_filter(Exact("source", "s" * 600))
     assert compiled.native is None
     assert compiled.verdict == "client-side only"
 

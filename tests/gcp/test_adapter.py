@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -12,11 +14,12 @@ from typing import Any
 import pytest
 
 from polybus.adapters.gcp.config import GcpConfig, parse_config
-from polybus.adapters.gcp.emulator import PubSubEmulator
+from polybus.adapters.gcp.emulator import GcpEmulator
 from polybus.adapters.gcp.mapping import resource_id
-from polybus.adapters.gcp.plugin import make_adapter, polybus_register_adapters
+from polybus.adapters.gcp.plugin import CAPABILITIES, make_adapter, polybus_register_adapters
+from polybus.core.bus import Bus
 from polybus.core.contract import DeliveryPolicy, RetryPolicy, SubscriptionSpec, SupportsReplay
-from polybus.core.errors import AdapterError, ConfigError
+from polybus.core.errors import AdapterError, ConfigError, UnsupportedError
 from polybus.core.events import new_event
 from polybus.core.filters import parse_filter
 from polybus.core.hookspecs import AdapterInfo
@@ -36,12 +39,47 @@ def _spec(sub: str, topic: str, flt: Any = None, **policy: Any) -> SubscriptionS
     return SubscriptionSpec(sub, topic, flt, DeliveryPolicy(retry=FAST, **policy))
 
 
-def test_plugin_registers_gcp_with_the_pubsub_size_rule() -> None:
-    """The plugin registers one adapter named gcp, measured by the pubsub size rule."""
+def test_plugin_registers_gcp_with_everything_provider_specific() -> None:
+    """One AdapterInfo named gcp carries capabilities, sizing, filters, emulator, requirements, profile."""
     registered: list[AdapterInfo] = []
     polybus_register_adapters(registered.append)
     [info] = registered
-    assert (info.name, info.size_rule, info.secret_keys) == ("gcp", "pubsub", ())
+    assert (info.name, info.secret_keys) == ("gcp", ())
+    caps = info.capabilities
+    assert (caps.ordering, caps.replay, caps.native_dead_letter, caps.native_filters) == (
+        True,
+        True,
+        True,
+        True,
+    )
+    assert (caps.delivery_attempts, caps.ack_deadline) == ((1, 100), (10.0, 600.0))
+    assert (caps.delivery_modes, caps.exactly_once) == (("pull",), False)
+    assert info.sizing is not None and caps.max_event_size == info.sizing.limit.limit == 10_000_000
+    assert info.filters is not None and info.filters.native_name == "Pub/Sub subscription filter"
+    assert info.requires is not None and info.requires.modules == ("google.cloud.pubsub_v1",)
+    assert info.emulator is not None and info.emulator.requires is not None
+    assert info.emulator.requires.modules == ("grpc", "google.cloud.pubsub_v1")
+    assert info.sim_profile is not None and info.sim_profile.is_file()
+
+
+def test_plugin_import_loads_no_sdk() -> None:
+    """Importing the plugin module imports neither google-cloud-pubsub nor grpc."""
+    code = (
+        "import sys, polybus.adapters.gcp.plugin\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'google')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_bus_refuses_what_pubsub_cannot_honour(gcp_adapter_factory: Callable[[], Any]) -> None:
+    """Ack deadlines outside Pub/Sub's 10..600 s are refused at subscribe time, not stretched."""
+    bus = Bus(gcp_adapter_factory(), capabilities=CAPABILITIES)
+    with pytest.raises(UnsupportedError) as caught:
+        bus.subscribe("short", lambda e: None, policy=DeliveryPolicy(ack_deadline=5))
+    assert [p.field for p in caught.value.problems] == ["policy.ack_deadline"]
 
 
 def test_config_defaults_and_every_problem_at_once() -> None:
@@ -125,11 +163,11 @@ def test_binary_mode_on_the_wire_with_ordering_key(
 
 
 def test_structured_mode_round_trips_and_is_readable_by_binary_adapters(
-    gcp_emulator: PubSubEmulator, gcp_adapter_factory: Callable[[], Any]
+    gcp_emulator: GcpEmulator, gcp_adapter_factory: Callable[[], Any]
 ) -> None:
     """A structured-mode publisher's events are read by a default (binary-mode) consumer."""
     structured = make_adapter(
-        {"project": PROJECT, "emulator_host": gcp_emulator.host_port, "content_mode": "structured"}
+        {"project": PROJECT, "emulator_host": gcp_emulator.endpoint, "content_mode": "structured"}
     )
     try:
         consumer = gcp_adapter_factory()
@@ -164,7 +202,7 @@ def test_event_format_is_checked_against_the_known_formats_and_the_mode() -> Non
 @pytest.mark.parametrize("event_format", ["avro", "avro-compact", "protobuf"])
 def test_structured_binary_event_formats_travel_and_are_read_by_any_consumer(
     event_format: str,
-    gcp_emulator: PubSubEmulator,
+    gcp_emulator: GcpEmulator,
     gcp_adapter_factory: Callable[[], Any],
     pubsub: PubSubClients,
 ) -> None:
@@ -172,7 +210,7 @@ def test_structured_binary_event_formats_travel_and_are_read_by_any_consumer(
     publisher = make_adapter(
         {
             "project": PROJECT,
-            "emulator_host": gcp_emulator.host_port,
+            "emulator_host": gcp_emulator.endpoint,
             "content_mode": "structured",
             "event_format": event_format,
         }
@@ -288,6 +326,47 @@ def test_native_dead_lettering_at_five_attempts(gcp_adapter_factory: Callable[[]
     [dead] = receive_n(adapter, sub, 1, dead=True)
     assert dead.event.get_id() == event.get_id()
     dead.ack()
+
+
+def test_attempts_below_five_are_honoured_by_any_adapter(
+    gcp_adapter_factory: Callable[[], Any], pubsub: PubSubClients
+) -> None:
+    """Two portable attempts: an adapter that did not provision still dead-letters after the second."""
+    topic, sub = _names()
+    gcp_adapter_factory().provision(_spec(sub, topic, max_delivery_attempts=2))
+    path = f"projects/{PROJECT}/subscriptions/{sub}"
+    labels = pubsub.subscriber.get_subscription(subscription=path).labels
+    assert labels["polybus-max-delivery-attempts"] == "2"
+    adapter = gcp_adapter_factory()
+    event = new_event("com.example.fail", "/f")
+    adapter.publish(topic, [event])
+    [first] = receive_n(adapter, sub, 1)
+    first.nack(0.0)
+    [second] = receive_n(adapter, sub, 1)
+    assert second.attempt == 2
+    second.nack(0.0)
+    [dead] = receive_n(adapter, sub, 1, dead=True)
+    assert dead.event.get_id() == event.get_id()
+    dead.ack()
+
+
+def test_a_delivery_past_the_attempts_is_dead_lettered_not_handed_out(
+    gcp_adapter_factory: Callable[[], Any], pubsub: PubSubClients
+) -> None:
+    """With one attempt, an event released unsettled (as on a lost lease) comes back only as a dead letter."""
+    topic, sub = _names()
+    adapter = gcp_adapter_factory()
+    adapter.provision(_spec(sub, topic, max_delivery_attempts=1))
+    event = new_event("com.example.slow", "/s")
+    adapter.publish(topic, [event])
+    [first] = receive_n(adapter, sub, 1)
+    assert first.attempt == 1
+    adapter.close()  # releases the unsettled delivery: Pub/Sub counts a failed attempt
+    again = gcp_adapter_factory()
+    assert receive_n(again, sub, 1, timeout=2.0) == []
+    [dead] = pull_all(pubsub.subscriber, f"projects/{PROJECT}/subscriptions/{sub}-dlq", expected=1)
+    assert dead.message.attributes["ce-id"] == event.get_id()
+    assert "past the 1 allowed" in dead.message.attributes["polybus-dead-letter-reason"]
 
 
 def test_explicit_dead_letter_carries_the_reason(

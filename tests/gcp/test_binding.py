@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
-from polybus.adapters.gcp import binding
+from polybus.adapters.gcp import mapping
 from polybus.core.errors import EventValidationError
 from polybus.core.events import new_event
 from tests.contract.helpers import portable_view
@@ -29,7 +29,7 @@ def _spec_event() -> CloudEvent:
 
 def test_binary_mode_matches_the_spec_example() -> None:
     """Binary mode: ce-* attributes in canonical form, datacontenttype as content-type, data as is."""
-    data, attributes = binding.to_message(_spec_event())
+    data, attributes = mapping.to_message(_spec_event())
     assert attributes == {
         "ce-specversion": "1.0",
         "ce-type": "com.example.someevent",
@@ -51,7 +51,7 @@ def test_reading_the_spec_binary_example_with_ce_datacontenttype() -> None:
         "ce-source": "/mycontext/subcontext",
         "ce-datacontenttype": "application/json; charset=utf-8",
     }
-    event = binding.from_message(b'{"answer": 42}', attributes)
+    event = mapping.from_message(b'{"answer": 42}', attributes)
     assert event.get_datacontenttype() == "application/json; charset=utf-8"
     assert event.get_time() == SPEC_TIME
     assert event.get_data() == {"answer": 42}
@@ -71,7 +71,7 @@ def test_reading_the_spec_structured_example() -> None:
         }
     ).encode()
     attributes = {"Content-Type": "application/cloudevents+json; charset=utf-8"}
-    event = binding.from_message(payload, attributes)
+    event = mapping.from_message(payload, attributes)
     assert event.get_id() == "1234-1234-1234"
     assert event.get_data() == {"answer": 42}
     assert event.get_time() == datetime(2018, 4, 5, 3, 56, 24, tzinfo=UTC)
@@ -80,12 +80,12 @@ def test_reading_the_spec_structured_example() -> None:
 def test_structured_mode_writes_the_json_format_and_filterable_attributes() -> None:
     """Structured mode: the event format's content type, JSON payload, plus ce-* for filters."""
     event = _spec_event()
-    data, attributes = binding.to_message(event, "structured")
+    data, attributes = mapping.to_message(event, "structured")
     assert attributes["content-type"] == "application/cloudevents+json; charset=UTF-8"
     assert attributes["ce-type"] == "com.example.someevent"
     assert attributes["ce-datacontenttype"] == "application/json; charset=utf-8"
     assert json.loads(data)["data"] == {"answer": 42}
-    assert portable_view(binding.from_message(data, attributes)) == portable_view(event)
+    assert portable_view(mapping.from_message(data, attributes)) == portable_view(event)
 
 
 @pytest.mark.parametrize("mode", ["binary", "structured"])
@@ -106,8 +106,8 @@ def test_round_trip_preserves_the_portable_view(
     extensions = {"partitionkey": "k", "priority": 3, "vip": True}
     kwargs = {"datacontenttype": content_type} if content_type else {}
     event = new_event("com.example.x", "/x", data, subject="s", extensions=extensions, **kwargs)
-    payload, attributes = binding.to_message(event, mode)
-    back = binding.from_message(payload, attributes)
+    payload, attributes = mapping.to_message(event, mode)
+    back = mapping.from_message(payload, attributes)
     assert portable_view(back) == portable_view(event)
 
 
@@ -120,7 +120,7 @@ def test_attribute_names_are_read_case_insensitively() -> None:
         "CE-TYPE": "t",
         "Content-Type": "text/plain",
     }
-    event = binding.from_message(b"hello", attributes)
+    event = mapping.from_message(b"hello", attributes)
     assert (event.get_id(), event.get_type(), event.get_data()) == ("1", "t", "hello")
 
 
@@ -133,7 +133,7 @@ def test_unknown_structured_format_is_read_as_binary() -> None:
         "ce-type": "t",
         "content-type": "application/cloudevents+cbor",
     }
-    event = binding.from_message(b"\x00\x01", attributes)
+    event = mapping.from_message(b"\x00\x01", attributes)
     assert event.get_data() == b"\x00\x01"
     assert event.get_datacontenttype() == "application/cloudevents+cbor"
 
@@ -141,17 +141,17 @@ def test_unknown_structured_format_is_read_as_binary() -> None:
 def test_oversized_attribute_falls_back_to_structured_mode() -> None:
     """An attribute over Pub/Sub's 1,024-byte value limit cannot go binary: structured is used."""
     event = new_event("com.example.x", "/x", {"a": 1}, subject="s" * 2000)
-    data, attributes = binding.to_message(event, "binary")
-    assert attributes == {"content-type": binding.STRUCTURED_CONTENT_TYPE}
-    assert binding.from_message(data, attributes).get_subject() == "s" * 2000
+    data, attributes = mapping.to_message(event, "binary")
+    assert attributes == {"content-type": mapping.STRUCTURED_CONTENT_TYPE}
+    assert mapping.from_message(data, attributes).get_subject() == "s" * 2000
 
 
 def test_messages_that_are_not_cloudevents_are_refused() -> None:
     """No ce-specversion/ce-id, or a malformed ce-time, raise EventValidationError."""
     with pytest.raises(EventValidationError):
-        binding.from_message(b"x", {"ce-type": "t"})
+        mapping.from_message(b"x", {"ce-type": "t"})
     with pytest.raises(EventValidationError):
-        binding.from_message(
+        mapping.from_message(
             b"x",
             {
                 "ce-specversion": "1.0",
@@ -167,10 +167,10 @@ def test_messages_that_are_not_cloudevents_are_refused() -> None:
 def test_structured_mode_carries_the_binary_event_formats(event_format: str) -> None:
     """Structured mode with a binary event format: its content type, its bytes, ce-* beside, read back equal."""
     event = _spec_event()
-    data, attributes = binding.to_message(event, "structured", event_format)
+    data, attributes = mapping.to_message(event, "structured", event_format)
     assert attributes["content-type"] == f"application/cloudevents+{event_format}"
     assert attributes["ce-type"] == "com.example.someevent"
     assert not data.startswith(b"{")
-    back = binding.from_message(data, attributes)
+    back = mapping.from_message(data, attributes)
     assert portable_view(back) == portable_view(event)
     assert back.get_data() == event.get_data()

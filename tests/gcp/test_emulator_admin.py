@@ -6,16 +6,41 @@ import pytest
 from google.api_core import exceptions
 from google.protobuf import field_mask_pb2
 
-from polybus.adapters.gcp.emulator import PubSubEmulator, start_emulator
+from polybus.adapters.gcp.emulator import GcpEmulator
+from polybus.adapters.gcp.plugin import make_adapter, polybus_register_adapters
+from polybus.core.contract import SubscriptionSpec
+from polybus.core.events import new_event
+from polybus.core.hookspecs import AdapterInfo
+from tests.contract.helpers import receive_n
 from tests.gcp.helpers import PubSubClients, publish_all
 
 
-def test_emulator_listens_on_a_free_port_and_stops() -> None:
-    """start_emulator(port=0) binds a free loopback port and prints as the env setting to use."""
-    with start_emulator() as emulator:
-        assert emulator.host_port.startswith("127.0.0.1:")
-        assert emulator.port > 0
-        assert str(emulator) == f"PUBSUB_EMULATOR_HOST={emulator.host_port}"
+def test_registered_emulator_reports_how_to_reach_it_and_stops() -> None:
+    """The plugin's emulator takes a free port and its settings() and environment() reach it."""
+    registered: list[AdapterInfo] = []
+    polybus_register_adapters(registered.append)
+    [info] = registered
+    assert info.emulator is not None and info.emulator.default_port == 8085
+    emulator = info.emulator.launch(port=0)
+    try:
+        host, port = emulator.endpoint.rsplit(":", 1)
+        assert host == "127.0.0.1" and int(port) > 0
+        assert emulator.environment() == {"PUBSUB_EMULATOR_HOST": emulator.endpoint}
+        assert emulator.settings() == {
+            "project": "polybus-local",
+            "emulator_host": emulator.endpoint,
+        }
+        adapter = make_adapter(emulator.settings())
+        try:
+            adapter.provision(SubscriptionSpec("emu-sub", "emu-topic"))
+            adapter.publish("emu-topic", [new_event("com.x", "/s", {"n": 1})])
+            [delivery] = receive_n(adapter, "emu-sub", 1)
+            delivery.ack()
+        finally:
+            adapter.close()
+    finally:
+        emulator.stop()
+    emulator.stop()  # idempotent
 
 
 def test_topic_lifecycle_and_status_codes(pubsub: PubSubClients) -> None:
@@ -173,7 +198,7 @@ def test_delivery_calls_validate_their_arguments(pubsub: PubSubClients) -> None:
         pubsub.subscriber.acknowledge(subscription=pubsub.subscription("nope"), ack_ids=["a"])
 
 
-def test_fixture_emulator_is_shared(gcp_emulator: PubSubEmulator, pubsub: PubSubClients) -> None:
+def test_fixture_emulator_is_shared(gcp_emulator: GcpEmulator, pubsub: PubSubClients) -> None:
     """The pubsub fixture's clients talk to the session emulator (its backend sees their topics)."""
     topic = pubsub.topic("shared")
     pubsub.publisher.create_topic(name=topic)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from polybus.adapters.gcp.emulator_filter import FilterSyntaxError, compile_pubsub_filter
+from polybus.adapters.gcp.emulator.filter import FilterSyntaxError, compile_pubsub_filter
 from tests.gcp.helpers import PubSubClients, pull_all
 
 # The attribute sets and expectations of google-cloud-go pubsub/pstest/filtering_test.go.

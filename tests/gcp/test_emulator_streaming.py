@@ -13,7 +13,7 @@ from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.pubsub_v1.types import StreamingPullRequest
 
-from polybus.adapters.gcp.emulator import PubSubEmulator
+from polybus.adapters.gcp.emulator import GcpEmulator
 from tests.gcp.helpers import Collector, PubSubClients, publish_all, pull_all, streaming
 
 
@@ -86,7 +86,7 @@ def test_an_ordered_key_waits_while_a_batch_is_outstanding(pubsub: PubSubClients
 
 
 def test_flow_control_limits_outstanding_messages_per_stream(
-    pubsub: PubSubClients, gcp_emulator: PubSubEmulator
+    pubsub: PubSubClients, gcp_emulator: GcpEmulator
 ) -> None:
     """With max_messages=5 and a callback that holds on, the server leases at most 5 at a time."""
     topic, sub = _setup(pubsub)

@@ -1,8 +1,10 @@
-"""The ``polybus sim`` commands through click's CliRunner."""
+"""The ``polybus sim`` commands through click's CliRunner, and in a real process for missing extras."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -88,3 +90,60 @@ def test_unknown_provider_and_topology_are_clean_errors() -> None:
     assert bad_provider.exit_code == 1 and "must be one of aws, azure, gcp" in bad_provider.output
     bad_topology = CliRunner().invoke(sim_group, ["run", CART, "--topology", "batch", "-r", "1"])
     assert bad_topology.exit_code == 1 and "must be one of request, event" in bad_topology.output
+
+
+# Runs the polybus CLI in a fresh interpreter where the comma-separated
+# top-level packages of argv[1] cannot be imported, as if not installed.
+WITHOUT = """
+import sys
+
+class Uninstalled:
+    def __init__(self, names):
+        self.names = set(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Uninstalled(sys.argv.pop(1).split(",")))
+from polybus.cli.main import main
+main()
+"""
+
+
+def _polybus_without(modules: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT, modules, *args],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+
+
+def test_sweep_on_a_scheduler_without_dask_is_one_line_before_simulating(tmp_path: Path) -> None:
+    """Without distributed, `sim sweep --scheduler` exits 1 with one line and the pip command, having simulated nothing."""
+    done = _polybus_without(
+        "distributed", "sim", "sweep", CART, "--param", "workload.checkout.rate=10,20",
+        "--scheduler", "tcp://127.0.0.1:9", "-r", "1", "--duration", "5", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "Error: sim sweep --scheduler (a Dask cluster) needs distributed, which is not installed: "
+        "pip install 'polybus[sim]'"
+    ]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not list(tmp_path.iterdir())
+
+
+def test_report_needs_no_matplotlib(tmp_path: Path) -> None:
+    """With matplotlib unimportable, `sim report` writes the page and its SVG charts and exits 0."""
+    done = _polybus_without(
+        "matplotlib", "sim", "report", CART, "--out", str(tmp_path), "-r", "1", "--duration", "20",
+        "--workers", "1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.strip() == f"wrote {tmp_path / 'index.html'}"
+    assert "<svg" in (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert {p.name for p in tmp_path.glob("*.svg")} == {
+        "latency-cdf.svg", "backlog.svg", "consistency-window.svg", "cost.svg"
+    }  # fmt: skip

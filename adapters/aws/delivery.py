@@ -1,4 +1,4 @@
-"""Long-poll a subscription's SQS queue and settle what it delivers.
+"""Deliveries: long-poll a subscription's SQS queue and settle what it delivers.
 
 ack = DeleteMessage. nack(delay) = ChangeMessageVisibility(delay, rounded up
 to whole seconds as SQS counts them), or, once the delivery was the policy's
@@ -19,15 +19,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
 from cloudevents.core.v1.event import CloudEvent
 
-from polybus.adapters.aws.clients import sdk_errors
 from polybus.adapters.aws.config import AwsConfig
+from polybus.adapters.aws.errors import translate_errors
 from polybus.adapters.aws.mapping import from_sqs_body
 from polybus.adapters.aws.provisioning import MAX_VISIBILITY, MESSAGE_GROUP, Subscription
 from polybus.adapters.aws.replay import ReplayGate
-from polybus.core.errors import ValidationError
+from polybus.core.errors import AdapterError, ValidationError
 
 REASON = "polybus-reason"
 ATTEMPTS = "polybus-attempts"
@@ -183,7 +182,7 @@ class Consumer:
         while len(out) < max_events:
             remaining = deadline - self._monotonic()
             wait = 0 if out else max(0, min(int(self._config.wait_time), math.floor(remaining)))
-            with sdk_errors("ReceiveMessage"):
+            with translate_errors("ReceiveMessage"):
                 messages = self._sqs.receive_message(
                     QueueUrl=url,
                     MaxNumberOfMessages=min(MAX_BATCH, max_events - len(out)),
@@ -215,12 +214,12 @@ class Consumer:
     def delete(self, url: str, receipt: str) -> None:
         """Delete a message for good."""
         self.forget(receipt)
-        with sdk_errors("DeleteMessage"):
+        with translate_errors("DeleteMessage"):
             self._sqs.delete_message(QueueUrl=url, ReceiptHandle=receipt)
 
     def change_visibility(self, url: str, receipt: str, seconds: int) -> None:
         """Make a message visible again after `seconds`."""
-        with sdk_errors("ChangeMessageVisibility"):
+        with translate_errors("ChangeMessageVisibility"):
             self._sqs.change_message_visibility(
                 QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=seconds
             )
@@ -240,7 +239,7 @@ class Consumer:
         if dlq_url.endswith(".fifo"):
             request["MessageGroupId"] = MESSAGE_GROUP
             request["MessageDeduplicationId"] = message["MessageId"]
-        with sdk_errors("SendMessage to the dead-letter queue"):
+        with translate_errors("SendMessage to the dead-letter queue"):
             self._sqs.send_message(**request)
         self.delete(url, message["ReceiptHandle"])
 
@@ -259,7 +258,10 @@ class Consumer:
                     for i, r in enumerate(receipts[start : start + MAX_BATCH])
                 ]
                 # On failure they become visible anyway when their visibility timeout ends.
-                with contextlib.suppress(ClientError):
+                with (
+                    contextlib.suppress(AdapterError),
+                    translate_errors("ChangeMessageVisibilityBatch"),
+                ):
                     self._sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from polybus.adapters.azure.eventgrid_filter import EventPredicate, compile_subscription_filter
+from polybus.adapters.azure.emulator.filter import EventPredicate, compile_subscription_filter
 
 RELEASE_DELAYS = (0, 10, 60, 600, 3600)
 MAX_RECEIVE_EVENTS = 100

@@ -9,7 +9,7 @@ from typing import Any
 from polybus.core.config import check_keys
 from polybus.core.errors import ConfigError, Problem
 
-SETTINGS: dict[str, type | tuple[type, ...]] = {
+KEYS: dict[str, type | tuple[type, ...]] = {
     "endpoint": str,
     "key": str,
     "namespace": bool,
@@ -31,14 +31,15 @@ SECRET_KEYS = ("key",)
 
 
 @dataclass(frozen=True)
-class AzureSettings:
+class AzureConfig:
     """Where Event Grid is and how to talk to it.
 
     `endpoint` is the namespace endpoint (``https://<ns>.<region>-1.eventgrid.azure.net``)
     or the emulator's URL; `key` its access key. `namespace` publishes to
     namespace topics (default) or, when false, to basic topics. `admin` says
     the endpoint is the polybus emulator, whose admin API creates topics and
-    subscriptions; against real Azure they must exist already. `topics` maps
+    subscriptions (and only then is an admin client built); against real Azure
+    they must exist already. `topics` maps
     portable topic names to Event Grid topic names (for basic topics: to the
     topic's endpoint URL); `subscriptions` maps subscription names to their
     portable topic for consumers that do not provision. `delivery` is
@@ -65,9 +66,9 @@ class AzureSettings:
     settle_timeout: float = 25.0
 
 
-def parse_settings(settings: Mapping[str, Any]) -> AzureSettings:
-    """Validate the section; ConfigError lists every problem at once."""
-    check_keys("azure", settings, SETTINGS)
+def parse_config(settings: Mapping[str, Any]) -> AzureConfig:
+    """Validate the ``[azure]`` section; ConfigError lists every problem at once (no network)."""
+    check_keys("azure", settings, KEYS)
     problems = []
     endpoint = settings.get("endpoint")
     if not endpoint:
@@ -110,7 +111,7 @@ def parse_settings(settings: Mapping[str, Any]) -> AzureSettings:
         )
     if problems:
         raise ConfigError("invalid [azure] settings", problems)
-    return AzureSettings(
+    return AzureConfig(
         endpoint=str(settings["endpoint"]).rstrip("/"),
         key=str(settings["key"]),
         namespace=settings.get("namespace", True),

@@ -26,8 +26,8 @@ from typing import Any
 
 import aiohttp
 
-from polybus.adapters.azure.emulator_namespace import BrokerError, utc_iso
-from polybus.adapters.azure.eventgrid_filter import EventPredicate, compile_subscription_filter
+from polybus.adapters.azure.emulator.filter import EventPredicate, compile_subscription_filter
+from polybus.adapters.azure.emulator.namespace import BrokerError, utc_iso
 
 CLOUDEVENTS_SCHEMA = "CloudEventSchemaV1_0"
 EVENTGRID_SCHEMA = "EventGridSchema"

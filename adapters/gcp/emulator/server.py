@@ -7,8 +7,8 @@ publishing, subscriptions with filter / ordering / retry / dead-letter /
 retention, Pull, StreamingPull, Acknowledge, ModifyAckDeadline, Seek to a
 time). The client reaches it through ``PUBSUB_EMULATOR_HOST``::
 
-    with start_emulator() as emulator:
-        os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host_port
+    with start() as emulator:           # polybus.adapters.gcp.emulator.start
+        os.environ.update(emulator.environment())
         publisher = pubsub_v1.PublisherClient()
 
 There are no servicer classes in the client package: the services are
@@ -18,7 +18,6 @@ types as (de)serialisers. docs/gcp.md lists coverage and deviations.
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,13 +29,14 @@ import grpc
 from google.protobuf import empty_pb2
 from google.pubsub_v1.types import pubsub as types
 
-from polybus.adapters.gcp.emulator_backend import Backend, RpcError
-from polybus.adapters.gcp.emulator_subscription import MAX_BATCH_MESSAGES, StreamLimits
+from polybus.adapters.gcp.emulator.backend import Backend, RpcError
+from polybus.adapters.gcp.emulator.subscription import MAX_BATCH_MESSAGES, StreamLimits
 
 _EMPTY = empty_pb2.Empty()
 _STREAM_IDLE_WAIT = 5.0  # seconds a stream sleeps when nothing is due
 _MAX_PULL_WAIT = 10.0  # seconds a Pull without return_immediately waits for messages
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+PROJECT = "polybus-local"  # the adapter's default project
 
 StreamingPullResponse = types.StreamingPullResponse.pb()
 PullResponse = types.PullResponse.pb()
@@ -47,29 +47,44 @@ def _pb(message_type: Any) -> Any:
     return message_type.pb() if hasattr(message_type, "pb") else message_type
 
 
-class PubSubEmulator:
-    """A running emulator: `host_port` is the PUBSUB_EMULATOR_HOST value; stop() ends it."""
+class GcpEmulator:
+    """A running emulator (a core.emulation.RunningEmulator); stop() ends it.
 
-    def __init__(self, server: grpc.Server, host: str, port: int, backend: Backend) -> None:
+    `endpoint` is ``host:port``, the PUBSUB_EMULATOR_HOST value; `backend` is
+    its state, for tests. A context manager that stops on exit.
+    """
+
+    def __init__(
+        self, server: grpc.Server, host: str, port: int, backend: Backend, project: str
+    ) -> None:
         self._server = server
         self.host = host
         self.port = port
         self.backend = backend
+        self.project = project
+        self._stopped = False
 
     @property
-    def host_port(self) -> str:
-        """``host:port`` to put in PUBSUB_EMULATOR_HOST."""
+    def endpoint(self) -> str:
+        """``host:port`` (gRPC, no scheme): what PUBSUB_EMULATOR_HOST and emulator_host take."""
         return f"{self.host}:{self.port}"
 
+    def settings(self) -> dict[str, Any]:
+        """The ``[gcp]`` table that points the adapter here."""
+        return {"project": self.project, "emulator_host": self.endpoint}
+
+    def environment(self) -> dict[str, str]:
+        """What google-cloud-pubsub's own clients read to find an emulator."""
+        return {"PUBSUB_EMULATOR_HOST": self.endpoint}
+
     def stop(self, grace: float | None = 0.5) -> None:
-        """Stop serving; open streams are cancelled after `grace` seconds."""
+        """Stop serving (idempotent); open streams are cancelled after `grace` seconds."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._server.stop(grace).wait()
 
-    def wait_for_termination(self, timeout: float | None = None) -> bool:
-        """Block until the server stops (or `timeout` passes); True when it stopped."""
-        return bool(self._server.wait_for_termination(timeout))
-
-    def __enter__(self) -> PubSubEmulator:
+    def __enter__(self) -> GcpEmulator:
         return self
 
     def __exit__(
@@ -80,17 +95,17 @@ class PubSubEmulator:
     ) -> None:
         self.stop()
 
-    def __str__(self) -> str:
-        return f"PUBSUB_EMULATOR_HOST={self.host_port}"
-
     def __repr__(self) -> str:
-        return f"PubSubEmulator({self.host_port!r})"
+        return f"GcpEmulator({self.endpoint!r})"
 
 
-def start_emulator(host: str = "127.0.0.1", port: int = 0, max_workers: int = 64) -> PubSubEmulator:
+def start_server(
+    host: str = "127.0.0.1", port: int = 0, project: str = PROJECT, max_workers: int = 64
+) -> GcpEmulator:
     """Start an emulator on `host:port` (0 picks a free port) and return it running.
 
     Each open StreamingPull holds one of `max_workers` server threads.
+    `project` only names the project in `settings()`: any project is served.
     """
     backend = Backend()
     server = grpc.server(
@@ -107,7 +122,7 @@ def start_emulator(host: str = "127.0.0.1", port: int = 0, max_workers: int = 64
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     server.start()
-    return PubSubEmulator(server, host, bound, backend)
+    return GcpEmulator(server, host, bound, backend, project)
 
 
 def _unary(
@@ -400,21 +415,3 @@ def _fill(received: Any, batch: list[tuple[str, Any, int]]) -> None:
     for ack_id, msg, attempt in batch:
         item = received.add(ack_id=ack_id, delivery_attempt=attempt)
         item.message.CopyFrom(msg)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the emulator in the foreground: ``python -m polybus.adapters.gcp.emulator --port 8085``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8085)
-    args = parser.parse_args(argv)
-    emulator = start_emulator(args.host, args.port)
-    print(emulator, flush=True)
-    try:
-        emulator.wait_for_termination()
-    except KeyboardInterrupt:
-        emulator.stop()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,10 +1,11 @@
-"""A streaming-pull consumer per subscription, and the deliveries it hands out.
+"""Receiving: a streaming-pull consumer per subscription, and the deliveries it hands out.
 
 The client's `subscribe()` keeps one StreamingPull open with flow control
 (at most N messages / bytes leased at once) and extends the leases of
 messages it holds. Its callback only queues a message, so it runs inline on
 the client's own thread (`InlineScheduler`) instead of going through a thread
-pool per message; `take()` hands queued messages to `receive()`. Closing cancels the stream and waits for it (the
+pool per message; `take()` hands queued messages to `receive()`, and
+`deliveries()` decodes them. Closing cancels the stream and waits for it (the
 client nacks what it had not yet dispatched), then returns the ack ids of
 everything queued or handed out but not settled, which the adapter nacks in
 one call so nothing waits for a lease to run out.
@@ -23,7 +24,9 @@ from typing import Any
 from cloudevents.core.v1.event import CloudEvent
 from google.cloud.pubsub_v1.subscriber.scheduler import Scheduler
 
-from polybus.core.errors import AdapterError
+from polybus.adapters.gcp.mapping import from_message
+from polybus.core.contract import Delivery
+from polybus.core.errors import AdapterError, EventValidationError
 
 DeadLetter = Callable[[Any, str, int], None]  # (message, reason, attempt)
 
@@ -130,7 +133,7 @@ class StreamConsumer:
         return leftover
 
 
-class PubSubDelivery:
+class GcpDelivery:
     """One received event; settle it once with ack, nack or dead_letter."""
 
     __slots__ = ("_consumer", "_dead_letter", "_event", "_exhausted_at", "_message", "attempt")
@@ -188,3 +191,43 @@ class PubSubDelivery:
             self._message.nack()  # not forwarded: keep it rather than lose it
             raise
         self._message.ack()
+
+
+_UNREADABLE = CloudEvent(
+    {"id": "unreadable", "source": "/polybus/gcp", "type": "polybus.unreadable"}
+)
+
+
+def deliveries(
+    consumer: StreamConsumer,
+    messages: list[Any],
+    dead_letter: DeadLetter | None,
+    exhausted_at: int | None,
+) -> list[Delivery]:
+    """Decode `messages` into deliveries; dead-letter what cannot or must not be delivered.
+
+    A message that is no CloudEvent is dead-lettered with the reason (acked
+    when it came from a dead-letter subscription: it cannot go anywhere
+    else). A message whose attempt is past `exhausted_at` (its lease expired
+    on the last allowed attempt) is dead-lettered instead of delivered again.
+    """
+    out: list[Delivery] = []
+    for message in messages:
+        try:
+            event = from_message(message.data, message.attributes)
+        except EventValidationError as exc:
+            unreadable = GcpDelivery(consumer, message, _UNREADABLE, dead_letter, None)
+            if dead_letter is None:
+                unreadable.ack()
+            else:
+                unreadable.dead_letter(f"not a CloudEvent: {exc}")
+            continue
+        delivery = GcpDelivery(consumer, message, event, dead_letter, exhausted_at)
+        if exhausted_at is not None and delivery.attempt > exhausted_at:
+            delivery.dead_letter(
+                f"delivery attempt {delivery.attempt} is past the {exhausted_at} allowed"
+                " (a lease ran out on the last attempt)"
+            )
+            continue
+        out.append(delivery)
+    return out

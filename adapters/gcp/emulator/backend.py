@@ -2,7 +2,7 @@
 
 Methods take and return the raw protobuf messages of google.pubsub.v1 and
 raise `RpcError(code, message)` with the status code Pub/Sub returns; the
-gRPC layer (emulator.py) turns that into the call's status.
+gRPC layer (server.py) turns that into the call's status.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import grpc
 from google.pubsub_v1.types import pubsub as types
 
-from polybus.adapters.gcp.emulator_filter import FilterSyntaxError, compile_pubsub_filter
-from polybus.adapters.gcp.emulator_subscription import DeliveryRules, Entry, SubscriptionState
+from polybus.adapters.gcp.emulator.filter import FilterSyntaxError, compile_pubsub_filter
+from polybus.adapters.gcp.emulator.subscription import DeliveryRules, Entry, SubscriptionState
 
 PubsubMessage = types.PubsubMessage.pb()
 Topic = types.Topic.pb()

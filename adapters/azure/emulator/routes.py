@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from polybus.adapters.azure.emulator_namespace import (
+from polybus.adapters.azure.emulator.namespace import (
     MAX_RECEIVE_EVENTS,
     MAX_WAIT_SECONDS,
     BrokerError,
@@ -41,8 +41,8 @@ from polybus.adapters.azure.emulator_namespace import (
     receive_detail,
     utc_iso,
 )
-from polybus.adapters.azure.emulator_push import CLOUDEVENTS_SCHEMA, BasicTopics
-from polybus.adapters.azure.sas import check_sas_token, keys_match
+from polybus.adapters.azure.emulator.push import CLOUDEVENTS_SCHEMA, BasicTopics
+from polybus.adapters.azure.emulator.sas import check_sas_token, keys_match
 
 MAX_REQUEST_BYTES = 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

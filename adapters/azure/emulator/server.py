@@ -1,12 +1,11 @@
 """A local Azure Event Grid that the real azure-eventgrid clients talk to.
 
-`start_emulator()` serves plain http on loopback from a background thread with
+`start_emulator()` (or the package's `start()`) serves plain http on loopback from a background thread with
 its own asyncio loop: basic topics (publish in CloudEvents or Event Grid
 schema, key and SAS auth, push delivery to webhooks with the validation
 handshakes, retries and dead-lettering) and namespace topics (publish, pull
 delivery with locks). Topics and event subscriptions are created through a
-small admin API (see polybus.adapters.azure.emulator_http), since real Azure manages
-them through ARM. `time_scale` multiplies every retry and release delay so
+small admin API (see routes.py), since real Azure manages them through ARM. `time_scale` multiplies every retry and release delay so
 tests of the 10 s .. 12 h retry schedule run in milliseconds.
 
     with start_emulator() as emu:
@@ -19,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
@@ -27,10 +26,10 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from polybus.adapters.azure.emulator_http import Routes
-from polybus.adapters.azure.emulator_namespace import Namespace
-from polybus.adapters.azure.emulator_push import BasicTopics
-from polybus.adapters.azure.sas import new_key
+from polybus.adapters.azure.emulator.namespace import Namespace
+from polybus.adapters.azure.emulator.push import BasicTopics
+from polybus.adapters.azure.emulator.routes import Routes
+from polybus.adapters.azure.emulator.sas import new_key
 
 T = TypeVar("T")
 
@@ -75,6 +74,14 @@ class EventGridEmulator:
     def endpoint(self) -> str:
         """The base URL to give the SDK clients, e.g. ``http://127.0.0.1:PORT``."""
         return f"http://{self.host}:{self.port}"
+
+    def settings(self) -> Mapping[str, Any]:
+        """The ``[azure]`` table pointing the adapter here (admin on: it provisions for itself)."""
+        return {"endpoint": self.endpoint, "key": self.key, "admin": True}
+
+    def environment(self) -> Mapping[str, str]:
+        """The azure-eventgrid SDK reads no environment variable to find an endpoint."""
+        return {}
 
     def topic_endpoint(self, topic: str) -> str:
         """A basic topic's publish URL (the endpoint a basic EventGridPublisherClient takes)."""

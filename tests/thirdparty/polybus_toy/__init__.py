@@ -1,0 +1,1 @@
+"""A toy third-party polybus adapter (tests only): see tests/thirdparty/README.md."""
