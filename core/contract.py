@@ -116,6 +116,22 @@ class Delivery(Protocol):
 
 
 @runtime_checkable
+class RenewableDelivery(Protocol):
+    """A delivery whose lease can be extended while its handler works.
+
+    The runtime renews the lease of every delivery a handler is working on
+    (Pub/Sub modifyAckDeadline, SQS ChangeMessageVisibility, Event Grid
+    renewLock, the local lease), so a slow handler never loses its event to
+    another consumer. Adapters whose deliveries lack `extend` rely on the
+    subscription's ack deadline alone.
+    """
+
+    def extend(self, seconds: float) -> None:
+        """Keep this delivery invisible to other consumers for `seconds` more, from now."""
+        ...
+
+
+@runtime_checkable
 class Adapter(Protocol):
     """A provider's bus: publish, provision, receive, settle, close."""
 
