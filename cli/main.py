@@ -11,6 +11,7 @@ from polybus.cli.bus import adapters_command, config_group, publish_command, tai
 from polybus.cli.demo import demo_command
 from polybus.cli.emulate import emulate_command
 from polybus.cli.filter import filter_group
+from polybus.cli.run import run_command
 from polybus.cli.schema import schema_group
 from polybus.cli.sim import sim_group
 
@@ -43,6 +44,7 @@ for command in (
     adapters_command,
     config_group,
     publish_command,
+    run_command,
     tail_command,
     demo_command,
     emulate_command,

@@ -206,18 +206,22 @@ class Bus:
             else:
                 time.sleep(0.005)
 
+    def before_handle(self, sub: Subscription, event: CloudEvent) -> None:
+        """Run the before-handle middleware; a ValidationError means dead-letter at once."""
+        if "polybus_before_handle" in self._active_hooks:
+            self.hooks.polybus_before_handle(event=event, subscription=sub.name)
+
     def _handle(self, sub: Subscription, delivery: Delivery) -> None:
         event = delivery.event
         try:
-            if "polybus_before_handle" in self._active_hooks:
-                self.hooks.polybus_before_handle(event=event, subscription=sub.name)
+            self.before_handle(sub, event)
         except ValidationError as exc:
             delivery.dead_letter(f"rejected by middleware: {exc}")
-            self._count(sub, event, "dead-lettered", exc)
+            self.record(sub, event, "dead-lettered", exc)
             return
         if not sub.accepts(event):
             delivery.ack()
-            self._count(sub, event, "filtered", None)
+            self.record(sub, event, "filtered", None)
             return
         try:
             sub.handler(event)
@@ -227,17 +231,18 @@ class Bus:
                 delivery.dead_letter(
                     f"handler failed {delivery.attempt} time(s): {type(exc).__name__}: {exc}"
                 )
-                self._count(sub, event, "dead-lettered", exc)
+                self.record(sub, event, "dead-lettered", exc)
             else:
                 delivery.nack(policy.retry.backoff(delivery.attempt))
-                self._count(sub, event, "retried", exc)
+                self.record(sub, event, "retried", exc)
             return
         delivery.ack()
-        self._count(sub, event, "acked", None)
+        self.record(sub, event, "acked", None)
 
-    def _count(
+    def record(
         self, sub: Subscription, event: CloudEvent, outcome: str, error: BaseException | None
     ) -> None:
+        """Count one settled delivery ('acked', 'retried', 'dead-lettered' or 'filtered')."""
         with sub.lock:
             stats = sub.stats
             stats.delivered += 1

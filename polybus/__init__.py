@@ -11,6 +11,7 @@ top-level folders become these subpackages.
 """
 
 from polybus.adapters import available_adapters, connect
+from polybus.app import App
 from polybus.core import (
     DEFAULT_TOPIC,
     Adapter,
@@ -29,11 +30,14 @@ from polybus.core import (
     to_json,
 )
 from polybus.core.hookspecs import hookimpl
+from polybus.core.runtime import Context
 
 __all__ = [
     "DEFAULT_TOPIC",
     "Adapter",
+    "App",
     "Bus",
+    "Context",
     "Delivery",
     "DeliveryPolicy",
     "EventFactory",

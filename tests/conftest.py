@@ -14,4 +14,6 @@ _FIXTURE_MODULES = (
     "tests.fixtures.gcp",
     "tests.fixtures.thirdparty",
 )
-pytest_plugins = [m for m in _FIXTURE_MODULES if importlib.util.find_spec(m)]
+pytest_plugins = [m for m in _FIXTURE_MODULES if importlib.util.find_spec(m)] + [
+    "polybus.pytest_plugin"  # the fixtures polybus ships to its users, used by our own tests too
+]

@@ -27,7 +27,7 @@ from tests import conftest as suite
 ADAPTER_IDS = ["local", "local-durable", "local-durable-avro"] + [
     adapter_id
     for name in suite.pytest_plugins
-    if not name.endswith(".local")
+    if name.startswith("tests.fixtures.") and not name.endswith(".local")
     for adapter_id in getattr(
         importlib.import_module(name), "ADAPTER_IDS", (name.rsplit(".", 1)[1],)
     )

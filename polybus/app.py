@@ -1,0 +1,241 @@
+"""`App`: a polybus service declared with decorators, importable without connecting.
+
+    from polybus import App, Context, new_event
+
+    app = App("inventory")
+
+    @app.subscriber("reserve-stock", topic="orders", filter="type = 'com.shop.order.placed'",
+                    concurrency=4)
+    async def reserve(event, ctx: Context) -> None:
+        await ctx.publish(new_event("com.shop.inventory.reserved", "/inventory", {...}),
+                          topic="inventory")
+
+Nothing connects at import. `await app.start()` (or `polybus run module:app`)
+resolves the provider from polybus.toml / ``POLYBUS_*`` (the embedded local
+bus by default), runs the startup hooks, provisions every subscription and
+starts the runtime (polybus.core.runtime). `await app.stop()` shuts down
+cleanly: stop leasing, let handlers finish within the grace period, release
+the rest, run the shutdown hooks, close the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any, TypeVar
+
+from cloudevents.core.v1.event import CloudEvent
+
+from polybus.core.bus import Bus, Subscription
+from polybus.core.config import Config
+from polybus.core.contract import DEFAULT_TOPIC, DeliveryPolicy
+from polybus.core.errors import Problem, ValidationError
+from polybus.core.runtime import RuntimeSettings, Worker, bind_handler
+from polybus.core.runtime.metrics import prometheus_text
+
+log = logging.getLogger("polybus.app")
+F = TypeVar("F", bound=Callable[..., Any])
+Hook = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class SubscriberSpec:
+    """One subscription an App declares: where, what, how, and the handler."""
+
+    name: str
+    handler: Callable[..., Any]
+    topic: str = DEFAULT_TOPIC
+    filter: Any = None
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    concurrency: int = 1
+
+
+class App:
+    """A service: subscriptions with handlers, lifecycle hooks, and publishing."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        config: Config | str | os.PathLike[str] | None = None,
+        provider: str | None = None,
+        settings: RuntimeSettings | None = None,
+        connect: Callable[[], Bus] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.provider = provider
+        self.settings = settings or RuntimeSettings()
+        self.subscribers: list[SubscriberSpec] = []
+        self._connect = connect
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+        self.bus: Bus | None = None
+        self.worker: Worker | None = None
+        self.ready = False
+        self._stop_requested: asyncio.Event | None = None
+
+    # declaring ------------------------------------------------------------------
+
+    def subscriber(
+        self,
+        name: str,
+        *,
+        topic: str = DEFAULT_TOPIC,
+        filter: Any = None,
+        policy: DeliveryPolicy | None = None,
+        concurrency: int = 1,
+    ) -> Callable[[F], F]:
+        """Declare a subscription handled by the decorated function (sync or async)."""
+        if any(s.name == name for s in self.subscribers):
+            raise ValidationError(
+                f"app {self.name!r}", [Problem("subscriber", name, "declared twice")]
+            )
+        if concurrency < 1:
+            raise ValidationError(
+                f"subscriber {name!r}", [Problem("concurrency", concurrency, "must be >= 1")]
+            )
+
+        def decorate(func: F) -> F:
+            bind_handler(func)  # a handler that cannot take an event fails here, at import
+            spec = SubscriberSpec(
+                name, func, topic, filter, policy or DeliveryPolicy(), concurrency
+            )
+            self.subscribers.append(spec)
+            return func
+
+        return decorate
+
+    def on_startup(self, func: F) -> F:
+        """Run `func` (sync or async) before the subscriptions start."""
+        self._startup.append(func)
+        return func
+
+    def on_shutdown(self, func: F) -> F:
+        """Run `func` (sync or async) after the handlers stopped, before the bus closes."""
+        self._shutdown.append(func)
+        return func
+
+    # running --------------------------------------------------------------------
+
+    async def start(self, *, concurrency: int | None = None, bus: Bus | None = None) -> None:
+        """Connect, run startup hooks, provision every subscription and start consuming.
+
+        `concurrency` overrides every subscriber's own (``polybus run --concurrency``);
+        `bus` uses a bus the caller built (the test kit) instead of connecting.
+        """
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        connected: Bus = (
+            bus if bus is not None else await loop.run_in_executor(None, self._make_bus)
+        )
+        self.bus = connected
+        self.worker = Worker(connected, self.settings)
+        for hook in self._startup:
+            await _call_hook(hook)
+        for spec in self.subscribers:
+            sub = await loop.run_in_executor(None, partial(_subscribe, connected, spec))
+            self.worker.add(sub, bind_handler(spec.handler), concurrency or spec.concurrency)
+        await self.worker.start()
+        self.ready = True
+        log.info(
+            "%s: started on %s (%d subscription(s))",
+            self.name,
+            connected.provider,
+            len(self.subscribers),
+        )
+
+    async def stop(self) -> None:
+        """Stop cleanly: no new leases, in-flight handlers finish or are released, hooks, close."""
+        self.ready = False
+        if self.worker is None:
+            return
+        await self.worker.stop()
+        for hook in self._shutdown:
+            try:
+                await _call_hook(hook)
+            except Exception:
+                log.exception("%s: shutdown hook failed", self.name)
+        await self.worker.close()
+        self.worker = None
+        log.info("%s: stopped", self.name)
+
+    def request_stop(self) -> None:
+        """Ask a running `serve()` to stop (what SIGTERM and SIGINT do)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def serve(self, *, concurrency: int | None = None, handle_signals: bool = True) -> None:
+        """Start, run until SIGTERM/SIGINT (or `request_stop()`), then stop cleanly."""
+        await self.start(concurrency=concurrency)
+        assert self._stop_requested is not None
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self._stop_requested.wait()
+        finally:
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            await self.stop()
+
+    def run(self, *, concurrency: int | None = None) -> None:
+        """Block running the service until SIGTERM or SIGINT (a script's ``app.run()``)."""
+        asyncio.run(self.serve(concurrency=concurrency))
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # publishing ------------------------------------------------------------------
+
+    async def publish(
+        self, events: CloudEvent | Sequence[CloudEvent], topic: str = DEFAULT_TOPIC
+    ) -> None:
+        """Publish from async code outside handlers, without blocking the loop."""
+        if self.worker is None:
+            raise ValidationError(
+                f"app {self.name!r}", [Problem("publish", topic, "the app is not started")]
+            )
+        await self.worker.publish(events, topic)
+
+    # observing -------------------------------------------------------------------
+
+    def metrics(self) -> str:
+        """Prometheus text for every subscription (empty before start)."""
+        return "" if self.worker is None else prometheus_text(self.worker.stats(), self.name)
+
+    def with_settings(self, **changes: Any) -> App:
+        """Change runtime settings before start (e.g. ``grace=5``); returns the app."""
+        self.settings = replace(self.settings, **changes)
+        return self
+
+    def _make_bus(self) -> Bus:
+        if self._connect is not None:
+            return self._connect()
+        from polybus.adapters import connect
+
+        return connect(self.config, provider=self.provider)
+
+
+def _subscribe(bus: Bus, spec: SubscriberSpec) -> Subscription:
+    return bus.subscribe(
+        spec.name, spec.handler, topic=spec.topic, filter=spec.filter, policy=spec.policy
+    )
+
+
+async def _call_hook(hook: Hook) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
