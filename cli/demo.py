@@ -1,14 +1,18 @@
 """`polybus demo`: a shopping-cart flow run as services on the configured bus.
 
 cart checkout -> order placed -> inventory reserved + payment charged -> order
-confirmed. Each service only publishes and subscribes; none names a provider.
+confirmed. Each of the five services (cart, orders, inventory, payments,
+notifications) is a polybus.App; they share one bus here so the embedded
+in-memory bus works too. None names a provider.
 The trace shows every hop with its latency (handled time minus event time).
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +23,11 @@ from rich.console import Console
 from rich.table import Table
 
 from polybus.adapters import connect
+from polybus.app import App
 from polybus.cli.errors import friendly_errors
 from polybus.core.bus import Bus
 from polybus.core.events import new_event
+from polybus.core.runtime import Context
 
 TOPIC = "shop"
 SOURCE = "/polybus/demo"
@@ -39,98 +45,127 @@ class Hop:
 
 
 class ShopFlow:
-    """The demo's services, wired to a bus; `trace` records every hop."""
+    """The demo's five services as polybus Apps on one bus; `trace` records every hop.
 
-    def __init__(self, bus: Bus) -> None:
-        self.bus = bus
+    cart (publishes checkouts) -> orders (places orders, confirms them) ->
+    inventory and payments (in parallel) -> notifications.
+    """
+
+    def __init__(self) -> None:
         self.trace: list[Hop] = []
         self.confirmed: set[str] = set()
         self.notified: set[str] = set()
         self._started = time.monotonic()
-        self._lock = threading.Lock()
         self._done: dict[str, set[str]] = {}
-        self._all_confirmed = threading.Event()
         self._expected = 0
-        subscriptions = (
-            ("orders", "com.shop.cart.checked_out", self.place_order),
-            ("inventory", "com.shop.order.placed", self.reserve_stock),
-            ("payments", "com.shop.order.placed", self.charge_payment),
-            ("confirmations", None, self.confirm),
-            ("notifications", "com.shop.order.confirmed", self.notify),
-        )
-        for name, event_type, handler in subscriptions:
-            flt: Any = (
-                {"exact": {"type": event_type}}
-                if event_type
-                else {
-                    "any": [
-                        {"exact": {"type": "com.shop.inventory.reserved"}},
-                        {"exact": {"type": "com.shop.payment.charged"}},
-                    ]
-                }
-            )
-            bus.subscribe(f"demo-{name}", self._traced(name, handler), topic=TOPIC, filter=flt)
+        self._all_notified = asyncio.Event()
+        self.cart = App("cart")
+        self.orders = App("orders")
+        self.inventory = App("inventory")
+        self.payments = App("payments")
+        self.notifications = App("notifications")
+        self._declare()
 
-    def _traced(self, service: str, handler: Any) -> Any:
-        def run(event: CloudEvent) -> None:
+    @property
+    def apps(self) -> list[App]:
+        """The five services."""
+        return [self.cart, self.orders, self.inventory, self.payments, self.notifications]
+
+    def _declare(self) -> None:
+        def only(event_type: str) -> str:
+            return f"type = '{event_type}'"
+
+        reserved_or_charged = "type IN ('com.shop.inventory.reserved', 'com.shop.payment.charged')"
+        self.orders.subscriber(
+            "demo-orders", topic=TOPIC, filter=only("com.shop.cart.checked_out")
+        )(self._traced("orders", self.place_order))
+        self.orders.subscriber("demo-confirmations", topic=TOPIC, filter=reserved_or_charged)(
+            self._traced("confirmations", self.confirm)
+        )
+        self.inventory.subscriber(
+            "demo-inventory", topic=TOPIC, filter=only("com.shop.order.placed")
+        )(self._traced("inventory", self.reserve_stock))
+        self.payments.subscriber(
+            "demo-payments", topic=TOPIC, filter=only("com.shop.order.placed")
+        )(self._traced("payments", self.charge_payment))
+        self.notifications.subscriber(
+            "demo-notifications", topic=TOPIC, filter=only("com.shop.order.confirmed")
+        )(self._traced("notifications", self.notify))
+
+    def _traced(
+        self, service: str, handler: Callable[[CloudEvent, Context], Awaitable[None]]
+    ) -> Callable[[CloudEvent, Context], Awaitable[None]]:
+        async def run(event: CloudEvent, ctx: Context) -> None:
             now = datetime.now(UTC)
             sent = event.get_time() or now
-            hop = Hop(
-                service,
-                event.get_type(),
-                event.get_subject() or "",
-                (time.monotonic() - self._started) * 1000,
-                (now - sent).total_seconds() * 1000,
+            self.trace.append(
+                Hop(
+                    service,
+                    event.get_type(),
+                    event.get_subject() or "",
+                    (time.monotonic() - self._started) * 1000,
+                    (now - sent).total_seconds() * 1000,
+                )
             )
-            with self._lock:
-                self.trace.append(hop)
-            handler(event)
+            await handler(event, ctx)
 
         return run
 
-    def _emit(self, event_type: str, order: str, data: dict[str, Any]) -> None:
-        self.bus.publish(new_event(event_type, SOURCE, data, subject=order), topic=TOPIC)
+    @staticmethod
+    async def _emit(ctx: Context | App, event_type: str, order: str, data: dict[str, Any]) -> None:
+        await ctx.publish(new_event(event_type, SOURCE, data, subject=order), topic=TOPIC)
 
-    def checkout(self, order: str, items: list[str], amount: float) -> None:
+    async def checkout(self, order: str, items: list[str], amount: float) -> None:
         """The cart service: a customer checks out."""
         self._expected += 1
-        self._emit("com.shop.cart.checked_out", order, {"items": items, "amount": amount})
+        await self._emit(
+            self.cart, "com.shop.cart.checked_out", order, {"items": items, "amount": amount}
+        )
 
-    def place_order(self, event: CloudEvent) -> None:
+    async def place_order(self, event: CloudEvent, ctx: Context) -> None:
         """Orders: a checkout becomes an order."""
-        self._emit("com.shop.order.placed", event.get_subject() or "", _data(event))
+        await self._emit(ctx, "com.shop.order.placed", event.get_subject() or "", _data(event))
 
-    def reserve_stock(self, event: CloudEvent) -> None:
+    async def reserve_stock(self, event: CloudEvent, ctx: Context) -> None:
         """Inventory: reserve the order's items."""
-        self._emit("com.shop.inventory.reserved", event.get_subject() or "", {"reserved": True})
+        await self._emit(
+            ctx, "com.shop.inventory.reserved", event.get_subject() or "", {"reserved": True}
+        )
 
-    def charge_payment(self, event: CloudEvent) -> None:
+    async def charge_payment(self, event: CloudEvent, ctx: Context) -> None:
         """Payments: charge the order's amount."""
         amount = _data(event)["amount"]
-        self._emit("com.shop.payment.charged", event.get_subject() or "", {"charged": amount})
+        await self._emit(
+            ctx, "com.shop.payment.charged", event.get_subject() or "", {"charged": amount}
+        )
 
-    def confirm(self, event: CloudEvent) -> None:
-        """Orders: confirm once both stock and payment are done."""
+    async def confirm(self, event: CloudEvent, ctx: Context) -> None:
+        """Orders: confirm once both stock and payment are done (handlers share the loop)."""
         order = event.get_subject() or ""
-        with self._lock:
-            done = self._done.setdefault(order, set())
-            done.add(event.get_type())
-            ready = len(done) == 2 and order not in self.confirmed
-            if ready:
-                self.confirmed.add(order)
-        if ready:
-            self._emit("com.shop.order.confirmed", order, {"status": "confirmed"})
+        done = self._done.setdefault(order, set())
+        done.add(event.get_type())
+        if len(done) == 2 and order not in self.confirmed:
+            self.confirmed.add(order)
+            await self._emit(ctx, "com.shop.order.confirmed", order, {"status": "confirmed"})
 
-    def notify(self, event: CloudEvent) -> None:
+    async def notify(self, event: CloudEvent, ctx: Context) -> None:
         """Notifications: tell the customer; the flow ends here."""
-        with self._lock:
-            self.notified.add(event.get_subject() or "")
-            if len(self.notified) == self._expected:
-                self._all_confirmed.set()
+        self.notified.add(event.get_subject() or "")
+        if len(self.notified) == self._expected:
+            self._all_notified.set()
 
-    def wait(self, timeout: float) -> bool:
-        """Block until every checked-out order's confirmation was handled."""
-        return self._all_confirmed.wait(timeout)
+    async def run(self, bus: Bus, orders: int, timeout: float) -> None:
+        """Start the services on `bus`, check out `orders` orders, wait, stop the services."""
+        for app in self.apps:
+            await app.start(bus=bus)
+        try:
+            for i in range(1, orders + 1):
+                await self.checkout(f"order-{i}", [f"sku-{i}", "sku-gift"], 10.0 * i)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_notified.wait(), timeout)
+        finally:
+            for app in self.apps:
+                await app.stop()  # the shared bus stays open: the caller closes it
 
 
 def _data(event: CloudEvent) -> dict[str, Any]:
@@ -141,15 +176,9 @@ def _data(event: CloudEvent) -> dict[str, Any]:
 
 
 def run_demo(bus: Bus, orders: int = 3, timeout: float = 30.0) -> ShopFlow:
-    """Run the flow for `orders` orders with consumer threads; returns the finished flow."""
-    flow = ShopFlow(bus)
-    bus.start()
-    try:
-        for i in range(1, orders + 1):
-            flow.checkout(f"order-{i}", [f"sku-{i}", "sku-gift"], 10.0 * i)
-        flow.wait(timeout)
-    finally:
-        bus.stop()
+    """Run the flow for `orders` orders; returns the finished flow (the bus stays open)."""
+    flow = ShopFlow()
+    asyncio.run(flow.run(bus, orders, timeout))
     return flow
 
 

@@ -78,10 +78,29 @@ def check_command(location: str, event_type: str | None, candidate: Path | None)
     "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
 @click.option("--title", default="polybus events", show_default=True)
+@click.option(
+    "--app",
+    "app_target",
+    metavar="MODULE:ATTR",
+    default=None,
+    help="Document this polybus.App's subscriptions and publications instead.",
+)
 @friendly_errors
-def docs_command(location: str, output: Path | None, fmt: str, title: str) -> None:
-    """Write an AsyncAPI 3.0 document for the registered event types and their topics."""
-    document = asyncapi_document(SchemaRegistry(location), title=title)
+def docs_command(
+    location: str, output: Path | None, fmt: str, title: str, app_target: str | None
+) -> None:
+    """Write an AsyncAPI 3.0 document for the registered event types and their topics.
+
+    With --app, the document describes one App: its subscriptions (with
+    filters and policies) and its declared publications.
+    """
+    if app_target is not None:
+        from polybus.app_docs import app_asyncapi
+        from polybus.cli.run import load_app
+
+        document = app_asyncapi(load_app(app_target), SchemaRegistry(location))
+    else:
+        document = asyncapi_document(SchemaRegistry(location), title=title)
     text = (
         json.dumps(document, indent=2) + "\n"
         if fmt == "json"

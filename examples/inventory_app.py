@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from polybus import App, Context, DeliveryPolicy, new_event
 
 app = App("inventory")
+app.publishes("inventory", "com.shop.inventory.reserved")
 
 
 @dataclass(frozen=True)

@@ -73,12 +73,14 @@ class App:
         self.provider = provider
         self.settings = settings or RuntimeSettings()
         self.subscribers: list[SubscriberSpec] = []
+        self.publications: dict[str, set[str]] = {}
         self._connect = connect
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self.bus: Bus | None = None
         self.worker: Worker | None = None
         self.ready = False
+        self._owns_bus = True
         self._stop_requested: asyncio.Event | None = None
 
     # declaring ------------------------------------------------------------------
@@ -112,6 +114,10 @@ class App:
 
         return decorate
 
+    def publishes(self, topic: str, *event_types: str) -> None:
+        """Declare that the app publishes `event_types` to `topic` (for its AsyncAPI document)."""
+        self.publications.setdefault(topic, set()).update(event_types)
+
     def on_startup(self, func: F) -> F:
         """Run `func` (sync or async) before the subscriptions start."""
         self._startup.append(func)
@@ -128,7 +134,8 @@ class App:
         """Connect, run startup hooks, provision every subscription and start consuming.
 
         `concurrency` overrides every subscriber's own (``polybus run --concurrency``);
-        `bus` uses a bus the caller built (the test kit) instead of connecting.
+        `bus` uses a bus the caller built (the test kit, several apps in one
+        process) instead of connecting; `stop()` then leaves it open.
         """
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
@@ -162,7 +169,7 @@ class App:
                 await _call_hook(hook)
             except Exception:
                 log.exception("%s: shutdown hook failed", self.name)
-        await self.worker.close()
+        await self.worker.close(close_bus=self._owns_bus)  # a bus passed to start() is the caller's
         self.worker = None
         log.info("%s: stopped", self.name)
 

@@ -107,6 +107,8 @@ class TestBus:
     def __exit__(self, *exc: object) -> None:
         try:
             self._run(self.app.stop())
+            if self.bus is not None:
+                self.bus.close()  # the app leaves a bus it was given open
         finally:
             assert self._loop is not None and self._thread is not None
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -129,8 +129,15 @@ class Worker:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
 
-    async def close(self) -> None:
-        """Close the bus within `close_timeout`, even against an unresponsive endpoint."""
+    async def close(self, *, close_bus: bool = True) -> None:
+        """Release the worker's threads and close the bus (when `close_bus`) within `close_timeout`.
+
+        The bus is closed from a daemon thread, so an unresponsive endpoint
+        cannot hold shutdown longer than the timeout.
+        """
+        if not close_bus:
+            self._io.shutdown(wait=False, cancel_futures=True)
+            return
         done = threading.Event()
 
         def close_bus() -> None:
