@@ -225,7 +225,7 @@ class Bus:
             return
         try:
             sub.handler(event)
-        except Exception as exc:  # a handler may raise anything; the loop must survive
+        except BaseException as exc:  # a handler may raise anything, SystemExit included: it is this delivery's failure
             policy = sub.spec.policy
             if delivery.attempt >= policy.max_delivery_attempts:
                 delivery.dead_letter(
