@@ -56,13 +56,13 @@ def app_asyncapi(app: App, registry: SchemaRegistry, *, version: str = "1.0.0") 
             },
             "x-polybus-concurrency": spec.concurrency,
         }
-    for topic, types in app.publications.items():
-        key = channel(topic, sorted(types))
+    for topic, published in app.publications.items():
+        key = channel(topic, sorted(published))
         operations[_key(f"send.{topic}")] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{key}"},
             "summary": f"{app.name} publishes to {topic}",
-            "messages": _refs(key, channels[key], sorted(types), by_type),
+            "messages": _refs(key, channels[key], sorted(published), by_type),
         }
     base["info"]["description"] = (
         f"The subscriptions and publications of the polybus app {app.name!r}. "

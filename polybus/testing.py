@@ -33,7 +33,7 @@ from polybus.adapters import available_adapters, plugin_manager
 from polybus.adapters.local.memory import MemoryBus
 from polybus.app import App
 from polybus.core.bus import Bus
-from polybus.core.config import load_config
+from polybus.core.config import Config, load_config
 from polybus.core.contract import DEFAULT_TOPIC
 from polybus.core.hookspecs import hookimpl
 
@@ -89,7 +89,12 @@ class TestBus:
         self.bus: Bus | None = None
 
     def __enter__(self) -> TestBus:
-        name = self._provider or self.app.provider or load_config(self.app.config).provider
+        config = self.app.config
+        name = (
+            self._provider
+            or self.app.provider
+            or (config if isinstance(config, Config) else load_config(config)).provider
+        )
         registry = available_adapters()
         capabilities = registry[name].info.capabilities if name in registry else None
         pm = plugin_manager([self._recorder], load_entrypoints=False)

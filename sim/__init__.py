@@ -1,7 +1,9 @@
 """The simulation harness: request-based vs event-based topologies on SimPy, validated against queueing theory.
 
-loader (YAML -> topology), population (device arrivals as arrays), engine
-(SimPy), fastpath (vectorised Lindley), broker (provider profiles and cost),
-runner (replications in parallel), metrics/stats (CIs), output/report/plot,
-sweep, exercises. See docs/sim.md.
+schema + loader (strict YAML -> topology), population (device arrivals as
+arrays), engine (SimPy), fastpath (vectorised Lindley), broker (provider
+profiles and cost), executors + runner (replications inline, on a process pool
+or on Dask), results (typed results and the one JSON writer), metrics/stats
+(CIs), lookup (metric paths and units), output/report/plot, sweep, exercises.
+See docs/sim.md.
 """

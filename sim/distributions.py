@@ -167,101 +167,161 @@ class Mixture:
 
 
 KINDS = ("exponential", "deterministic", "lognormal", "uniform", "empirical", "mixture")
+KEYS = {
+    "exponential": ("mean", "rate"),
+    "deterministic": ("value",),
+    "lognormal": ("median", "sigma", "p99", "mean", "sd"),
+    "uniform": ("low", "high"),
+    "empirical": ("samples",),
+    "mixture": ("components",),
+}
 
 
-def _num(spec: Mapping[str, Any], key: str, path: str, problems: list[Problem]) -> float:
+def _num(
+    spec: Mapping[str, Any], key: str, path: str, problems: list[Problem], *, positive: bool = False
+) -> float | None:
+    """The number at `key`, or None after recording one problem (callers then skip dependent checks)."""
     value = spec.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        problems.append(Problem(f"{path}.{key}", value, "must be a number >= 0"))
-        return 0.0
-    return float(value)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value <= 0):  # type: ignore[operator]
+        rule = "must be a number > 0" if positive else "must be a number >= 0"
+        if value is None:
+            if _typo_of(key, spec):
+                return None  # the unknown-key problem already names it
+            rule = f"is required ({rule[8:]})"
+        problems.append(Problem(f"{path}.{key}", value, rule))
+        return None
+    return float(value)  # type: ignore[arg-type]
+
+
+def _typo_of(key: str, spec: Mapping[str, Any]) -> bool:
+    """Whether a key of `spec` looks like a misspelling of the missing `key` (reported once, as unknown)."""
+    import difflib
+
+    return bool(
+        difflib.get_close_matches(key, [str(k) for k in spec if k != key], n=1, cutoff=0.75)
+    )
+
+
+def _unknown(
+    spec: Mapping[str, Any], path: str, allowed: Sequence[str], problems: list[Problem]
+) -> None:
+    from polybus.core.config import unknown_key_rule
+
+    for key, value in spec.items():
+        if key not in allowed:
+            problems.append(Problem(f"{path}.{key}", value, unknown_key_rule(str(key), allowed)))
+
+
+FALLBACK = Deterministic(0.0)
 
 
 def parse_distribution(spec: object, path: str, problems: list[Problem]) -> Distribution:
-    """Build a distribution from YAML; append a Problem per error (path names the YAML key).
+    """Build a distribution from YAML; append one Problem per error (path names the YAML key).
 
     Forms: a number (deterministic seconds); {dist: exponential, mean|rate};
     {dist: deterministic, value}; {dist: lognormal, median, sigma | p99} or
     {dist: lognormal, mean, sd}; {dist: uniform, low, high};
     {dist: empirical, samples: [...]}; {dist: mixture, components: [{weight, ...}]}.
+    Unknown keys are problems with a did-you-mean.
     """
-    if isinstance(spec, int | float) and not isinstance(spec, bool) and spec >= 0:
+    if (
+        isinstance(spec, int | float)
+        and not isinstance(spec, bool)
+        and math.isfinite(spec)
+        and spec >= 0
+    ):
         return Deterministic(float(spec))
     if not isinstance(spec, Mapping):
-        problems.append(Problem(path, spec, "must be a number of seconds or a mapping with 'dist'"))
-        return Deterministic(0.0)
+        problems.append(
+            Problem(path, spec, "must be a number of seconds >= 0 or a mapping with 'dist'")
+        )
+        return FALLBACK
     kind = spec.get("dist")
     if kind not in KINDS:
         problems.append(Problem(f"{path}.dist", kind, f"must be one of {', '.join(KINDS)}"))
-        return Deterministic(0.0)
+        return FALLBACK
+    _unknown(spec, path, ("dist", *KEYS[kind]), problems)
     if kind == "exponential":
         if "rate" in spec:
-            rate = _num(spec, "rate", path, problems)
-            if rate <= 0:
-                problems.append(Problem(f"{path}.rate", rate, "must be > 0"))
-                return Deterministic(0.0)
-            return Exponential(1.0 / rate)
-        return Exponential(_num(spec, "mean", path, problems))
+            rate = _num(spec, "rate", path, problems, positive=True)
+            return FALLBACK if rate is None else Exponential(1.0 / rate)
+        mean = _num(spec, "mean", path, problems)
+        return FALLBACK if mean is None else Exponential(mean)
     if kind == "deterministic":
-        return Deterministic(_num(spec, "value", path, problems))
+        value = _num(spec, "value", path, problems)
+        return FALLBACK if value is None else Deterministic(value)
     if kind == "lognormal":
         return _lognormal(spec, path, problems)
     if kind == "uniform":
         low, high = _num(spec, "low", path, problems), _num(spec, "high", path, problems)
+        if low is None or high is None:
+            return FALLBACK
         if high < low:
-            problems.append(Problem(f"{path}.high", high, "must be >= low"))
+            problems.append(Problem(f"{path}.high", high, f"must be >= low ({low:g})"))
         return Uniform(low, high)
     if kind == "empirical":
         samples = spec.get("samples")
-        ok = isinstance(samples, Sequence) and len(samples) > 0
-        if not ok or not all(isinstance(s, int | float) and s >= 0 for s in samples):  # type: ignore[union-attr]
+        ok = isinstance(samples, Sequence) and not isinstance(samples, str) and len(samples) > 0
+        if not ok or not all(
+            isinstance(s, int | float) and not isinstance(s, bool) and s >= 0
+            for s in samples  # type: ignore[union-attr]
+        ):
             problems.append(
                 Problem(f"{path}.samples", samples, "must be a non-empty list of numbers >= 0")
             )
-            return Deterministic(0.0)
+            return FALLBACK
         return Empirical(tuple(float(s) for s in samples))  # type: ignore[union-attr]
     return _mixture(spec, path, problems)
 
 
 def _lognormal(spec: Mapping[str, Any], path: str, problems: list[Problem]) -> Distribution:
     if "mean" in spec:
-        mean, sd = _num(spec, "mean", path, problems), _num(spec, "sd", path, problems)
-        if mean <= 0:
-            problems.append(Problem(f"{path}.mean", mean, "must be > 0"))
-            return Deterministic(0.0)
+        mean = _num(spec, "mean", path, problems, positive=True)
+        sd = _num(spec, "sd", path, problems)
+        if mean is None or sd is None:
+            return FALLBACK
         sigma2 = math.log1p((sd / mean) ** 2)
         return LogNormal(math.log(mean) - sigma2 / 2, math.sqrt(sigma2))
-    median = _num(spec, "median", path, problems)
-    if median <= 0:
-        problems.append(Problem(f"{path}.median", median, "must be > 0"))
-        return Deterministic(0.0)
+    median = _num(spec, "median", path, problems, positive=True)
     if "p99" in spec:
-        p99 = _num(spec, "p99", path, problems)
+        p99 = _num(spec, "p99", path, problems, positive=True)
+        if median is None or p99 is None:
+            return FALLBACK
         if p99 < median:
-            problems.append(Problem(f"{path}.p99", p99, "must be >= median"))
+            problems.append(Problem(f"{path}.p99", p99, f"must be >= median ({median:g})"))
             return Deterministic(median)
         return LogNormal(math.log(median), math.log(p99 / median) / Z99)
-    return LogNormal(math.log(median), _num(spec, "sigma", path, problems))
+    sigma = _num(spec, "sigma", path, problems)
+    if median is None or sigma is None:
+        return FALLBACK
+    return LogNormal(math.log(median), sigma)
 
 
 def _mixture(spec: Mapping[str, Any], path: str, problems: list[Problem]) -> Distribution:
     comps = spec.get("components")
-    if not isinstance(comps, Sequence) or not comps:
+    if not isinstance(comps, Sequence) or isinstance(comps, str) or not comps:
         problems.append(Problem(f"{path}.components", comps, "must be a non-empty list"))
-        return Deterministic(0.0)
+        return FALLBACK
     weights: list[float] = []
     parts: list[Distribution] = []
+    failed = False
     for i, comp in enumerate(comps):
         where = f"{path}.components[{i}]"
         if not isinstance(comp, Mapping):
             problems.append(Problem(where, comp, "must be a mapping with 'weight' and 'dist'"))
+            failed = True
             continue
-        weights.append(_num(comp, "weight", where, problems))
+        weight = _num(comp, "weight", where, problems)
+        failed |= weight is None
+        weights.append(weight or 0.0)
         parts.append(
             parse_distribution({k: v for k, v in comp.items() if k != "weight"}, where, problems)
         )
     total = sum(weights)
+    if failed:
+        return FALLBACK
     if not math.isclose(total, 1.0, abs_tol=1e-9):
         problems.append(Problem(f"{path}.components", total, "weights must sum to 1"))
-        return Deterministic(0.0)
+        return FALLBACK
     return Mixture(tuple(weights), tuple(parts))

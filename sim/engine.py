@@ -21,6 +21,7 @@ from polybus.sim.broker import BrokerProfile, load_profile
 from polybus.sim.distributions import Uniform
 from polybus.sim.metrics import ERROR, OK, TIMEOUT, FlowStats, Recorder, StationStats, TopicStats
 from polybus.sim.population import ArrivalSource, windows
+from polybus.sim.results import Replication
 from polybus.sim.streams import Stream, Streams
 from polybus.sim.topology import Call, Fault, ReadModel, Scenario, Service, Topology
 
@@ -138,6 +139,8 @@ class Model:
         self.provider = provider or topology.provider or scenario.provider
         self.stations: dict[str, Station] = {}
         self.topics: dict[str, Topic] = {}
+        for w in scenario.workloads:
+            self.rec.flows[w.flow] = FlowStats(w.flow)
         for s in topology.services.values():
             st = self._station(s.name, s.workers, s.partitions, s.service_time)
             st.service = s
@@ -202,14 +205,14 @@ class Model:
 
     def _tick_all(self, now: float) -> None:
         for st in self.rec.stations.values():
-            st.area += st.n * (now - st.last)
-            st.last = now
+            st.tick(now)
 
     def _mark_warmup(self) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.sc.warmup)
         self._tick_all(self.sc.warmup)
         for st in self.rec.stations.values():
             st.area0 = st.area
+            st.busy_area0 = st.busy_area
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
         env, dt = self.env, self.sc.sample_interval
@@ -219,7 +222,7 @@ class Model:
 
     def _source(self, flow: str, src: ArrivalSource) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        stats = self.rec.flows.setdefault(flow, FlowStats())
+        stats = self.rec.flows[flow]
         target = self.top.entry[flow]
         station = self.stations.get(target)
         topic = self.topics.get(target)
@@ -235,12 +238,12 @@ class Model:
                     env.process(self._flow_topic(topic, key, ctx))
 
     def _flow(self, station: Station, key: int, ctx: Ctx) -> Generator[simpy.Event, Any, None]:
-        self.rec.inflight += 1
+        self.rec.live.add(ctx)
         status = yield from self.handle(station, key, ctx)
         self._respond(ctx, status)
 
     def _flow_topic(self, topic: Topic, key: int, ctx: Ctx) -> Generator[simpy.Event, Any, None]:
-        self.rec.inflight += 1
+        self.rec.live.add(ctx)
         status = yield from self.publish(topic, key, ctx)
         self._respond(ctx, status)
 
@@ -253,7 +256,7 @@ class Model:
         f.status.append(status)
         ctx.pending -= 1
         if ctx.pending == 0:  # nothing asynchronous pending: complete now (the _settle fast path)
-            self.rec.inflight -= 1
+            self.rec.live.discard(ctx)
             f.completion.append(latency if status == OK else math.nan)
         else:
             f.completion.append(math.nan)
@@ -261,7 +264,7 @@ class Model:
     def _settle(self, ctx: Ctx) -> None:
         ctx.pending -= 1
         if ctx.pending == 0:
-            self.rec.inflight -= 1
+            self.rec.live.discard(ctx)
             if ctx.flow.status[ctx.row] == OK:
                 ctx.flow.completion[ctx.row] = self.env.now - ctx.t0
 
@@ -279,8 +282,7 @@ class Model:
             return ERROR
         s = st.stream.next()
         stats = st.stats
-        stats.area += stats.n * (now - stats.last)
-        stats.last = now
+        stats.tick(now)
         stats.n += 1
         warmup = self.warmup
         if now >= warmup:
@@ -289,6 +291,8 @@ class Model:
         req = lane.request()
         yield req
         start = env.now
+        stats.tick(start)
+        stats.busy_n += 1
         status = OK
         if st.faults:
             if st.down(start):
@@ -306,11 +310,12 @@ class Model:
                 status = yield from self._publishes(st, svc, key, ctx)
         lane.release(req)
         end = env.now
-        stats.area += stats.n * (end - stats.last)
-        stats.last = end
+        stats.tick(end)
         stats.n -= 1
+        stats.busy_n -= 1
+        stats.hold += end - start
+        stats.hold_n += 1
         if now >= warmup:
-            stats.busy += end - start
             stats.sojourn.append(end - now)
             stats.waits.append(start - now)
         rm = st.read_model
@@ -479,7 +484,7 @@ class Model:
 
 def simulate(
     scenario: Scenario, topology: str, seed: int, replication: int, provider: str | None = None
-) -> dict[str, Any]:
-    """Run one replication of one topology with the SimPy engine; its metrics as a dict."""
+) -> Replication:
+    """Run one replication of one topology with the SimPy engine; its typed measures."""
     model = Model(scenario, scenario.topologies[topology], Streams(seed, replication), provider)
     return model.run().result(scenario.faults)

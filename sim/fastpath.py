@@ -18,13 +18,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from polybus.sim.broker import BrokerProfile, load_profile
-from polybus.sim.metrics import CDF_PERCENTS, QUANTILES
+from polybus.sim.metrics import (
+    CDF_PERCENTS,
+    QUANTILES,
+    backlog_result,
+    empty_quantiles,
+    station_result,
+)
 from polybus.sim.population import ArrivalSource, windows
+from polybus.sim.results import (
+    Cdf,
+    FlowResult,
+    Measures,
+    Quantiles,
+    Replication,
+    TopicResult,
+)
 from polybus.sim.streams import Stream, Streams
 from polybus.sim.topology import Scenario, Topology
 
@@ -112,19 +125,19 @@ class _Hist:
         idx = np.clip(((np.log10(pos) - LOG_MIN) * BINS_PER_DECADE).astype(np.int64), 0, N_BINS)
         self.counts += np.bincount(idx, minlength=N_BINS + 1)
 
-    def quantiles(self) -> dict[str, Any]:
+    def quantiles(self) -> Quantiles[float, tuple[float, ...]]:
         if self.n == 0:
-            return {
-                "mean": math.nan,
-                **dict.fromkeys(QUANTILES, math.nan),
-                "cdf": {"percent": CDF_PERCENTS, "x": [math.nan] * len(CDF_PERCENTS)},
-            }
+            return empty_quantiles()
         cum = np.cumsum(self.counts) + self.zero
-        out: dict[str, Any] = {"mean": self.total / self.n}
-        for name, q in QUANTILES.items():
-            out[name] = self._at(cum, q)
-        out["cdf"] = {"percent": CDF_PERCENTS, "x": [self._at(cum, q) for q in CDF_PERCENTS]}
-        return out
+        p50, p95, p99, p999 = (self._at(cum, q) for q in QUANTILES)
+        return Quantiles(
+            self.total / self.n,
+            p50,
+            p95,
+            p99,
+            p999,
+            Cdf(CDF_PERCENTS, tuple(self._at(cum, q) for q in CDF_PERCENTS)),
+        )
 
     def _at(self, cum: np.ndarray, percent: float) -> float:
         rank = percent / 100.0 * self.n
@@ -211,7 +224,7 @@ class _Admission:
 
 def simulate_fast(
     scenario: Scenario, topology: str, seed: int, replication: int, provider: str | None = None
-) -> dict[str, Any]:
+) -> Replication:
     """One replication with the vectorised engine; the same result schema as the SimPy engine."""
     top = scenario.topologies[topology]
     plan = fast_plan(scenario, top, provider)
@@ -242,14 +255,18 @@ class _FastRun:
             self.dlv = streams.stream(f"broker/{plan.topic}/delivery", self.prof.delivery_latency)
         self.d_prev = np.full(plan.partitions, -math.inf)
         self.grid = np.arange(0.0, sc.duration, sc.sample_interval)
-        self.started = np.zeros(len(self.grid), dtype=np.int64)
+        self.started_at = np.zeros(len(self.grid), dtype=np.int64)
         self.finished = np.zeros(len(self.grid), dtype=np.int64)
         self.published_at = np.zeros(len(self.grid), dtype=np.int64)
         self.consumed_at = np.zeros(len(self.grid), dtype=np.int64)
         self.response = _Hist()
         self.completion = _Hist()
-        self.flow_counts = {w.flow: [0, 0] for w in sc.workloads}  # counted, ok
-        self.area = self.busy = self.sojourn_sum = self.wait_sum = 0.0
+        self.flow_counts = {w.flow: [0, 0] for w in sc.workloads}  # answered, ok
+        self.started = np.zeros(len(sc.workloads), dtype=np.int64)  # in the window, per flow
+        self.area = self.busy = self.sojourn_sum = self.wait_sum = self.hold = 0.0
+        self.hold_n = 0
+        self.late_o: list[np.ndarray] = []  # arrival times of flows unfinished at the end
+        self.late_f: list[np.ndarray] = []
         self.arrivals = self.sojourn_n = 0
         self.published = self.requests = self.delivered = 0
         self.pending: tuple[np.ndarray, ...] = (np.empty(0),) * 5
@@ -258,7 +275,7 @@ class _FastRun:
         idx = np.searchsorted(self.grid, times, side="left")
         counter += np.bincount(idx, minlength=len(self.grid) + 1)[: len(self.grid)]
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> Replication:
         sc = self.sc
         flow_ids = {name: i for i, (name, _) in enumerate(self.sources)}
         for t0, t1 in windows(sc.duration, sc.chunk):
@@ -268,7 +285,10 @@ class _FastRun:
             fid = np.concatenate([np.full(len(p[0][0]), p[1]) for p in parts])
             order = np.argsort(times, kind="stable")
             times, keys, fid = times[order], keys[order], fid[order]
-            self._bucket(self.started, times)
+            self._bucket(self.started_at, times)
+            self.started += np.bincount(
+                fid[times >= sc.warmup], minlength=len(self.sources)
+            ).astype(np.int64)
             self._window(t0, t1, times, keys, fid)
         return self._result()
 
@@ -415,6 +435,9 @@ class _FastRun:
     ) -> None:
         sc = self.sc
         warm, end = sc.warmup, sc.duration
+        late = d >= end
+        self.late_o.append(o[late])
+        self.late_f.append(f[late])
         inside = a < end
         a, s, d, o, r, f = a[inside], s[inside], d[inside], o[inside], r[inside], f[inside]
         self.area += float(np.clip(np.minimum(d, end) - np.maximum(a, warm), 0, None).sum())
@@ -423,7 +446,10 @@ class _FastRun:
         self.delivered += int((o >= warm).sum())
         done = m & (d < end)
         start = d - s
-        self.busy += float(s[done].sum())
+        self.busy += float(np.clip(np.minimum(d, end) - np.maximum(start, warm), 0, None).sum())
+        served = d < end  # finished visits, as the SimPy engine counts them
+        self.hold += float(s[served].sum())
+        self.hold_n += int(served.sum())
         self.sojourn_sum += float((d - a)[done].sum())
         self.wait_sum += float((start - a)[done].sum())
         self.sojourn_n += int(done.sum())
@@ -440,81 +466,86 @@ class _FastRun:
                 c[0] += n
                 c[1] += n
 
-    def _result(self) -> dict[str, Any]:
+    def _result(self) -> Replication:
         sc = self.sc
         span = sc.duration - sc.warmup
-        failed_t0 = (
-            np.concatenate(self.admission.failed_t0)
-            if self.admission and self.admission.failed_t0
-            else np.empty(0)
-        )
-        failed_at = (
-            np.concatenate(self.admission.failed_at)
-            if self.admission and self.admission.failed_at
-            else np.empty(0)
-        )
-        failed_f = (
-            np.concatenate(self.admission.failed_f)
-            if self.admission and self.admission.failed_f
-            else np.empty(0)
-        )
+        adm = self.admission
+
+        def cat(parts: list[np.ndarray] | None) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.empty(0)
+
+        failed_t0 = cat(adm.failed_t0 if adm else None)
+        failed_at = cat(adm.failed_at if adm else None)
+        failed_f = cat(adm.failed_f if adm else None)
         failed_mask = (failed_t0 >= sc.warmup) & (failed_at < sc.duration)
         self._bucket(self.finished, failed_at[failed_at < sc.duration])
+        # unfinished at the end: not yet departed, still retrying a throttled publish, or giving up after the end
+        still = failed_at >= sc.duration
+        late_o = np.concatenate(
+            [cat(self.late_o), adm.pool[3] if adm else np.empty(0), failed_t0[still]]
+        )
+        late_f = np.concatenate(
+            [cat(self.late_f), adm.pool[4] if adm else np.empty(0), failed_f[still]]
+        ).astype(np.int64)
         flows = {}
-        for i, (name, (counted, ok)) in enumerate(self.flow_counts.items()):
+        for i, (name, (_, ok)) in enumerate(self.flow_counts.items()):
             fails = int((failed_mask & (failed_f == i)).sum())
-            n = counted + fails
-            flows[name] = {
-                "count": round(n),
-                "throughput": ok / span,
-                "success_rate": ok / n if n else math.nan,
-                "error_rate": fails / n if n else math.nan,
-                "timeout_rate": 0.0 if n else math.nan,
-                "latency": self.response.quantiles(),
-                "completion": self.completion.quantiles(),
-            }
-        lam = self.arrivals / span
-        w = self.sojourn_sum / self.sojourn_n if self.sojourn_n else math.nan
-        occupancy = self.area / span
+            n = int(self.started[i])
+            mine = late_o[late_f == i]
+            unfinished = int((mine >= sc.warmup).sum())
+            flows[name] = FlowResult(
+                count=n,
+                throughput=ok / span,
+                success_rate=ok / n if n else math.nan,
+                error_rate=fails / n if n else math.nan,
+                timeout_rate=0.0 if n else math.nan,
+                not_completed_rate=unfinished / n if n else math.nan,
+                in_progress=len(mine),
+                oldest_in_progress=float(sc.duration - mine.min()) if len(mine) else 0.0,
+                latency=self.response.quantiles(),
+                completion=self.completion.quantiles(),
+            )
         services = {
-            self.plan.station: {
-                "utilisation": self.busy / (span * self.plan.partitions),
-                "L": occupancy,
-                "lambda": lam,
-                "W": w,
-                "Wq": self.wait_sum / self.sojourn_n if self.sojourn_n else math.nan,
-                "little_gap": abs(occupancy - lam * w) / occupancy if occupancy > 0 else 0.0,
-            }
+            self.plan.station: station_result(
+                busy=self.busy,
+                area=self.area,
+                arrivals=self.arrivals,
+                sojourn_sum=self.sojourn_sum,
+                sojourn_n=self.sojourn_n,
+                wait_sum=self.wait_sum,
+                hold=self.hold,
+                hold_n=self.hold_n,
+                capacity=self.plan.partitions,
+                span=span,
+            )
         }
-        inflight = np.cumsum(self.started) - np.cumsum(self.finished)
-        topics: dict[str, Any] = {}
+        inflight = np.cumsum(self.started_at) - np.cumsum(self.finished)
+        topics: dict[str, TopicResult[float]] = {}
         backlog_topics: dict[str, list[int]] = {}
-        if self.plan.topic is not None and self.admission is not None:
-            throttled = self.admission.throttled
-            topics[self.plan.topic] = {
-                "published": self.published,
-                "publish_requests": self.requests,
-                "throttled": throttled,
-                "throttle_rate": throttled / max(1, self.requests + throttled),
-                "publish_failed": int(failed_mask.sum()),
-                "deliveries": self.delivered,
-                "dead_lettered": 0,
-                "events_per_s": self.published / span,
-                "deliveries_per_s": self.delivered / span,
-                "requests_per_s": self.requests / span,
-            }
+        if self.plan.topic is not None and adm is not None:
+            throttled = adm.throttled
+            topics[self.plan.topic] = TopicResult(
+                published=self.published,
+                publish_requests=self.requests,
+                throttled=throttled,
+                throttle_rate=throttled / max(1, self.requests + throttled),
+                publish_failed=int(failed_mask.sum()),
+                deliveries=self.delivered,
+                dead_lettered=0,
+                events_per_s=self.published / span,
+                deliveries_per_s=self.delivered / span,
+                requests_per_s=self.requests / span,
+            )
             backlog_topics[self.plan.topic] = (
                 np.cumsum(self.published_at) - np.cumsum(self.consumed_at)
             ).tolist()
-        return {
-            "flows": flows,
-            "services": services,
-            "topics": topics,
-            "read_models": {},
-            "backlog": {
-                "t": self.grid.tolist(),
-                "in_flight": inflight.tolist(),
-                "topics": backlog_topics,
-            },
-            "faults": [],
-        }
+        return Measures(
+            flows=flows,
+            services=services,
+            topics=topics,
+            read_models={},
+            backlog=backlog_result(
+                self.grid.tolist(), inflight.tolist(), backlog_topics, sc.warmup
+            ),
+            faults=(),
+        )

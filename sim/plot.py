@@ -3,9 +3,13 @@
 The markup is self-contained (no script, font or stylesheet from elsewhere),
 so the same string is inlined in the HTML report and written as a standalone
 ``.svg`` file. Axes get "nice" ticks (1, 2 and 5 times a power of ten, on a
-linear or a logarithmic scale), the legend sits below the plot so it never
-covers a curve, and every series carries its own colour and dash pattern:
-callers pick them (see `colours`) so one run keeps its colour across charts.
+linear or a logarithmic scale, or ticks the caller names), the legend sits
+below the plot so it never covers a curve, and every series carries its own
+colour and dash pattern: callers pick them (see `colours`) so one run keeps
+its colour across charts. A series may carry a confidence band, drawn as a
+translucent area in its colour under the line. Each chart's ``<svg>`` names
+its plot rectangle in ``data-plot`` (x y width height, in viewBox units) so a
+browser check can verify no text lands on the plot.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from html import escape
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#8c564b")
 DASHES = ("", "7 4", "2 3", "10 3 2 3")  # stroke-dasharray per variant of one colour
 MARKERS_UP_TO = 12  # series with at most this many points also get a dot per point
+BAND_OPACITY = 0.15
 
 WIDTH = 720
 PLOT_HEIGHT = 260
@@ -42,17 +47,29 @@ class Axis:
     unit: str = ""  # "s" labels ticks as s/ms/µs; "" as plain numbers (k, M, G for large ones)
     lo: float | None = None
     hi: float | None = None
+    ticks: tuple[tuple[float, str], ...] = ()  # (position, label): replaces the 1-2-5 ticks
+
+
+@dataclass(frozen=True)
+class Band:
+    """A confidence band: its lower and upper edge as points (None or NaN leave a gap)."""
+
+    lo_xs: tuple[float, ...]
+    lo_ys: tuple[float | None, ...]
+    hi_xs: tuple[float, ...]
+    hi_ys: tuple[float | None, ...]
 
 
 @dataclass(frozen=True)
 class Series:
-    """One named curve: points (None or NaN leave a gap), its colour and dash pattern."""
+    """One named curve: points (None or NaN leave a gap), its colour, dash pattern and optional band."""
 
     name: str
     xs: tuple[float, ...]
     ys: tuple[float | None, ...]
     colour: str = PALETTE[0]
     dash: str = ""
+    band: Band | None = None
 
 
 @dataclass(frozen=True)
@@ -157,10 +174,12 @@ def tick_label(v: float, unit: str = "") -> str:
 def line_chart(title: str, x: Axis, y: Axis, series: Sequence[Series], width: int = WIDTH) -> str:
     """An SVG line chart: one polyline per unbroken run of points of each series, legend below."""
     points = [_points(s, x, y) for s in series]
+    bands = [_band_points(s, x, y) for s in series]
     usable = [p for pts in points for p in pts if p is not None]
+    usable += [p for b in bands for pair in b for p in pair]
     sx_scale = _scale(x, [p[0] for p in usable])
     sy_scale = _scale(y, [p[1] for p in usable])
-    y_labels = [tick_label(t, y.unit) for t in sy_scale.ticks]
+    y_labels = _labels(y, sy_scale)
     left = 30 + round(_text_width(max(y_labels, key=len)))
     plot_w = width - left - RIGHT
     bottom = TOP + PLOT_HEIGHT
@@ -173,9 +192,11 @@ def line_chart(title: str, x: Axis, y: Axis, series: Sequence[Series], width: in
     def py(v: float) -> float:
         return bottom - sy_scale.fraction(v) * PLOT_HEIGHT
 
-    out = [_open(title, width, height)]
+    out = [_open(title, width, height, (left, TOP, plot_w, PLOT_HEIGHT))]
     out += _grid(sx_scale, sy_scale, px, py, left, bottom, plot_w)
     out += _axes(x, y, sx_scale, sy_scale, y_labels, px, py, left, bottom, plot_w)
+    for s, band in zip(series, bands, strict=True):
+        out += _band_polygons(s, band, px, py)
     for s, pts in zip(series, points, strict=True):
         dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
         segments: list[list[tuple[float, float]]] = [[]]
@@ -222,7 +243,7 @@ def bar_chart(title: str, y: Axis, bars: Sequence[Bar], width: int = WIDTH) -> s
     def py(v: float) -> float:
         return bottom - scale.fraction(v) * PLOT_HEIGHT
 
-    out = [_open(title, width, height)]
+    out = [_open(title, width, height, (left, TOP, plot_w, PLOT_HEIGHT))]
     for t in scale.ticks:
         out.append(_hline(left, plot_w, py(t), "#e5e5e5" if t else "#333"))
         out.append(
@@ -239,7 +260,8 @@ def bar_chart(title: str, y: Axis, bars: Sequence[Bar], width: int = WIDTH) -> s
             f'height="{base - top:.1f}" fill="{b.colour}"><title>{escape(b.label)}</title></rect>'
         )
         out.append(
-            f'<text x="{centre:.1f}" y="{top - 5:.1f}" text-anchor="middle">{escape(_amount(b.value))}</text>'
+            f'<text class="value" x="{centre:.1f}" y="{top - 5:.1f}" text-anchor="middle">'
+            f"{escape(_amount(b.value))}</text>"
         )
         if tilt:
             out.append(
@@ -254,10 +276,11 @@ def bar_chart(title: str, y: Axis, bars: Sequence[Bar], width: int = WIDTH) -> s
     return "\n".join(out)
 
 
-def _open(title: str, width: int, height: int) -> str:
+def _open(title: str, width: int, height: int, plot: tuple[float, float, float, float]) -> str:
+    area = " ".join(f"{v:g}" for v in plot)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" data-plot="{area}" '
         f'font-family="sans-serif" font-size="{FONT}" fill="#222">\n'
         f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>'
     )
@@ -286,9 +309,9 @@ def _axes(
         f'<line x1="{left}" y1="{bottom}" x2="{left + plot_w}" y2="{bottom}" stroke="#333"/>',
         f'<line x1="{left}" y1="{TOP}" x2="{left}" y2="{bottom}" stroke="#333"/>',
     ]
-    for v in sx.ticks:
+    for v, label in zip(sx.ticks, _labels(x, sx), strict=True):
         out.append(
-            f'<text x="{px(v):.1f}" y="{bottom + 16}" text-anchor="middle">{escape(tick_label(v, x.unit))}</text>'
+            f'<text x="{px(v):.1f}" y="{bottom + 16}" text-anchor="middle">{escape(label)}</text>'
         )
     for v, label in zip(sy.ticks, y_labels, strict=True):
         out.append(
@@ -338,8 +361,18 @@ def _vline(x: float, bottom: float, colour: str) -> str:
     return f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{bottom}" stroke="{colour}"/>'
 
 
+def _labels(axis: Axis, scale: Scale) -> list[str]:
+    """The tick labels of `axis`: the caller's own, or 1-2-5 values with units."""
+    named = dict(axis.ticks)
+    return [named.get(t, tick_label(t, axis.unit)) for t in scale.ticks]
+
+
 def _scale(axis: Axis, values: list[float]) -> Scale:
-    """The scale for `axis` covering `values` and the axis's own lo/hi."""
+    """The scale for `axis` covering `values` and the axis's own lo/hi (or its named ticks)."""
+    if axis.ticks:
+        marks = tuple(sorted(t for t, _ in axis.ticks))
+        lo, hi = min([marks[0], *values]), max([marks[-1], *values])
+        return Scale(lo, hi, False, marks) if hi > lo else linear_scale(lo, hi)
     fixed = [v for v in (axis.lo, axis.hi) if v is not None and (v > 0 or not axis.log)]
     data = values + fixed
     if axis.log:
@@ -357,6 +390,47 @@ def _points(s: Series, x: Axis, y: Axis) -> list[tuple[float, float] | None]:
         (v, w) if w is not None and _usable(v, x) and _usable(w, y) else None
         for v, w in zip(s.xs, s.ys, strict=True)
     ]
+
+
+def _band_points(
+    s: Series, x: Axis, y: Axis
+) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """The band's (lower, upper) point pairs where both edges can be drawn; empty without a band."""
+    b = s.band
+    if b is None:
+        return []
+    out = []
+    for lx, ly, hx, hy in zip(b.lo_xs, b.lo_ys, b.hi_xs, b.hi_ys, strict=True):
+        if ly is None or hy is None:
+            continue
+        lx, hx = _clamp(lx, x), _clamp(hx, x)  # a band never widens the axis past its bounds
+        ly, hy = _clamp(ly, y), _clamp(hy, y)
+        if all(_usable(v, x) for v in (lx, hx)) and all(_usable(v, y) for v in (ly, hy)):
+            out.append(((lx, ly), (hx, hy)))
+    return out
+
+
+def _band_polygons(
+    s: Series, pairs: list[tuple[tuple[float, float], tuple[float, float]]], px: _Map, py: _Map
+) -> list[str]:
+    """One translucent polygon: along the lower edge, back along the upper edge."""
+    if len(pairs) < 2:
+        return []
+    ring = [lo for lo, _ in pairs] + [hi for _, hi in reversed(pairs)]
+    coords = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in ring)
+    return [
+        f'<polygon class="band" fill="{s.colour}" fill-opacity="{BAND_OPACITY}" stroke="none" '
+        f'points="{coords}"><title>{escape(s.name)} (95% CI)</title></polygon>'
+    ]
+
+
+def _clamp(v: float, axis: Axis) -> float:
+    """`v` kept within the axis's own lo/hi where it has them."""
+    if axis.lo is not None and v < axis.lo:
+        return axis.lo
+    if axis.hi is not None and v > axis.hi:
+        return axis.hi
+    return v
 
 
 def _usable(v: float | None, axis: Axis) -> bool:

@@ -1,73 +1,52 @@
-"""Replications in parallel processes, aggregated into the documented JSON document.
+"""Replications on an executor, aggregated into a typed `RunDocument` (wire format ``polybus.sim/1``).
 
 Each task is one replication of one topology (under one provider). All tasks
 of replication r share the seed pair (seed, r), so topologies and providers
-are compared under common random numbers. Workers ignore SIGINT; the parent
-catches Ctrl-C, cancels what has not started and reports what completed.
+are compared under common random numbers. Tasks run on an `Executor`: this
+process, a process pool whose workers ignore SIGINT, or a Dask cluster; on
+Ctrl-C the runner stops the executor and reports what completed. A run whose
+figures are not steady-state (a station offered at least its capacity, or
+flows in progress growing through the second half) carries `Overload` flags.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import contextlib
 import os
-import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from polybus.core.errors import ConfigError, Problem
 from polybus.sim.broker import load_profile, monthly_cost
-from polybus.sim.engine import simulate
-from polybus.sim.fastpath import fast_plan, simulate_fast
+from polybus.sim.executors import (
+    Executor,
+    InlineExecutor,
+    PoolExecutor,
+    Task,
+    engine_for,
+    run_task,
+)
 from polybus.sim.metrics import aggregate
+from polybus.sim.results import (
+    SCHEMA,
+    Aggregate,
+    Cost,
+    Overload,
+    Replication,
+    RunDocument,
+    RunResult,
+)
 from polybus.sim.topology import Scenario
 
-SCHEMA = "polybus.sim/1"
+__all__ = ["SCHEMA", "Progress", "Task", "build_document", "engine_for", "run_scenario", "run_task"]
 
-
-@dataclass(frozen=True)
-class Task:
-    """One replication of one topology, optionally under a provider other than the scenario's."""
-
-    topology: str
-    replication: int
-    provider: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The run's name in the output: ``topology`` or ``topology@provider``."""
-        return self.topology if self.provider is None else f"{self.topology}@{self.provider}"
-
-
-def engine_for(scenario: Scenario, topology: str, provider: str | None = None) -> str:
-    """'fast' or 'simpy': the scenario's choice, or the fast engine whenever it applies."""
-    if scenario.engine != "auto":
-        return scenario.engine
-    plan = fast_plan(scenario, scenario.topologies[topology], provider)
-    return "simpy" if isinstance(plan, str) else "fast"
-
-
-def run_task(scenario: Scenario, task: Task, seed: int) -> tuple[Task, dict[str, Any], float]:
-    """Run one task; return it with its metrics and wall seconds."""
-    start = time.perf_counter()
-    engine = engine_for(scenario, task.topology, task.provider)
-    fn = simulate_fast if engine == "fast" else simulate
-    result = fn(scenario, task.topology, seed, task.replication, task.provider)
-    return task, result, time.perf_counter() - start
+Progress = Callable[[int, int], None]
 
 
 def _uses_broker(scenario: Scenario, topology: str) -> bool:
     """Whether the topology has topics (only then does the provider change anything)."""
     top = scenario.topologies[topology]
     return bool(top.topics) or any(s.publishes for s in top.services.values())
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-Progress = Callable[[int, int], None]
 
 
 def run_scenario(
@@ -80,12 +59,14 @@ def run_scenario(
     workers: int | None = None,
     progress: Progress | None = None,
     scheduler: str | None = None,
-) -> dict[str, Any]:
+    executor: Executor | None = None,
+) -> RunDocument:
     """Run every (topology, provider, replication) task and aggregate per run.
 
-    `workers` processes (default: CPU count, at most the number of tasks);
-    1 runs in this process; `scheduler` (``tcp://host:port``) sends the tasks
-    to a Dask cluster instead. `progress(done, total)` is called after each task.
+    The executor is `executor` if given; else a Dask cluster at `scheduler`
+    (``tcp://host:port``); else `workers` processes (default: CPU count, at
+    most the number of tasks), 1 meaning this process. `progress(done,
+    total)` is called after each task.
     """
     seed = scenario.seed if seed is None else seed
     reps = replications or scenario.replications
@@ -108,24 +89,22 @@ def run_scenario(
         for p in (provs if _uses_broker(scenario, t) else [None])
     ]
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    results: dict[Task, dict[str, Any]] = {}
-    walls: list[float] = []
+    if executor is None:
+        if scheduler is not None:
+            from polybus.sim.dask_backend import DaskExecutor
+
+            executor = DaskExecutor(scheduler)
+        else:
+            executor = InlineExecutor() if n_workers == 1 else PoolExecutor(n_workers)
+    results: dict[Task, Replication] = {}
     interrupted = False
     started = time.perf_counter()
     try:
-        if scheduler is not None:
-            from polybus.sim.dask_backend import run_on_dask
-
-            run_on_dask(scheduler, scenario, tasks, seed, results, walls, progress)
-        elif n_workers == 1:
-            for task in tasks:
-                _, res, wall = run_task(scenario, task, seed)
-                results[task] = res
-                walls.append(wall)
+        with contextlib.closing(executor.run(scenario, tasks, seed)) as outcomes:  # type: ignore[type-var]
+            for outcome in outcomes:
+                results[outcome.task] = outcome.result
                 if progress:
                     progress(len(results), len(tasks))
-        else:
-            _run_pool(scenario, tasks, seed, n_workers, results, walls, progress)
     except KeyboardInterrupt:
         interrupted = True
     return build_document(
@@ -133,47 +112,18 @@ def run_scenario(
     )
 
 
-def _run_star(args: tuple[Scenario, Task, int]) -> tuple[Task, dict[str, Any], float]:
-    return run_task(*args)
-
-
-def _run_pool(
-    scenario: Scenario,
-    tasks: list[Task],
-    seed: int,
-    n_workers: int,
-    results: dict[Task, dict[str, Any]],
-    walls: list[float],
-    progress: Progress | None,
-) -> None:
-    """A multiprocessing pool: on Ctrl-C the workers are terminated at once (no waiting on them)."""
-    pool = mp.get_context("fork").Pool(n_workers, initializer=_ignore_sigint)
-    try:
-        for task, res, wall in pool.imap_unordered(_run_star, [(scenario, t, seed) for t in tasks]):
-            results[task] = res
-            walls.append(wall)
-            if progress:
-                progress(len(results), len(tasks))
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
-
-
 def build_document(
     scenario: Scenario,
     seed: int,
     reps: int,
     tasks: Sequence[Task],
-    results: dict[Task, dict[str, Any]],
+    results: dict[Task, Replication],
     interrupted: bool,
     wall: float,
     workers: int,
-) -> dict[str, Any]:
-    """The JSON document (schema ``polybus.sim/1``, see docs/sim.md)."""
-    runs: dict[str, Any] = {}
+) -> RunDocument:
+    """The typed document (schema ``polybus.sim/1``, see docs/sim.md)."""
+    runs: dict[str, RunResult] = {}
     for key in dict.fromkeys(t.key for t in tasks):
         mine = sorted((t for t in results if t.key == key), key=lambda t: t.replication)
         if not mine:
@@ -183,54 +133,86 @@ def build_document(
         provider = (
             first.provider or scenario.topologies[first.topology].provider or scenario.provider
         )
-        runs[key] = {
-            "topology": first.topology,
-            "provider": provider,
-            "engine": engine_for(scenario, first.topology, first.provider),
-            "replications": [t.replication for t in mine],
-            **agg,
-            "cost": _cost(scenario, first.topology, provider, agg),
-        }
+        runs[key] = RunResult(
+            topology=first.topology,
+            provider=provider,
+            engine=engine_for(scenario, first.topology, first.provider),
+            replications=tuple(t.replication for t in mine),
+            flows=agg.flows,
+            services=agg.services,
+            topics=agg.topics,
+            read_models=agg.read_models,
+            backlog=agg.backlog,
+            faults=agg.faults,
+            cost=_cost(scenario, first.topology, provider, agg),
+            overload=overloads(agg),
+        )
     by_rep: dict[int, list[Task]] = {}
     for t in tasks:
         by_rep.setdefault(t.replication, []).append(t)
     completed = sum(all(t in results for t in group) for group in by_rep.values())
-    return {
-        "schema": SCHEMA,
-        "scenario": scenario.name,
-        "file": scenario.file,
-        "seed": seed,
-        "replications": reps,
-        "completed_replications": completed,
-        "tasks_total": len(tasks),
-        "tasks_completed": len(results),
-        "interrupted": interrupted,
-        "replication_seeds": [[seed, r] for r in range(reps)],
-        "duration": scenario.duration,
-        "warmup": scenario.warmup,
-        "workers": workers,
-        "wall_seconds": wall,
-        "runs": runs,
-    }
+    return RunDocument(
+        scenario=scenario.name,
+        description=scenario.description,
+        lesson=scenario.lesson,
+        file=scenario.file,
+        seed=seed,
+        replications=reps,
+        completed_replications=completed,
+        tasks_total=len(tasks),
+        tasks_completed=len(results),
+        interrupted=interrupted,
+        replication_seeds=tuple((seed, r) for r in range(reps)),
+        duration=scenario.duration,
+        warmup=scenario.warmup,
+        workers=workers,
+        wall_seconds=wall,
+        runs=runs,
+    )
 
 
-def _cost(scenario: Scenario, topology: str, provider: str, agg: dict[str, Any]) -> dict[str, Any]:
+NOT_STEADY = "response figures are not steady-state"
+
+
+def overloads(agg: Aggregate) -> tuple[Overload, ...]:
+    """Stations offered at least their capacity (mean over replications), and a growing backlog."""
+    out = []
+    for name, s in agg.services.items():
+        offered = s.offered.value
+        if offered >= s.capacity:
+            out.append(
+                Overload(
+                    "offered load", name, offered, s.capacity,
+                    f"{name} is overloaded: offered {offered:.1f}, capacity {s.capacity:.1f}: "
+                    f"{NOT_STEADY}",
+                )
+            )  # fmt: skip
+    growing = agg.backlog.growing.value
+    if growing >= 0.5:
+        series = [y for y in agg.backlog.in_flight.mean if y is not None]
+        end = series[-1] if series else float("nan")
+        out.append(
+            Overload(
+                "growing backlog", "flows in progress", None, None,
+                f"flows in progress grew without bound through the second half of the run "
+                f"({end:.0f} at the end): {NOT_STEADY}",
+            )
+        )  # fmt: skip
+    return tuple(out)
+
+
+def _cost(scenario: Scenario, topology: str, provider: str, agg: Aggregate) -> Cost:
     """Monthly broker cost of the simulated rates, per topic and in total (USD, 30-day month)."""
     top = scenario.topologies[topology]
     per_topic: dict[str, float] = {}
-    for name, stats in agg.get("topics", {}).items():
+    for name, stats in agg.topics.items():
         overrides = dict(top.topics.get(name, {}))
         prov = overrides.pop("provider", provider)
         profile = load_profile(prov, overrides)
         per_topic[name] = monthly_cost(
             profile,
-            stats["events_per_s"]["mean"] or 0.0,
-            stats["deliveries_per_s"]["mean"] or 0.0,
-            stats["requests_per_s"]["mean"] or 0.0,
+            stats.events_per_s.mean or 0.0,
+            stats.deliveries_per_s.mean or 0.0,
+            stats.requests_per_s.mean or 0.0,
         )
-    return {
-        "currency": "USD",
-        "period": "30-day month",
-        "topics": per_topic,
-        "total": sum(per_topic.values()),
-    }
+    return Cost(topics=per_topic, total=sum(per_topic.values()))

@@ -139,6 +139,27 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Exercise:
+    """A teaching exercise: a question, a change to try, the metric to watch and the expected effect.
+
+    `answer` is a template: ``{baseline}``, ``{changed}``, ``{delta}`` (relative
+    change, e.g. +37%) and ``{ratio}`` are filled in from the measurement, so
+    the prose cannot drift from the numbers.
+    """
+
+    question: str
+    change: Mapping[str, Any]
+    topology: str
+    metric: str
+    expect: Mapping[str, float]
+    answer: str = ""
+    duration: float | None = None
+    warmup: float | None = None
+    replications: int = 3
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything one YAML file describes."""
 
@@ -157,4 +178,6 @@ class Scenario:
     stale_grid: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
     engine: str = "auto"
     chunk: float = 60.0
+    lesson: str = ""
+    exercises: tuple[Exercise, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

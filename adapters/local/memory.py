@@ -1,11 +1,16 @@
 """The embedded in-memory bus: topics, subscriptions and per-subscription queues.
 
 Each subscription has a ready queue, a heap of delayed redeliveries, a table of
-in-flight deliveries with their ack deadlines, and a dead-letter queue.
+in-flight deliveries with their lease deadlines, and a dead-letter queue.
 Competing consumers share a subscription; at-least-once delivery: a delivery
-not settled before its ack deadline becomes visible again. With `ordered`,
+not settled before its lease ends becomes visible again, and a lease that ends
+on the last allowed attempt dead-letters the event. `extend` renews a lease.
+A delivery whose lease the bus took back is stale: settling or extending it
+does nothing, so attempts are counted once per delivery. With `ordered`,
 events with the same ``partitionkey`` are delivered one at a time, in order.
-A bounded log per topic serves replay from a point in time.
+Each subscription holds at most `max_pending` events (ready, delayed or in
+flight): a publisher waits up to `publish_timeout` for room, then gets an
+AdapterError. A bounded log per topic serves replay from a point in time.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from datetime import datetime
 from cloudevents.core.v1.event import CloudEvent
 
 from polybus.core.contract import SubscriptionSpec
+from polybus.core.errors import AdapterError
 from polybus.core.events import AttributeView
 from polybus.core.filters.dialects import Filter, Predicate, compile_filter
 
 DEFAULT_RETENTION = 100_000
+DEFAULT_MAX_PENDING = 100_000
+DEFAULT_PUBLISH_TIMEOUT = 10.0
 
 
 @dataclass(eq=False)
@@ -44,11 +52,16 @@ class _Queue:
     inflight: dict[int, tuple[_Entry, float]] = field(default_factory=dict)
     deadlines: list[tuple[float, int]] = field(default_factory=list)
     dead: deque[tuple[_Entry, str]] = field(default_factory=deque)
+    dead_out: dict[int, _Entry] = field(default_factory=dict)
     held: dict[str, int] = field(default_factory=dict)
+
+    def pending(self) -> int:
+        """Events this subscription holds for its consumers: ready, delayed or in flight."""
+        return len(self.ready) + len(self.delayed) + len(self.inflight)
 
 
 class MemoryDelivery:
-    """A delivery from the in-memory bus."""
+    """A delivery from the in-memory bus; `token` < 0 marks one read from the dead-letter queue."""
 
     __slots__ = ("_bus", "_queue", "_token", "attempt", "event")
 
@@ -71,40 +84,81 @@ class MemoryDelivery:
         """Move to the dead-letter queue now."""
         self._bus._settle(self._queue, self._token, None, reason)
 
+    def extend(self, seconds: float) -> None:
+        """Keep the event invisible for `seconds` more from now; a stale delivery stays stale."""
+        self._bus._extend(self._queue, self._token, seconds)
+
 
 class MemoryBus:
     """The in-memory implementation of the adapter contract (provider name ``local``)."""
 
     name = "local"
 
-    def __init__(self, retention: int = DEFAULT_RETENTION) -> None:
+    def __init__(
+        self,
+        retention: int = DEFAULT_RETENTION,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+    ) -> None:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)  # publishers waiting for queue space
+        self._waiting_publishers = 0
         self._queues: dict[str, _Queue] = {}
         self._by_topic: dict[str, list[_Queue]] = {}
         self._log: dict[str, deque[tuple[float, CloudEvent]]] = {}
         self._retention = retention
+        self.max_pending = max_pending
+        self.publish_timeout = publish_timeout
         self._tokens = itertools.count(1)
         self._seq = itertools.count()
 
     # contract ---------------------------------------------------------------
 
     def publish(self, topic: str, events: Sequence[CloudEvent]) -> None:
-        """Append to the topic's log and to every matching subscription's queue."""
-        now = time.time()
+        """Append to the topic's log and to every matching subscription's queue.
+
+        Waits up to `publish_timeout` while a matching subscription has no room
+        for the batch, then raises AdapterError naming it and the bound.
+        """
+        if not events:
+            return
+        deadline = time.monotonic() + self.publish_timeout
         with self._cond:
+            while True:
+                targets = self._targets(topic, events)
+                full = self._full(targets)
+                if full is None:
+                    break
+                remaining = deadline - time.monotonic()
+                share = len(targets[full])
+                if share > self.max_pending:
+                    raise AdapterError(
+                        f"local: a batch of {share} events for subscription {full.spec.name!r} "
+                        f"can never fit its bound (max_pending={self.max_pending}): publish "
+                        "smaller batches or raise [local] max_pending"
+                    )
+                if remaining <= 0:
+                    raise AdapterError(
+                        f"local: subscription {full.spec.name!r} is full ({full.pending()} "
+                        f"pending events, max_pending={self.max_pending}); waited "
+                        f"{self.publish_timeout:g} s (publish_timeout) for its consumers to make "
+                        f"room for {share} more"
+                    )
+                self._waiting_publishers += 1
+                try:
+                    self._room.wait(remaining)
+                finally:
+                    self._waiting_publishers -= 1
+            now = time.time()
             log = self._log.get(topic)
             if log is None:
                 log = self._log[topic] = deque(maxlen=self._retention)
-            queues = self._by_topic.get(topic, ())
-            filtered = any(q.match is not None for q in queues)
-            for event in events:
-                log.append((now, event))
-                attrs = AttributeView(event) if filtered else None
-                for queue in queues:
-                    if queue.match is None or queue.match(attrs):  # type: ignore[arg-type]
-                        queue.ready.append(_Entry(event, self._key(queue, event)))
-            if queues:
+            log.extend((now, event) for event in events)
+            for queue, entries in targets.items():
+                queue.ready.extend(entries)
+            if targets:
                 self._cond.notify_all()
 
     def provision(self, spec: SubscriptionSpec) -> Filter | None:
@@ -146,18 +200,21 @@ class MemoryBus:
         """Dead-lettered events; ack removes them, nack leaves them dead-lettered."""
         with self._cond:
             queue = self._queue(subscription)
+            self._promote(queue, time.monotonic())
             out: list[MemoryDelivery] = []
             while queue.dead and len(out) < max_events:
                 entry, _reason = queue.dead.popleft()
                 token = next(self._tokens)
-                queue.inflight[token] = (entry, float("inf"))
+                queue.dead_out[token] = entry
                 out.append(MemoryDelivery(self, queue, -token, entry))
             return out
 
     def dead_letter_reasons(self, subscription: str) -> list[str]:
         """Why each dead-lettered event of the subscription was dead-lettered."""
         with self._cond:
-            return [reason for _entry, reason in self._queue(subscription).dead]
+            queue = self._queue(subscription)
+            self._promote(queue, time.monotonic())
+            return [reason for _entry, reason in queue.dead]
 
     def delete_subscription(self, subscription: str) -> None:
         """Forget the subscription and its queues."""
@@ -165,9 +222,13 @@ class MemoryBus:
             queue = self._queues.pop(subscription, None)
             if queue is not None:
                 self._by_topic[queue.spec.topic].remove(queue)
+                self._room.notify_all()
 
     def replay(self, subscription: str, since: datetime) -> None:
-        """Queue again every retained event of the topic published at or after `since`."""
+        """Queue again every retained event of the topic published at or after `since`.
+
+        Replay is an explicit request, so it is not held back by `max_pending`.
+        """
         cutoff = since.timestamp()
         with self._cond:
             queue = self._queue(subscription)
@@ -182,12 +243,12 @@ class MemoryBus:
         """Nothing to release; in-flight events are lost with the process (use durable mode)."""
         with self._cond:
             self._cond.notify_all()
+            self._room.notify_all()
 
     def backlog(self, subscription: str) -> int:
         """Events waiting or in flight for the subscription."""
         with self._cond:
-            q = self._queue(subscription)
-            return len(q.ready) + len(q.delayed) + len(q.inflight)
+            return self._queue(subscription).pending()
 
     # internals --------------------------------------------------------------
 
@@ -197,6 +258,25 @@ class MemoryBus:
         except KeyError:
             raise KeyError(f"no subscription named {subscription!r}") from None
 
+    def _targets(self, topic: str, events: Sequence[CloudEvent]) -> dict[_Queue, list[_Entry]]:
+        """The entries each subscription of `topic` gets from `events` (its filter applied)."""
+        queues = self._by_topic.get(topic, ())
+        filtered = any(q.match is not None for q in queues)
+        targets: dict[_Queue, list[_Entry]] = {q: [] for q in queues}
+        for event in events:
+            attrs = AttributeView(event) if filtered else None
+            for queue in queues:
+                if queue.match is None or queue.match(attrs):  # type: ignore[arg-type]
+                    targets[queue].append(_Entry(event, self._key(queue, event)))
+        return {q: entries for q, entries in targets.items() if entries}
+
+    def _full(self, targets: dict[_Queue, list[_Entry]]) -> _Queue | None:
+        """The first subscription without room for its share of the batch, if any."""
+        for queue, entries in targets.items():
+            if queue.pending() + len(entries) > self.max_pending:
+                return queue
+        return None
+
     @staticmethod
     def _key(queue: _Queue, event: CloudEvent) -> str | None:
         if not queue.spec.policy.ordered:
@@ -205,12 +285,28 @@ class MemoryBus:
         return None if key is None else str(key)
 
     def _promote(self, queue: _Queue, now: float) -> float | None:
-        """Move due redeliveries and expired leases to ready; return the next wake-up time."""
+        """Take back expired leases and move due redeliveries to ready; return the next wake-up.
+
+        A lease that ends on the last allowed attempt dead-letters the event, as
+        Pub/Sub and SQS count an expired lease as a failed delivery.
+        """
         while queue.deadlines and queue.deadlines[0][0] <= now:
-            _, token = heapq.heappop(queue.deadlines)
-            held = queue.inflight.pop(token, None)
-            if held is not None:
-                self._requeue(queue, held[0])
+            due, token = heapq.heappop(queue.deadlines)
+            held = queue.inflight.get(token)
+            if held is None:
+                continue  # settled already
+            if held[1] > due:  # extended: wait for the new deadline
+                heapq.heappush(queue.deadlines, (held[1], token))
+                continue
+            del queue.inflight[token]
+            entry = held[0]
+            limit = queue.spec.policy.max_delivery_attempts
+            if entry.attempts >= limit:
+                queue.dead.append((entry, f"lease expired on the last allowed attempt ({limit})"))
+                self._release_key(queue, entry)
+                self._make_room()
+            else:
+                self._requeue(queue, entry)
         while queue.delayed and queue.delayed[0][0] <= now:
             _, _, entry = heapq.heappop(queue.delayed)
             self._requeue(queue, entry)
@@ -234,6 +330,15 @@ class MemoryBus:
         else:
             queue.ready.append(entry)
 
+    def _release_key(self, queue: _Queue, entry: _Entry) -> None:
+        if entry.key is not None:  # the key's next event may go now
+            queue.held.pop(entry.key, None)
+            self._cond.notify_all()
+
+    def _make_room(self) -> None:
+        if self._waiting_publishers:
+            self._room.notify_all()
+
     def _take(self, queue: _Queue, max_events: int, now: float) -> list[MemoryDelivery]:
         out: list[MemoryDelivery] = []
         if not queue.ready:
@@ -256,16 +361,27 @@ class MemoryBus:
         ready.extendleft(reversed(skipped))
         return out
 
+    def _extend(self, queue: _Queue, token: int, seconds: float) -> None:
+        with self._cond:
+            held = queue.inflight.get(token) if token > 0 else None
+            if held is None:
+                return  # settled, or its lease was taken back: nothing to renew
+            deadline = time.monotonic() + max(0.0, seconds)
+            queue.inflight[token] = (held[0], deadline)
+            if deadline < held[1]:  # shortened: the heap must see the earlier time
+                heapq.heappush(queue.deadlines, (deadline, token))
+                self._cond.notify_all()
+
     def _settle(self, queue: _Queue, token: int, delay: float | None, reason: str | None) -> None:
         with self._cond:
             if token < 0:  # a dead-letter delivery: ack removes, anything else keeps it
-                entry, _ = queue.inflight.pop(-token, (None, 0.0))
+                entry = queue.dead_out.pop(-token, None)
                 if entry is not None and delay is not None:
                     queue.dead.append((entry, "returned to dead-letter queue"))
                 return
             held = queue.inflight.pop(token, None)
             if held is None:
-                return  # lease expired and redelivered: a late settle is ignored
+                return  # stale: its lease was taken back, a late settle is ignored
             entry = held[0]
             if reason is None and delay is not None:
                 if entry.attempts >= queue.spec.policy.max_delivery_attempts:
@@ -281,9 +397,8 @@ class MemoryBus:
                     return
             if reason is not None:
                 queue.dead.append((entry, reason))
-            if entry.key is not None:  # the key's next event may go now
-                queue.held.pop(entry.key, None)
-                self._cond.notify_all()
+            self._release_key(queue, entry)
+            self._make_room()
 
     def _requeue_held(self, queue: _Queue, entry: _Entry) -> None:
         if entry.key is not None:

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from polybus.adapters.local.durable import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_RETENTION_SECONDS,
+    DurableBus,
+)
+from polybus.adapters.local.memory import (
+    DEFAULT_MAX_PENDING,
+    DEFAULT_PUBLISH_TIMEOUT,
+    DEFAULT_RETENTION,
+    MemoryBus,
+)
 from polybus.core import codecs
 from polybus.core.capabilities import Capabilities
 from polybus.core.config import check_keys
@@ -35,40 +47,86 @@ def compile_filter(flt: Filter | None) -> Compiled[Any]:
 SETTINGS: dict[str, type | tuple[type, ...]] = {
     "durable": bool,
     "path": str,
-    "retention": int,
     "event_format": str,
+    "retention": int,
+    "max_pending": int,
+    "publish_timeout": (int, float),
+    "retention_seconds": (int, float),
+    "busy_timeout": (int, float),
 }
+# Settings that mean something in one mode only; setting one in the other mode is an error.
+MEMORY_ONLY = ("retention", "max_pending", "publish_timeout")
+DURABLE_ONLY = ("event_format", "retention_seconds", "busy_timeout")
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The [local] table, checked: which mode, and that mode's bounds."""
+
+    durable: bool = False
+    path: str = "polybus.db"
+    event_format: str = "json"
+    retention: int = DEFAULT_RETENTION
+    max_pending: int = DEFAULT_MAX_PENDING
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+
+
+def parse_config(settings: Mapping[str, Any]) -> LocalConfig:
+    """Check the [local] table: known keys and types, values in range, settings of the mode chosen.
+
+    Every problem is reported at once, in one ConfigError naming each field.
+    """
+    check_keys("local", settings, SETTINGS)
+    cfg = LocalConfig(**settings)
+    problems = []
+    if cfg.event_format not in codecs.FORMATS:
+        rule = f"must be one of {', '.join(codecs.FORMATS)}"
+        problems.append(Problem("local.event_format", cfg.event_format, rule))
+    for key, low in (
+        ("retention", 1),
+        ("max_pending", 1),
+        ("publish_timeout", 0),
+        ("retention_seconds", 0),
+        ("busy_timeout", 0),
+    ):
+        if getattr(cfg, key) < low:
+            problems.append(Problem(f"local.{key}", getattr(cfg, key), f"must be >= {low}"))
+    if cfg.durable:
+        for key in MEMORY_ONLY:
+            if key in settings:
+                rule = "applies to the memory bus (durable = false)"
+                if key == "retention":
+                    rule += "; the durable bus keeps acked events for retention_seconds"
+                problems.append(Problem(f"local.{key}", settings[key], rule))
+    else:
+        for key in DURABLE_ONLY:
+            if key in settings:
+                rule = "applies to durable = true"
+                if key == "event_format":
+                    rule += " (memory keeps objects)"
+                problems.append(Problem(f"local.{key}", settings[key], rule))
+    if problems:
+        raise ConfigError("invalid [local] settings", problems)
+    return cfg
 
 
 def make_local_adapter(settings: Mapping[str, Any]) -> Adapter:
-    """An in-memory bus, or a SQLite-backed one when ``durable = true``.
-
-    ``event_format`` (durable only) is the CloudEvents event format the file
-    stores: json (default), avro, avro-compact or protobuf.
-    """
-    check_keys("local", settings, SETTINGS)
-    fmt = settings.get("event_format", "json")
-    if fmt not in codecs.FORMATS:
-        raise ConfigError(
-            "invalid [local] settings",
-            [Problem("local.event_format", fmt, f"must be one of {', '.join(codecs.FORMATS)}")],
+    """An in-memory bus, or a SQLite-backed one when ``durable = true`` (see docs/local.md)."""
+    cfg = parse_config(settings)
+    if cfg.durable:
+        return DurableBus(
+            cfg.path,
+            event_format=cfg.event_format,
+            retention_seconds=float(cfg.retention_seconds),
+            busy_timeout=float(cfg.busy_timeout),
         )
-    if settings.get("durable", False):
-        from polybus.adapters.local.durable import DurableBus
-
-        return DurableBus(settings.get("path", "polybus.db"), event_format=fmt)
-    if fmt != "json":
-        raise ConfigError(
-            "invalid [local] settings",
-            [
-                Problem(
-                    "local.event_format", fmt, "applies to durable = true (memory keeps objects)"
-                )
-            ],
-        )
-    from polybus.adapters.local.memory import DEFAULT_RETENTION, MemoryBus
-
-    return MemoryBus(retention=settings.get("retention", DEFAULT_RETENTION))
+    return MemoryBus(
+        retention=cfg.retention,
+        max_pending=cfg.max_pending,
+        publish_timeout=float(cfg.publish_timeout),
+    )
 
 
 @hookimpl

@@ -140,7 +140,7 @@ class Worker:
             return
         done = threading.Event()
 
-        def close_bus() -> None:
+        def close() -> None:
             try:
                 self.bus.close()
             except Exception:
@@ -148,7 +148,7 @@ class Worker:
             finally:
                 done.set()
 
-        threading.Thread(target=close_bus, name="polybus-close", daemon=True).start()
+        threading.Thread(target=close, name="polybus-close", daemon=True).start()
         finished = await asyncio.get_running_loop().run_in_executor(
             None, done.wait, self.settings.close_timeout
         )

@@ -144,6 +144,6 @@ def test_report_needs_no_matplotlib(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.stdout.strip() == f"wrote {tmp_path / 'index.html'}"
     assert "<svg" in (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert {p.name for p in tmp_path.glob("*.svg")} == {
+    assert {p.name for p in tmp_path.glob("*.svg")} >= {
         "latency-cdf.svg", "backlog.svg", "consistency-window.svg", "cost.svg"
     }  # fmt: skip

@@ -20,8 +20,5 @@ def test_sweep_on_a_local_cluster_matches_local_run() -> None:
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         remote = sweep(CART, params, scheduler=cluster.scheduler_address, **kwargs)  # type: ignore[arg-type]
-    assert [p["metric"] for p in remote["points"]] == [p["metric"] for p in local["points"]]
-    assert (
-        remote["points"][1]["metric"]["request"]["mean"]
-        > remote["points"][0]["metric"]["request"]["mean"]
-    )
+    assert [p.metric for p in remote.points] == [p.metric for p in local.points]
+    assert remote.points[1].metric["request"].value > remote.points[0].metric["request"].value

@@ -112,13 +112,13 @@ OUTAGE = {
 def test_outage_cascades_synchronously_and_buffers_asynchronously() -> None:
     """During a billing outage the request topology fails at the gateway; the event one accepts, buffers and drains."""
     sc = parse_scenario(OUTAGE)
-    req = simulate(sc, "request", 3, 0)["faults"][0]
-    evt = simulate(sc, "event", 3, 0)["faults"][0]
-    assert req["during"]["success_rate"] < 0.05
-    assert req["before"]["success_rate"] == 1.0
-    assert evt["during"]["success_rate"] == 1.0
-    assert evt["peak_backlog"] > 20 * 30 * 0.5
-    assert 0 < evt["drain_time"] < 60
+    req = simulate(sc, "request", 3, 0).faults[0]
+    evt = simulate(sc, "event", 3, 0).faults[0]
+    assert req.during.success_rate < 0.05
+    assert req.before.success_rate == 1.0
+    assert evt.during.success_rate == 1.0
+    assert evt.peak_backlog > 20 * 30 * 0.5
+    assert 0 < evt.drain_time < 60
 
 
 def test_dead_letter_after_max_attempts() -> None:
@@ -145,9 +145,9 @@ def test_dead_letter_after_max_attempts() -> None:
         },
     }
     sc = parse_scenario(raw)
-    t = simulate(sc, "t", 4, 0)["topics"]["x"]
-    assert t["dead_lettered"] > 0
-    assert t["deliveries"] == pytest.approx(3 * t["dead_lettered"], abs=6)
+    t = simulate(sc, "t", 4, 0).topics["x"]
+    assert t.dead_lettered > 0
+    assert t.deliveries == pytest.approx(3 * t.dead_lettered, abs=6)
 
 
 def test_read_model_stale_curve_is_a_decreasing_survival_function() -> None:
@@ -171,7 +171,7 @@ def test_read_model_stale_curve_is_a_decreasing_survival_function() -> None:
     sc = parse_scenario(raw)
     rec = Model(sc, sc.topologies["t"], Streams(5, 0)).run()
     res = rec.result()
-    curve = res["read_models"]["view"]["p_stale"]
+    curve = res.read_models["view"].p_stale
     assert all(a >= b for a, b in itertools.pairwise(curve))
     assert curve[0] > 0.99
     w = rec.windows["view"]
@@ -184,7 +184,9 @@ def test_common_random_numbers_across_topologies() -> None:
     a = Model(sc, sc.topologies["request"], Streams(9, 0)).run()
     b = Model(sc, sc.topologies["event"], Streams(9, 0)).run()
     assert sorted(a.flows["order"].t0) == sorted(b.flows["order"].t0)
-    assert a.stations["billing"].busy == pytest.approx(b.stations["billing"].busy, rel=0.05)
+    assert a.stations["billing"].busy_area == pytest.approx(
+        b.stations["billing"].busy_area, rel=0.05
+    )
 
 
 def test_slowdown_multiplies_service_time() -> None:

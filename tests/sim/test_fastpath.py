@@ -10,23 +10,26 @@ import pytest
 from polybus.sim.engine import simulate
 from polybus.sim.fastpath import fast_plan, lindley_departures, lindley_waits, simulate_fast
 from polybus.sim.loader import parse_scenario
+from polybus.sim.results import Replication
 from tests.sim.helpers import exp, station
 
 
-def _same(a: dict, b: dict) -> None:
-    for flow, fa in a["flows"].items():
-        fb = b["flows"][flow]
-        assert fa["count"] == fb["count"]
-        assert math.isclose(fa["latency"]["mean"], fb["latency"]["mean"], rel_tol=1e-9)
-        assert math.isclose(fa["completion"]["mean"], fb["completion"]["mean"], rel_tol=1e-9)
-        assert fa["latency"]["p99"] == pytest.approx(fb["latency"]["p99"], rel=0.005)
-    for name, sa in a["services"].items():
-        for key in ("L", "W", "Wq", "utilisation", "lambda"):
-            assert math.isclose(sa[key], b["services"][name][key], rel_tol=1e-9), key
-    for name, ta in a["topics"].items():
+def _same(a: Replication, b: Replication) -> None:
+    for flow, fa in a.flows.items():
+        fb = b.flows[flow]
+        assert fa.count == fb.count
+        assert fa.in_progress == fb.in_progress
+        assert math.isclose(fa.not_completed_rate, fb.not_completed_rate, rel_tol=1e-9)
+        assert math.isclose(fa.latency.mean, fb.latency.mean, rel_tol=1e-9)
+        assert math.isclose(fa.completion.mean, fb.completion.mean, rel_tol=1e-9)
+        assert fa.latency.p99 == pytest.approx(fb.latency.p99, rel=0.005)
+    for name, sa in a.services.items():
+        for key in ("L", "W", "Wq", "utilisation", "lambda_", "offered"):
+            assert math.isclose(getattr(sa, key), getattr(b.services[name], key), rel_tol=1e-9), key
+    for name, ta in a.topics.items():
         for key in ("published", "publish_requests", "throttled", "publish_failed", "deliveries"):
-            assert ta[key] == b["topics"][name][key], key
-    assert a["backlog"]["in_flight"] == b["backlog"]["in_flight"]
+            assert getattr(ta, key) == getattr(b.topics[name], key), key
+    assert a.backlog.in_flight == b.backlog.in_flight
 
 
 def test_lindley_matches_the_textbook_recursion() -> None:
@@ -84,7 +87,7 @@ def test_throttled_partitioned_ingest_fast_equals_simpy() -> None:
     }
     sc = parse_scenario(raw)
     a, b = simulate(sc, "one", 6, 0), simulate_fast(sc, "one", 6, 0)
-    assert a["topics"]["readings"]["throttled"] > 0
+    assert a.topics["readings"].throttled > 0
     _same(a, b)
 
 
@@ -126,5 +129,5 @@ def test_batching_publisher_fast_equals_simpy() -> None:
     }
     sc = parse_scenario(raw)
     a, b = simulate(sc, "one", 8, 0), simulate_fast(sc, "one", 8, 0)
-    assert a["topics"]["readings"]["publish_requests"] < a["topics"]["readings"]["published"] / 5
+    assert a.topics["readings"].publish_requests < a.topics["readings"].published / 5
     _same(a, b)

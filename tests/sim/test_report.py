@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from polybus.cli.sim import sim_group
+from polybus.sim import narrative
 from polybus.sim.plot import Axis, Series, line_chart, linear_scale, log_scale, tick_label
 
 CART = str(Path(__file__).resolve().parents[2] / "scenarios" / "shopping_cart.yaml")
 SVG = "{http://www.w3.org/2000/svg}"
-SLUGS = ["latency-cdf", "backlog", "consistency-window", "cost"]
+SLUGS = ["latency-cdf", "latency-tail", "backlog", "consistency-window", "cost"]
 
 
 class _Refs(HTMLParser):
@@ -54,7 +57,8 @@ def _charts(out: Path) -> dict[str, ET.Element]:
 def _series_colours(root: ET.Element) -> dict[str, str]:
     """{series name: colour} of every drawn polyline and bar (their <title> names them)."""
     out = {}
-    for mark in [*root.iter(f"{SVG}polyline"), *root.iter(f"{SVG}rect")]:
+    marks = [*root.iter(f"{SVG}polyline"), *root.iter(f"{SVG}rect")]
+    for mark in (m for m in marks if m.get("class") == "series"):
         title = mark.find(f"{SVG}title")
         assert title is not None and title.text
         out[title.text] = mark.get("stroke") or mark.get("fill") or ""
@@ -62,7 +66,7 @@ def _series_colours(root: ET.Element) -> dict[str, str]:
 
 
 def test_report_page_is_self_contained_and_every_chart_has_data(report: Path) -> None:
-    """index.html inlines four SVG charts, each drawing data; each is also a standalone .svg; nothing remote."""
+    """index.html inlines five SVG charts, each drawing data; each is also a standalone .svg; nothing remote."""
     page = (report / "index.html").read_text(encoding="utf-8")
     charts = _charts(report)
     assert list(charts) == SLUGS
@@ -89,7 +93,7 @@ def test_each_run_keeps_one_distinct_colour_across_charts(report: Path) -> None:
     assert set(bars) == {"request", "event@aws", "event@azure", "event@gcp"}
     assert len(set(bars.values())) == len(bars)
     assert _series_colours(charts["backlog"]) == bars
-    for slug in ("latency-cdf", "consistency-window"):
+    for slug in ("latency-cdf", "latency-tail", "consistency-window"):
         for name, colour in _series_colours(charts[slug]).items():
             assert colour == bars[name.split()[0]], (slug, name)
 
@@ -104,7 +108,7 @@ def test_legend_sits_below_every_curve(report: Path) -> None:
         legend_top = min(float(t.get("y", "0")) for t in legend.iter(f"{SVG}text")) - 12
         lowest = max(
             float(xy.split(",")[1])
-            for line in root.iter(f"{SVG}polyline")
+            for line in [*root.iter(f"{SVG}polyline"), *root.iter(f"{SVG}polygon")]
             for xy in line.get("points", "").split()
         )
         assert legend_top > lowest, slug
@@ -168,3 +172,74 @@ def test_gaps_in_a_series_break_the_line() -> None:
     lines = list(root.iter(f"{SVG}polyline"))
     assert [len(line.get("points", "").split()) for line in lines] == [2]
     assert len(list(root.iter(f"{SVG}circle"))) == 4  # every point of a short series is dotted
+
+
+def _doc(report: Path) -> dict[str, Any]:
+    return dict(json.loads((report / "report.json").read_text(encoding="utf-8")))
+
+
+def test_headline_is_computed_from_the_numbers(report: Path) -> None:
+    """The page opens with the response ratio and the cheapest provider, both recomputed here from report.json."""
+    doc = _doc(report)
+    page = (report / "index.html").read_text(encoding="utf-8")
+    runs = doc["runs"]
+    request = runs["request"]["flows"]["checkout"]["latency"]["mean"]["mean"]
+    event = runs["event@aws"]["flows"]["checkout"]["latency"]["mean"]["mean"]
+    assert f"answers {request / event:.1f}x sooner than request" in page
+    costs = {k.split("@")[1]: r["cost"]["total"] for k, r in runs.items() if "@" in k}
+    cheapest = min(costs, key=costs.__getitem__)
+    assert (
+        f"{cheapest} is cheapest for the event topology at {narrative.dollars(costs[cheapest])}/month"
+        in page
+    )
+
+
+def test_headline_follows_the_document_not_a_script() -> None:
+    """Changing the numbers changes the sentences: slower event responses read 'later', a lone run costs on its provider."""
+    summary = lambda v: {"mean": v, "halfwidth": 0.0}  # noqa: E731 - a one-line builder
+    flow = lambda r, c: {"latency": {"mean": summary(r)}, "completion": {"mean": summary(c)}}  # noqa: E731
+    doc = {"completed_replications": 2, "runs": {
+        "sync": {"topology": "sync", "provider": "local", "flows": {"f": flow(0.1, 0.1)}, "topics": {}},
+        "async": {"topology": "async", "provider": "gcp", "flows": {"f": flow(0.25, 0.5)},
+                  "topics": {"t": {}}, "cost": {"total": 12.5}},
+    }}  # fmt: skip
+    lines = narrative.headline(doc)
+    assert lines[0] == (
+        "The async topology answers 2.5x later than sync (mean f response 250 ms vs 100 ms) "
+        "and completes 5.0x later (mean completion 500 ms vs 100 ms)."
+    )
+    assert lines[1] == "The async topology's broker costs $12/month on gcp."
+
+
+def test_bands_scenario_text_and_assumptions_are_on_the_page(report: Path) -> None:
+    """Two replications draw 95% bands; the description, lesson and a sourced assumptions table are shown."""
+    page = (report / "index.html").read_text(encoding="utf-8")
+    charts = _charts(report)
+    for slug in ("latency-cdf", "latency-tail", "backlog"):
+        assert list(charts[slug].iter(f"{SVG}polygon")), slug
+    assert "95% confidence intervals (Student t) over 2 independent replications" in page
+    assert "Checkout behind an API gateway." in page
+    assert "Event-based answers the user sooner but finishes the work later" in page
+    rows = re.findall(r"<tr>(.*?)</tr>", page.split("Assumptions: published")[1], flags=re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows]
+    by_key = {(c[0], c[1]): c for c in cells if c}
+    assert by_key[("aws", "publish_quota")][3] == "published"
+    assert "eb-quota.html" in by_key[("aws", "publish_quota")][4]
+    assert by_key[("gcp", "delivery_latency")][3] == "estimate"
+    for caption in ("Utilisation per service", "Broker: throughput, throttling and cost"):
+        assert caption in page
+
+
+def test_tail_chart_spans_p90_to_p999_on_a_nines_axis(report: Path) -> None:
+    """The tail view labels p90 ... p99.9, each nine the same width apart, latency on a log axis."""
+    root = _charts(report)["latency-tail"]
+    labels = {t.text: float(t.get("x", "0")) for t in root.iter(f"{SVG}text")}
+    assert {"p90", "p99", "p99.9", "latency (log scale)"} <= set(labels)
+    assert labels["p99"] - labels["p90"] == pytest.approx(labels["p99.9"] - labels["p99"], abs=1)
+
+
+def test_one_replication_says_there_are_no_bands() -> None:
+    """With one replication the report says why the charts have no confidence bands."""
+    assert "no confidence interval can be computed" in narrative.confidence_note(
+        {"completed_replications": 1}
+    )

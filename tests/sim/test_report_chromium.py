@@ -15,7 +15,7 @@ CART = str(Path(__file__).resolve().parents[2] / "scenarios" / "shopping_cart.ya
 
 
 def test_every_chart_renders_in_headless_chromium(tmp_path: Path) -> None:
-    """Chromium loads the page offline; its load handler counts four drawn charts and no overlapping labels."""
+    """Chromium loads the page offline: five charts drawn, no labels overlapping, no text on a plot."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "headless Chromium is required: add 'chromium' to .ci/debian-packages"
     result = CliRunner().invoke(
@@ -30,8 +30,10 @@ def test_every_chart_renders_in_headless_chromium(tmp_path: Path) -> None:
     ).stdout  # fmt: skip
     rendered = re.search(r'data-charts-rendered="(\d+)"', dom)
     assert rendered, dom[:500]
-    assert int(rendered.group(1)) == len(re.findall(r"<figure data-chart=", dom)) == 4
+    assert int(rendered.group(1)) == len(re.findall(r"<figure data-chart=", dom)) == 5
     clashes = re.search(r'data-chart-clashes="(\d+)"', dom)
     assert clashes and clashes.group(1) == "0", (
         "labels overlap each other or a legend covers a curve"
     )
+    on_plot = re.search(r'data-text-on-plot="(\d+)"', dom)
+    assert on_plot and on_plot.group(1) == "0", "a label (other than a bar's value) lies on a plot"

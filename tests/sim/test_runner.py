@@ -24,9 +24,9 @@ def test_same_seed_same_numbers_in_one_or_two_processes(small_cart) -> None:  # 
     """Two processes give bit-identical results to one, and the seeds are in the document."""
     one = run_scenario(small_cart, replications=2, workers=1)
     two = run_scenario(small_cart, replications=2, workers=2)
-    assert one["runs"] == two["runs"]
-    assert one["replication_seeds"] == [[42, 0], [42, 1]]
-    assert one["completed_replications"] == 2 and not one["interrupted"]
+    assert one.runs == two.runs
+    assert one.replication_seeds == ((42, 0), (42, 1))
+    assert one.completed_replications == 2 and not one.interrupted
 
 
 def test_document_is_strict_json(small_cart) -> None:  # type: ignore[no-untyped-def]
@@ -46,9 +46,9 @@ def test_interrupt_reports_what_completed(small_cart) -> None:  # type: ignore[n
             raise KeyboardInterrupt
 
     doc = run_scenario(small_cart, replications=3, workers=1, progress=stop)
-    assert doc["interrupted"]
-    assert doc["tasks_completed"] == 1 and doc["completed_replications"] == 0
-    assert list(doc["runs"]) == ["request"]
+    assert doc.interrupted
+    assert doc.tasks_completed == 1 and doc.completed_replications == 0
+    assert list(doc.runs) == ["request"]
 
 
 def test_providers_compare_under_common_random_numbers(small_cart) -> None:  # type: ignore[no-untyped-def]
@@ -60,12 +60,12 @@ def test_providers_compare_under_common_random_numbers(small_cart) -> None:  # t
         topologies=["request", "event"],
         providers=["aws", "gcp"],
     )
-    assert set(doc["runs"]) == {"request", "event@aws", "event@gcp"}
-    aws, gcp = doc["runs"]["event@aws"], doc["runs"]["event@gcp"]
-    assert aws["services"]["billing"]["utilisation"]["values"] == pytest.approx(
-        gcp["services"]["billing"]["utilisation"]["values"], rel=0.01
+    assert set(doc.runs) == {"request", "event@aws", "event@gcp"}
+    aws, gcp = doc.runs["event@aws"], doc.runs["event@gcp"]
+    assert aws.services["billing"].utilisation.values == pytest.approx(
+        gcp.services["billing"].utilisation.values, rel=0.01
     )
-    assert aws["cost"]["total"] > gcp["cost"]["total"] > 0
+    assert aws.cost.total > gcp.cost.total > 0
 
 
 def test_interrupt_terminates_the_process_pool(small_cart) -> None:  # type: ignore[no-untyped-def]
@@ -75,4 +75,4 @@ def test_interrupt_terminates_the_process_pool(small_cart) -> None:  # type: ign
         raise KeyboardInterrupt
 
     doc = run_scenario(small_cart, replications=4, workers=2, progress=stop)
-    assert doc["interrupted"] and doc["tasks_completed"] == 1 and doc["tasks_total"] == 8
+    assert doc.interrupted and doc.tasks_completed == 1 and doc.tasks_total == 8

@@ -26,14 +26,14 @@ REPS = 30
 def test_mm1_mean_wait_matches_theory() -> None:
     """M/M/1 at rho=0.8: mean wait in queue over 30 replications is rho/(mu-lam) within 3 sd/sqrt(R)."""
     sc = station(0.8, exp(1.0), duration=60000.0, warmup=2000.0)
-    wq = [simulate_fast(sc, "one", 11, r)["services"]["s"]["Wq"] for r in range(REPS)]
+    wq = [simulate_fast(sc, "one", 11, r).services["s"].Wq for r in range(REPS)]
     assert within(wq, mm1_wq(0.8, 1.0))
 
 
 def test_mm1_sojourn_quantile_matches_theory() -> None:
     """M/M/1 sojourn p95 equals -ln(0.05)/(mu-lam) within the replication CI (plus the 0.23% histogram bin)."""
     sc = station(0.8, exp(1.0), duration=60000.0, warmup=2000.0)
-    p95 = [simulate_fast(sc, "one", 12, r)["flows"]["q"]["latency"]["p95"] for r in range(REPS)]
+    p95 = [simulate_fast(sc, "one", 12, r).flows["q"].latency.p95 for r in range(REPS)]
     theory = mm1_sojourn_quantile(0.8, 1.0, 0.95)
     assert within(p95, theory, slack=0.003 * theory)
 
@@ -41,7 +41,7 @@ def test_mm1_sojourn_quantile_matches_theory() -> None:
 def test_md1_matches_pollaczek_khinchine() -> None:
     """M/D/1 at rho=0.8: mean wait is lam E[S^2] / (2(1-rho)), half the M/M/1 wait."""
     sc = station(0.8, {"dist": "deterministic", "value": 1.0}, duration=60000.0, warmup=2000.0)
-    wq = [simulate_fast(sc, "one", 13, r)["services"]["s"]["Wq"] for r in range(REPS)]
+    wq = [simulate_fast(sc, "one", 13, r).services["s"].Wq for r in range(REPS)]
     assert within(wq, pk_wq(0.8, 1.0, 1.0))
     assert math.isclose(pk_wq(0.8, 1.0, 1.0), mm1_wq(0.8, 1.0) / 2)
 
@@ -50,14 +50,14 @@ def test_mg1_lognormal_matches_pollaczek_khinchine() -> None:
     """M/G/1 with log-normal service: P-K holds for a non-exponential, non-deterministic law too."""
     service = {"dist": "lognormal", "mean": 1.0, "sd": 0.5}
     sc = station(0.7, service, duration=60000.0, warmup=2000.0)
-    wq = [simulate_fast(sc, "one", 14, r)["services"]["s"]["Wq"] for r in range(REPS)]
+    wq = [simulate_fast(sc, "one", 14, r).services["s"].Wq for r in range(REPS)]
     assert within(wq, pk_wq(0.7, 1.0, 1.25))
 
 
 def test_mmc_matches_erlang_c() -> None:
     """M/M/3 at rho=0.7 on the SimPy engine: mean wait is C(3, a)/(3 mu - lam) (Erlang C)."""
     sc = station(2.1, exp(1.0), workers=3, duration=4000.0, warmup=200.0)
-    wq = [simulate(sc, "one", 15, r)["services"]["s"]["Wq"] for r in range(10)]
+    wq = [simulate(sc, "one", 15, r).services["s"].Wq for r in range(10)]
     assert within(wq, mmc_wq(2.1, 1.0, 3))
 
 
@@ -104,9 +104,9 @@ def test_open_jackson_network_matches_theory() -> None:
         [0.5, 0, 0], [[0, 1, 0], [0, 0, 0.6], [0.3, 0, 0]], [1.0, 0.4, 1.25], [1, 2, 1]
     )
     for i, name in enumerate("abc"):
-        assert within([r["services"][name]["lambda"] for r in runs], lam[i])
-        assert within([r["services"][name]["L"] for r in runs], ls[i])
-    assert within([r["flows"]["job"]["completion"]["mean"] for r in runs], w)
+        assert within([r.services[name].lambda_ for r in runs], lam[i])
+        assert within([r.services[name].L for r in runs], ls[i])
+    assert within([r.flows["job"].completion.mean for r in runs], w)
 
 
 def test_littles_law_holds_on_every_station() -> None:
@@ -134,8 +134,8 @@ def test_littles_law_holds_on_every_station() -> None:
     for raw, top in ((JACKSON, "net"), (chain, "sync")):
         sc = parse_scenario(raw)
         for r in range(3):
-            for name, st in simulate(sc, top, 17, r)["services"].items():
-                assert st["little_gap"] < 0.02, (top, name, st)
+            for name, st in simulate(sc, top, 17, r).services.items():
+                assert st.little_gap < 0.02, (top, name, st)
 
 
 def test_fanout_tail_probability() -> None:
@@ -197,5 +197,5 @@ def test_fanout_mean_is_max_of_exponentials() -> None:
         },
     }
     sc = parse_scenario(raw)
-    means = [simulate(sc, "sync", 19, r)["flows"]["req"]["latency"]["mean"] for r in range(10)]
+    means = [simulate(sc, "sync", 19, r).flows["req"].latency.mean for r in range(10)]
     assert within(means, max_exp_mean(8, 10.0))
