@@ -83,7 +83,7 @@ def harness_mm1(customers: int, seed: int) -> int:
             },
         }
     )
-    return int(simulate(sc, "one", seed, 0)["flows"]["q"]["count"])
+    return int(simulate(sc, "one", seed, 0).flows["q"].count)
 
 
 def bench_overhead(customers: int, rounds: int) -> dict[str, Any]:
@@ -149,11 +149,11 @@ def _fleet_child(devices: int, hours: float, queue: Any) -> None:
         {
             "devices": devices,
             "simulated_s": 3600.0 * hours,
-            "messages": int(res["topics"]["readings"]["published"]),
+            "messages": int(res.topics["readings"].published),
             "wall_s": wall,
             "peak_rss_mb": rss_mb,
-            "ingest_utilisation": res["services"]["ingest"]["utilisation"],
-            "p99_completion_s": res["flows"]["telemetry"]["completion"]["p99"],
+            "ingest_utilisation": res.services["ingest"].utilisation,
+            "p99_completion_s": res.flows["telemetry"].completion.p99,
             "target_wall_s_max": 60.0,
             "target_rss_mb_max": 1024.0,
         }
@@ -199,7 +199,7 @@ def bench_parallel(replications: int, duration: float) -> dict[str, Any]:
     t = time.perf_counter()
     two = run_scenario(sc, replications=replications, workers=2)
     parallel = time.perf_counter() - t
-    assert one["runs"] == two["runs"], "parallel replications must give the same numbers"
+    assert one.runs == two.runs, "parallel replications must give the same numbers"
     return {
         "replications": replications,
         "one_process_s": serial,

@@ -3,7 +3,9 @@
 `encode(event, "avro")` gives ``(content_type, body)`` for a structured-mode
 message; `decode(content_type, body)` reads any of the three. Avro needs
 `fastavro`, Protobuf needs `protobuf` (the ``polybus[schemas]`` extra); both
-are imported on first use, so ``import core`` works without them.
+are imported on first use, so ``import polybus.core.codecs`` works without
+them. Nothing here imports the schema registry (polybus.core.schemas): it
+sits above the codecs, and schema-encoded data lives there.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
+from polybus.core.codecs.dataschema import parse_dataschema, protobuf_package
 from polybus.core.codecs.protobuf_read import read_event_checked
 from polybus.core.codecs.protobuf_wire import (
     BINARY,
@@ -36,7 +37,6 @@ from polybus.core.codecs.wire import read_varint
 from polybus.core.errors import EventValidationError, Problem
 from polybus.core.events import build_event, validate_attributes
 from polybus.core.formats import dumps_json, is_json_content_type, loads_json
-from polybus.core.schemas.model import parse_dataschema
 
 CONTENT_TYPE = "application/cloudevents+protobuf"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+protobuf"
@@ -155,8 +155,6 @@ def data_type_url(dataschema: str | None) -> str:
                 else dataschema
             )
         else:
-            from polybus.core.codecs.data import protobuf_package
-
             found = f"type.googleapis.com/{protobuf_package(*named)}.Data"
         if len(_TYPE_URLS) >= 4096:
             _TYPE_URLS.clear()
@@ -166,10 +164,15 @@ def data_type_url(dataschema: str | None) -> str:
 
 def to_message(event: CloudEvent) -> Any:
     """The event as a protobuf CloudEvent message."""
+    return message_of(event.get_attributes(), event.get_data())
+
+
+def message_of(attributes: dict[str, Any], data: Any) -> Any:
+    """A protobuf CloudEvent message of these attributes and data, built by upb."""
     cls = message_classes()[0]
     msg = cls()
     attrs = msg.attributes
-    for name, value in event.get_attributes().items():
+    for name, value in attributes.items():
         if value is None:
             continue
         field = _REQUIRED.get(name)
@@ -195,16 +198,15 @@ def to_message(event: CloudEvent) -> Any:
             attrs[name].ce_bytes = value
         else:
             attrs[name].ce_string = str(value)
-    data = event.get_data()
     if data is None:
         return msg
-    content_type = event.get_datacontenttype()
+    content_type = attributes.get("datacontenttype")
     if isinstance(data, bytes | bytearray):
         if (
             content_type is not None
             and content_type.split(";")[0].strip() == "application/protobuf"
         ):
-            msg.proto_data.type_url = data_type_url(event.get_dataschema())
+            msg.proto_data.type_url = data_type_url(attributes.get("dataschema"))
             msg.proto_data.value = bytes(data)
         else:
             msg.binary_data = bytes(data)

@@ -11,13 +11,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from polybus.core.codecs.dataschema import URN_PREFIX, dataschema_uri, parse_dataschema
 from polybus.core.errors import Problem
 from polybus.core.schemas.errors import SchemaDefinitionError
 
 SchemaKind = Literal["jsonschema", "avro"]
 KINDS: tuple[SchemaKind, ...] = ("jsonschema", "avro")
 EXTENSIONS: dict[SchemaKind, str] = {"jsonschema": ".json", "avro": ".avsc"}
-URN_PREFIX = "urn:polybus:schema:"
 MODES = (
     "none",
     "backward",
@@ -28,21 +28,19 @@ MODES = (
     "full_transitive",
 )
 DEFAULT_MODE = "backward"
-
-
-def dataschema_uri(event_type: str, version: int) -> str:
-    """The `dataschema` value naming a registered schema version."""
-    return f"{URN_PREFIX}{event_type}:{version}"
-
-
-def parse_dataschema(uri: str | None) -> tuple[str, int] | None:
-    """(event type, version) from a registry URN; None for any other URI (or none)."""
-    if not uri or not uri.startswith(URN_PREFIX):
-        return None
-    event_type, _, version = uri[len(URN_PREFIX) :].rpartition(":")
-    if not event_type or not version.isdigit():
-        return None
-    return event_type, int(version)
+__all__ = [  # the URN helpers live in polybus.core.codecs.dataschema (below both packages)
+    "DEFAULT_MODE",
+    "EXTENSIONS",
+    "KINDS",
+    "MODES",
+    "URN_PREFIX",
+    "Schema",
+    "SchemaKind",
+    "TypeInfo",
+    "check_definition",
+    "dataschema_uri",
+    "parse_dataschema",
+]
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ class SchemaPublisher:
         )
         attrs = {**event.get_attributes(), "dataschema": schema.uri}
         if self.encoding != "json" and not isinstance(data, bytes | bytearray):
-            from polybus.core.codecs.data import CONTENT_TYPES, encode_data
+            from polybus.core.schemas.data import CONTENT_TYPES, encode_data
 
             try:
                 data = encode_data(schema, data, self.encoding)

@@ -162,7 +162,7 @@ class TolerantReader(Generic[T]):
         data = event.get_data()
         named = parse_dataschema(event.get_dataschema())
         if isinstance(data, bytes | bytearray):
-            from polybus.core.codecs.data import decode_data, is_binary_content_type
+            from polybus.core.schemas.data import decode_data, is_binary_content_type
 
             if (
                 named is None

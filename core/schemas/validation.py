@@ -20,7 +20,7 @@ _VALIDATORS: dict[tuple[str, int, int], Any] = {}
 def data_problems(schema: Schema, data: Any, datacontenttype: str | None = None) -> list[Problem]:
     """Every way `data` breaks `schema` (empty when valid)."""
     if isinstance(data, bytes | bytearray):
-        from polybus.core.codecs.data import decode_data, is_binary_content_type
+        from polybus.core.schemas.data import decode_data, is_binary_content_type
 
         if not is_binary_content_type(datacontenttype):
             return [

@@ -28,11 +28,11 @@ from polybus.core.codecs.avro_format import (
     write_avro,
 )
 from polybus.core.codecs.avro_wire import PACK_D, zigzag
-from polybus.core.codecs.typed import TypedFormat
 from polybus.core.errors import EventValidationError
 from polybus.core.events import EventFactory, build_event, validate_attributes
 from polybus.core.formats import parse_time
 from polybus.core.schemas import SchemaRegistry
+from polybus.core.schemas.typed import TypedFormat
 
 SCHEMA = fastavro.parse_schema(CLOUDEVENT_AVSC)
 T0 = datetime(2026, 11, 27, 13, 0, 0, 123456, tzinfo=UTC)

@@ -20,10 +20,10 @@ from polybus.core.codecs.avro_compact import (
     to_avro_compact,
     write_compact,
 )
-from polybus.core.codecs.typed import TypedFormat
 from polybus.core.errors import EventValidationError
 from polybus.core.events import EventFactory
 from polybus.core.schemas import SchemaRegistry
+from polybus.core.schemas.typed import TypedFormat
 
 T0 = datetime(2026, 11, 27, 13, 0, 0, 123456, tzinfo=UTC)
 FACTORY = EventFactory(id_factory=lambda: "id-1", clock=lambda: T0)

@@ -18,11 +18,11 @@ from polybus.core.codecs.avro_format import (
     write_avro,
 )
 from polybus.core.codecs.protobuf_format import from_protobuf, message_classes, to_protobuf
-from polybus.core.codecs.typed import TypedFormat
 from polybus.core.errors import EventValidationError
 from polybus.core.events import EventFactory
 from polybus.core.schemas import SchemaRegistry
 from polybus.core.schemas.errors import SchemaValidationError
+from polybus.core.schemas.typed import TypedFormat
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 FACTORY = EventFactory(id_factory=lambda: "id-1", clock=lambda: T0)

@@ -16,7 +16,8 @@ JSON event makes the round trip unchanged.
 
 Events without registered Avro schemas, or whose data is already bytes or
 not JSON, go through the plain format. Encoding and the envelope are done in
-one pass, with no intermediate CloudEvent.
+one pass, with no intermediate CloudEvent. It lives with the registry it
+reads; the codecs it writes with (polybus.core.codecs) never import it.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from cloudevents.core.v1.event import CloudEvent
 from polybus.core.codecs import event_format
 from polybus.core.codecs.avro_compact import event_data, read_compact_any, write_compact
 from polybus.core.codecs.avro_format import read_avro_checked_any, write_avro
-from polybus.core.codecs.data import BINARY_TYPES, CONTENT_TYPES, data_codec
 from polybus.core.codecs.protobuf_format import data_type_url, read_protobuf_checked
 from polybus.core.codecs.protobuf_wire import BINARY, PROTO, TEXT, write_protobuf
 from polybus.core.errors import Problem
 from polybus.core.events import build_event, validate_attributes
 from polybus.core.formats import is_json_content_type
+from polybus.core.schemas.data import BINARY_TYPES, CONTENT_TYPES, data_codec
 from polybus.core.schemas.errors import SchemaValidationError
 from polybus.core.schemas.model import Schema, parse_dataschema
 from polybus.core.schemas.registry import SchemaRegistry
@@ -52,7 +53,7 @@ class TypedFormat:
 
     A registered version never changes, so the data codec of each ``dataschema``
     URI met is memoised: after the first event of a version, encoding and
-    decoding go straight to that version's generated codec.
+    decoding go straight to that version's codec.
     """
 
     def __init__(self, registry: SchemaRegistry, fmt: str = "avro") -> None:

@@ -9,7 +9,12 @@ knows how to decode. JSON Schema types travel as JSON.
 Protobuf classes live in a private descriptor pool under the package
 ``polybus.data.<type>.v<version>``, so nothing clashes with the default pool.
 Supported Avro shapes for Protobuf: records, primitives, enums (as strings),
-nullable unions ``["null", X]``, arrays and maps of those.
+nullable unions ``["null", X]``, arrays and maps of those. Protobuf data is
+written and read by the protobuf runtime (upb): a generated codec was no
+faster end to end (BENCHMARKS.md, "Codec trade-offs").
+
+This module sits in the schemas package because it takes a `Schema`; it uses
+the codecs below it (polybus.core.codecs), never the other way round.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from polybus.core.codecs.dataschema import protobuf_package
 from polybus.core.errors import Problem
 from polybus.core.schemas.errors import SchemaDefinitionError
 from polybus.core.schemas.model import Schema
@@ -130,12 +136,6 @@ _MESSAGE, _OPTIONAL, _REPEATED = 11, 1, 3
 _POOL: Any = None
 
 
-def protobuf_package(event_type: str, version: int) -> str:
-    """The protobuf package of a schema version's data message (``<package>.Data``)."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", event_type).strip("_").lower() or "event"
-    return f"polybus.data.{slug}.v{version}"
-
-
 def _protobuf_codec(schema: Schema) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -157,7 +157,7 @@ def _protobuf_codec(schema: Schema) -> tuple[Callable[[Any], bytes], Callable[[b
     cls = message_factory.GetMessageClass(root)
 
     def encode(data: Any) -> bytes:
-        """The runtime's encoding (map entries in the generated encoder's order)."""
+        """The runtime's encoding (map entries in a fixed order)."""
         try:
             return cls(**data).SerializeToString(deterministic=True)  # type: ignore[no-any-return]
         except (TypeError, ValueError, OverflowError) as exc:
@@ -171,12 +171,7 @@ def _protobuf_codec(schema: Schema) -> tuple[Callable[[Any], bytes], Callable[[b
             raise ValueError(f"not Protobuf of {schema.uri}: {exc}") from exc
         return _to_plain(message)
 
-    from polybus.core.codecs.protobuf_data import Unsupported, generate
-
-    try:  # straight-line Python for the common case, the runtime (above) for the rest
-        return generate(root, encode, decode)
-    except Unsupported:
-        return encode, decode
+    return encode, decode
 
 
 class _Builder:
