@@ -9,12 +9,27 @@ switching clouds is one line in the file or one variable in the environment.
 
     [aws]                       # one table per provider; only the chosen one is used
     region = "eu-west-1"
+
+Secrets are never printed. `Config.masked` (what ``polybus config show``
+prints) masks the value of every key an adapter declares secret, of every key
+whose name looks secret (`looks_secret`: it contains key, secret, token,
+password, passwd, sas, credential, signature, private or connection string, in
+any case, whatever the separators, so ``Key`` or ``api-KEY`` too) and every
+string value that looks like one (``AccountKey=...``, ``sig=...``, a PEM
+block). Errors go further: the value of an unknown key is never echoed (only
+the key and the rule), and a known key's value only when it is a short scalar
+that looks secret neither by name nor by content (`shown_value`).
+
+The loader speaks only ConfigError: a file that is not UTF-8, cannot be read,
+is not TOML, or nests tables or arrays deeper than `MAX_DEPTH` is reported
+with the file and the rule.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +43,74 @@ DEFAULT_FILE = "polybus.toml"
 ENV_CONFIG = "POLYBUS_CONFIG"
 ENV_PROVIDER = "POLYBUS_PROVIDER"
 MASK = "********"
+MAX_DEPTH = 16  # tables and arrays; a provider's settings are a few levels at most
+SECRET_WORDS = (
+    "key",
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "sas",
+    "credential",
+    "signature",
+    "private",
+    "connectionstring",
+    "connstr",
+)
+_SECRET_VALUE = re.compile(
+    r"(key|secret|password|passwd|pwd|token|sig|signature|credential)\s*=|-----BEGIN|"
+    r"sharedaccess",
+    re.IGNORECASE,
+)
+
+
+class _Hidden:
+    """Stands for a value an error must not echo (its repr says so)."""
+
+    def __repr__(self) -> str:
+        return "<value not shown>"
+
+
+HIDDEN: object = _Hidden()
+
+
+def looks_secret(key: object) -> bool:
+    """True when a settings key's name looks like it holds a secret (any case or separator)."""
+    name = re.sub(r"[^a-z0-9]", "", str(key).lower())
+    return any(word in name for word in SECRET_WORDS)
+
+
+def looks_secret_value(value: object) -> bool:
+    """True for a string that looks like a credential (a connection string, SAS, PEM block)."""
+    return isinstance(value, str) and _SECRET_VALUE.search(value) is not None
+
+
+def shown_value(key: object, value: object) -> object:
+    """What an error may echo of a known key's value: the value, or HIDDEN.
+
+    Only short scalars (bool, int, float, str up to 200 characters) under a key
+    that does not look secret and that do not look secret themselves are shown.
+    """
+    if looks_secret(key) or looks_secret_value(value):
+        return HIDDEN
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 200):
+        return value
+    return HIDDEN
+
+
+def unknown_key_problem(field: str, key: object, allowed: Iterable[str]) -> Problem:
+    """The problem for an unknown key: the key and the rule, never its value."""
+    return Problem(field, HIDDEN, unknown_key_rule(str(key), allowed))
+
+
+def _mask(key: object, value: Any, secrets: frozenset[str]) -> Any:
+    if key in secrets or looks_secret(key) or looks_secret_value(value):
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: _mask(k, v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [MASK if looks_secret_value(v) else _mask(None, v, frozenset()) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -43,12 +126,20 @@ class Config:
         return self.providers.get(provider or self.provider, {})
 
     def masked(self, secret_keys: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
-        """A printable copy with every secret value replaced by a mask."""
+        """A printable copy with every secret-looking value masked (see the module docstring).
+
+        `secret_keys` maps a provider to the keys its adapter declares secret;
+        keys and values that look secret are masked in every table, known or not.
+        """
         tables: dict[str, Any] = {}
         for name, table in self.providers.items():
-            secrets = set(secret_keys.get(name, ()))
-            tables[name] = {k: (MASK if k in secrets else v) for k, v in table.items()}
-        return {"provider": self.provider, "source": self.source, **tables}
+            secrets = frozenset(secret_keys.get(name, ()))
+            if looks_secret(name):
+                tables[name] = MASK
+                continue
+            tables[name] = {k: _mask(k, v, secrets) for k, v in table.items()}
+        provider = MASK if looks_secret_value(self.provider) else self.provider
+        return {"provider": provider, "source": self.source, **tables}
 
 
 def load_config(
@@ -67,37 +158,84 @@ def load_config(
 
 
 def parse_config_file(path: Path) -> Config:
-    """Read one TOML file into a Config."""
+    """Read one TOML file into a Config; every failure is a ConfigError naming the file."""
+    where = str(path)
     if not path.is_file():
         raise ConfigError(
-            "cannot read configuration", [Problem(str(path), None, "file does not exist")]
+            "cannot read configuration", [Problem(where, None, "file does not exist")]
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            "cannot read configuration", [Problem(where, None, f"unreadable: {exc.strerror}")]
+        ) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"malformed configuration {where}",
+            [Problem(where, None, f"not UTF-8 text (byte {exc.start}); TOML files are UTF-8")],
+        ) from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
-            f"malformed configuration {path}", [Problem(str(path), None, f"invalid TOML: {exc}")]
+            f"malformed configuration {where}", [Problem(where, None, f"invalid TOML: {exc}")]
         ) from exc
-    return parse_config(raw, source=str(path))
+    except RecursionError:
+        raise ConfigError(
+            f"malformed configuration {where}",
+            [Problem(where, None, "invalid TOML: nested too deeply to read")],
+        ) from None
+    return parse_config(raw, source=where)
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """True when tables/arrays nest more than `limit` levels (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def parse_config(raw: Mapping[str, Any], source: str = "<dict>") -> Config:
     """Validate a parsed TOML document: a `provider` string and one table per provider."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"malformed configuration {source}",
+            [Problem(source, type(raw).__name__, "must be a table of settings")],
+        )
     problems = []
     provider = raw.get("provider", DEFAULT_PROVIDER)
     if not isinstance(provider, str) or not provider:
-        problems.append(Problem(f"{source}: provider", provider, "must be a non-empty string"))
+        problems.append(
+            Problem(
+                f"{source}: provider",
+                shown_value("provider", provider),
+                "must be a non-empty string",
+            )
+        )
     tables: dict[str, Mapping[str, Any]] = {}
     for key, value in raw.items():
         if key == "provider":
             continue
-        if isinstance(value, Mapping):
-            tables[key] = dict(value)
+        if isinstance(value, Mapping) and _too_deep(value, MAX_DEPTH - 1):
+            problems.append(
+                Problem(f"{source}: {key}", HIDDEN, f"nested deeper than {MAX_DEPTH} levels")
+            )
+        elif isinstance(value, Mapping):
+            tables[str(key)] = dict(value)
         else:
             problems.append(
                 Problem(
                     f"{source}: {key}",
-                    value,
+                    HIDDEN,
                     "top-level keys are 'provider' and one [table] per provider",
                 )
             )
@@ -117,18 +255,23 @@ def unknown_key_rule(key: str, allowed: Iterable[str]) -> str:
 def check_keys(
     provider: str, settings: Mapping[str, Any], allowed: Mapping[str, type | tuple[type, ...]]
 ) -> None:
-    """Reject unknown keys and wrong types in a provider's table, all problems at once."""
+    """Reject unknown keys and wrong types in a provider's table, all problems at once.
+
+    Values are echoed only through `shown_value`: never for unknown keys.
+    """
     problems = []
     for key, value in settings.items():
         expected = allowed.get(key)
         if expected is None:
-            problems.append(Problem(f"{provider}.{key}", value, unknown_key_rule(key, allowed)))
+            problems.append(unknown_key_problem(f"{provider}.{key}", key, allowed))
         elif not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
             names = (
                 " or ".join(t.__name__ for t in expected)
                 if isinstance(expected, tuple)
                 else expected.__name__
             )
-            problems.append(Problem(f"{provider}.{key}", value, f"must be {names}"))
+            problems.append(
+                Problem(f"{provider}.{key}", shown_value(key, value), f"must be {names}")
+            )
     if problems:
         raise ConfigError(f"invalid [{provider}] settings", problems)

@@ -15,8 +15,16 @@ PolybusError
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+# Values in messages are cut short: an error about a huge or deeply nested
+# value must not itself fail or run to megabytes.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 120
+_SHORT.maxother = 120
+_SHORT.maxlevel = 3
 
 
 class PolybusError(Exception):
@@ -32,7 +40,7 @@ class Problem:
     rule: str
 
     def __str__(self) -> str:
-        return f"{self.field}={self.value!r}: {self.rule}"
+        return f"{self.field}={_SHORT.repr(self.value)}: {self.rule}"
 
 
 class ValidationError(PolybusError, ValueError):

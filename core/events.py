@@ -3,13 +3,16 @@
 `EventFactory` fills id, time and specversion from an injectable id factory and
 clock, so simulated and test runs are reproducible; `new_event` uses a default
 factory (uuid4 ids, the wall clock). `validate_attributes` reports every
-problem in one `EventValidationError` naming attribute, value and rule.
+problem in one `EventValidationError` naming attribute, value and rule; the
+values it names are cut short (`brief`), so an error about a huge or deeply
+nested value is itself small and cannot fail.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import reprlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -25,6 +28,7 @@ __all__ = [
     "CloudEvent",
     "EventFactory",
     "attributes_of",
+    "brief",
     "is_extension_name",
     "new_event",
     "validate_attributes",
@@ -37,6 +41,21 @@ CONTEXT_STRINGS = ("datacontenttype", "dataschema", "subject")
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 INT32 = (-(2**31), 2**31 - 1)
 Data = Any  # dict, list, str, int, float, bool (JSON) or bytes (binary)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
+
+def brief(value: Any) -> Any:
+    """A value as an error may show it: scalars as they are, long text cut, containers a short repr."""
+    if type(value) is int and value.bit_length() > 128:
+        return f"<an integer of {value.bit_length()} bits>"
+    if value is None or type(value) in (bool, int, float, datetime):
+        return value
+    if type(value) is str:
+        return value if len(value) <= 200 else value[:200] + "..."
+    return _REPR.repr(value)
 
 
 def _utc_now() -> datetime:
@@ -158,23 +177,23 @@ def validate_attributes(
     for name in REQUIRED:
         value = attrs.get(name)
         if value is None:
-            problems.append(Problem(name, value, "required attribute is missing"))
+            problems.append(Problem(name, brief(value), "required attribute is missing"))
         elif not isinstance(value, str):
-            problems.append(Problem(name, value, "must be a string"))
+            problems.append(Problem(name, brief(value), "must be a string"))
         elif value == "":
-            problems.append(Problem(name, value, "must be a non-empty string"))
+            problems.append(Problem(name, brief(value), "must be a non-empty string"))
     if attrs.get("specversion") not in (None, SPECVERSION):
-        problems.append(Problem("specversion", attrs.get("specversion"), "must be '1.0'"))
+        problems.append(Problem("specversion", brief(attrs.get("specversion")), "must be '1.0'"))
     time = attrs.get("time")
     if time is not None:
         if not isinstance(time, datetime):
-            problems.append(Problem("time", time, "must be a datetime"))
+            problems.append(Problem("time", brief(time), "must be a datetime"))
         elif time.tzinfo is None:
-            problems.append(Problem("time", time, "must be timezone-aware (RFC 3339)"))
+            problems.append(Problem("time", brief(time), "must be timezone-aware (RFC 3339)"))
     for name in CONTEXT_STRINGS:
         value = attrs.get(name)
         if value is not None and (not isinstance(value, str) or value == ""):
-            problems.append(Problem(name, value, "must be a non-empty string"))
+            problems.append(Problem(name, brief(value), "must be a non-empty string"))
     for name, value in attrs.items():
         if name in REQUIRED or name in CONTEXT_STRINGS or name == "time":
             continue
@@ -197,7 +216,9 @@ def is_extension_name(name: str) -> bool:
 
 def _extension_problems(name: str, value: Any) -> list[Problem]:
     if not isinstance(name, str) or not EXTENSION_NAME.fullmatch(name) or name == "data":
-        return [Problem(name, value, "extension names are [a-z0-9]{1,20} and not 'data'")]
+        return [
+            Problem(brief(name), brief(value), "extension names are [a-z0-9]{1,20} and not 'data'")
+        ]
     if isinstance(value, bool | str | bytes | datetime):
         _KNOWN_GOOD_EXTENSIONS.add(name)
         return []
@@ -205,8 +226,10 @@ def _extension_problems(name: str, value: Any) -> list[Problem]:
         if INT32[0] <= value <= INT32[1]:
             _KNOWN_GOOD_EXTENSIONS.add(name)
             return []
-        return [Problem(name, value, "integer extensions must fit in 32 bits")]
-    return [Problem(name, value, "extension values are bool, int, str, bytes or datetime")]
+        return [Problem(brief(name), brief(value), "integer extensions must fit in 32 bits")]
+    return [
+        Problem(brief(name), brief(value), "extension values are bool, int, str, bytes or datetime")
+    ]
 
 
 def _data_problems(datacontenttype: Any, data: Data) -> list[Problem]:
@@ -214,6 +237,8 @@ def _data_problems(datacontenttype: Any, data: Data) -> list[Problem]:
         return []
     try:
         json.dumps(data)
+    except RecursionError:
+        return [Problem("data", type(data).__name__, "must not nest too deeply to encode as JSON")]
     except (TypeError, ValueError) as exc:
         return [Problem("data", type(data).__name__, f"must be JSON-serialisable or bytes ({exc})")]
     return []

@@ -4,7 +4,12 @@ The JSON path is written for speed (it runs once per event on every adapter):
 plain `json` without a custom encoder, `datetime.fromisoformat` instead of
 dateutil. Its output is the CloudEvents JSON format exactly as the SDK's
 `JSONFormat` writes it, and it reads what that format writes. HTTP binary mode
-is the SDK's own binding.
+is written with the SDK's binding and read by our own reader, which reads what
+the SDK's reads.
+
+Every decoder raises only EventValidationError (a ValueError) naming the field
+and the rule, whatever the input: invalid UTF-8, JSON nested deeper than the
+interpreter can parse, wrong types, bad headers.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from datetime import datetime
 from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from json.scanner import c_make_scanner  # type: ignore[attr-defined]
 from typing import Any
+from urllib.parse import unquote
 
 from cloudevents.core.bindings import http as sdk_http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from polybus.core.errors import EventValidationError, Problem
+from polybus.core.events import brief as _shown
 from polybus.core.events import build_event, validate_attributes
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -55,17 +62,30 @@ def dumps_json(obj: Any) -> str:
 _scan_once = c_make_scanner(_DECODER) if c_make_scanner is not None else None
 
 
+class _NestedTooDeeply(ValueError):
+    """JSON nested deeper than the interpreter's recursion limit lets the scanner read."""
+
+
 def loads_json(payload: bytes | str) -> Any:
-    """json.loads without its per-call wrappers: the C scanner, then a trailing-data check."""
+    """json.loads without its per-call wrappers: the C scanner, then a trailing-data check.
+
+    Raises ValueError for anything that is not JSON, including invalid UTF-8
+    and nesting deeper than the interpreter's recursion limit.
+    """
     text = payload.decode("utf-8") if isinstance(payload, bytes | bytearray) else payload
-    if _scan_once is None:  # pragma: no cover - other Pythons
-        return _DECODER.decode(text)
+    if type(text) is not str:
+        raise ValueError(f"JSON must be bytes or str, not {type(payload).__name__}")
     try:
-        obj, end = _scan_once(text, 0)
-    except StopIteration:
-        return _DECODER.decode(text)  # raises the standard JSONDecodeError with its position
-    if end != len(text) and text[end:].strip():
-        return _DECODER.decode(text)  # "Extra data" error, as json.loads reports it
+        if _scan_once is None:  # pragma: no cover - other Pythons
+            return _DECODER.decode(text)
+        try:
+            obj, end = _scan_once(text, 0)
+        except StopIteration:
+            return _DECODER.decode(text)  # raises the standard JSONDecodeError with its position
+        if end != len(text) and text[end:].strip():
+            return _DECODER.decode(text)  # "Extra data" error, as json.loads reports it
+    except RecursionError:
+        raise _NestedTooDeeply("JSON nested too deeply to read") from None
     return obj
 
 
@@ -118,7 +138,7 @@ def from_dict(obj: Mapping[str, Any], *, where: str = "event", owned: bool = Fal
     """
     if type(obj) is not dict and not isinstance(obj, Mapping):
         raise EventValidationError(
-            "invalid CloudEvent", [Problem(where, obj, "must be a JSON object")]
+            "invalid CloudEvent", [Problem(where, _shown(obj), "must be a JSON object")]
         )
     attrs = obj if owned and type(obj) is dict else dict(obj)
     data = attrs.pop("data", None)
@@ -128,7 +148,8 @@ def from_dict(obj: Mapping[str, Any], *, where: str = "event", owned: bool = Fal
             data = base64.b64decode(encoded, validate=True)
         except (ValueError, TypeError) as exc:
             raise EventValidationError(
-                "invalid CloudEvent", [Problem("data_base64", encoded, f"must be base64 ({exc})")]
+                "invalid CloudEvent",
+                [Problem("data_base64", _shown(encoded), f"must be base64 ({exc})")],
             ) from exc
     parse_time(attrs)
     validate_attributes(attrs, data, check_data=False)
@@ -191,13 +212,66 @@ def to_http_binary(event: CloudEvent) -> tuple[dict[str, str], bytes]:
 
 
 def from_http_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
-    """Read HTTP binary mode (header names case-insensitive)."""
-    message = sdk_http.HTTPMessage(headers=dict(headers), body=body)
-    event = sdk_http.from_binary(message, _SDK_FORMAT, CloudEvent)
-    assert isinstance(event, CloudEvent)
-    return event
+    """Read HTTP binary mode (header names case-insensitive); EventValidationError when malformed.
+
+    Reads what the SDK's `from_binary` reads: ce-* headers percent-decoded,
+    Content-Type as datacontenttype, a JSON body parsed when the content type
+    is JSON (else text, else bytes), an empty body as no data.
+    """
+    if not isinstance(headers, Mapping):
+        raise EventValidationError(
+            "invalid HTTP binary CloudEvent",
+            [Problem("headers", type(headers).__name__, "must be a mapping of strings")],
+        )
+    if not isinstance(body, bytes | bytearray):
+        raise EventValidationError(
+            "invalid HTTP binary CloudEvent",
+            [Problem("body", type(body).__name__, "must be bytes")],
+        )
+    attrs: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            problems.append(Problem(f"header {_shown(name)}", _shown(value), "must be a string"))
+            continue
+        lowered = name.lower()
+        if lowered.startswith("ce-"):
+            attrs[lowered[3:]] = unquote(value)
+        elif lowered == "content-type":
+            attrs["datacontenttype"] = value
+    if problems:
+        raise EventValidationError("invalid HTTP binary CloudEvent", problems)
+    parse_time(attrs)
+    data = _binary_data(bytes(body), attrs.get("datacontenttype"))
+    validate_attributes(attrs, data, check_data=False)
+    return build_event(attrs, data)
+
+
+def _binary_data(body: bytes, content_type: str | None) -> Any:
+    """The SDK's JSONFormat.read_data, with deep nesting an error instead of a RecursionError."""
+    if not body:
+        return None
+    if is_json_content_type(content_type):
+        try:
+            return loads_json(body)
+        except _NestedTooDeeply:
+            raise EventValidationError(
+                "invalid HTTP binary CloudEvent",
+                [Problem("data", _preview(body), "JSON nested too deeply to read")],
+            ) from None
+        except ValueError:
+            pass  # not JSON after all: read as text, as the SDK does
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body
 
 
 def _preview(payload: bytes | str, limit: int = 60) -> str:
-    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    if isinstance(payload, bytes | bytearray):
+        text = bytes(payload[: limit * 4]).decode("utf-8", "replace")
+    elif isinstance(payload, str):
+        text = payload
+    else:
+        return type(payload).__name__
     return text if len(text) <= limit else text[:limit] + "..."

@@ -139,6 +139,7 @@ class App:
         """
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
+        self._owns_bus = bus is None
         connected: Bus = (
             bus if bus is not None else await loop.run_in_executor(None, self._make_bus)
         )

@@ -6,13 +6,21 @@ SQS queue + dead-letter queue (provisioning.py); receive -> SQS long polling
 (delivery.py); replay -> archive + StartReplay (replay.py). See docs/aws.md
 for the name mapping and moto's gaps.
 
+Recovery: a subscription this adapter provisioned whose queue has vanished
+(moto restarted, someone deleted it) is provisioned again from its spec on
+the next receive, bus and rule included; publish recreates a vanished bus.
+close() returns within CLOSE_TIMEOUT seconds even when the endpoint does not
+answer.
+
 Credentials come from boto3's standard chain only; nothing here reads, logs
 or prints them.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +48,8 @@ from polybus.core.contract import Delivery, SubscriptionSpec
 from polybus.core.errors import AdapterError, PublishError
 from polybus.core.filters.dialects import Filter
 
+CLOSE_TIMEOUT = 5.0  # close() returns within this even against an unresponsive endpoint
+log = logging.getLogger("polybus.aws")
 RETRYABLE_CODES = frozenset({"ThrottlingException", "InternalFailure", "InternalException"})
 
 
@@ -131,17 +141,28 @@ class AwsAdapter:
         self, subscription: str, max_events: int = 10, timeout: float = 1.0
     ) -> list[Delivery]:
         """Long-poll the subscription's queue for up to `max_events` deliveries."""
-        sub = self._provisioner.lookup(subscription)
         try:
-            deliveries: list[SqsDelivery] = self._consumer.receive(sub, max_events, timeout)
+            return self._receive(subscription, max_events, timeout)
         except AdapterError as exc:
             if not is_not_found(exc):
                 raise
-            # Deleted or re-created elsewhere: look it up afresh once.
-            self._provisioner.forget(subscription)
-            sub = self._provisioner.lookup(subscription)
-            deliveries = self._consumer.receive(sub, max_events, timeout)
+        self._recover(subscription)
+        return self._receive(subscription, max_events, timeout)
+
+    def _receive(self, subscription: str, max_events: int, timeout: float) -> list[Delivery]:
+        sub = self._provisioner.lookup(subscription)
+        deliveries: list[SqsDelivery] = self._consumer.receive(sub, max_events, timeout)
         return list(deliveries)
+
+    def _recover(self, subscription: str) -> None:
+        """The queue vanished: provision it again when it is ours, else look it up afresh."""
+        self._provisioner.forget(subscription)
+        spec = self._provisioner.spec(subscription)
+        if spec is None:
+            return  # deleted or re-created elsewhere: the next lookup finds it, or says so
+        log.warning("aws: subscription %s is gone (endpoint restarted?); re-creating it", spec.name)
+        self._provisioner.forget_bus(spec.topic)
+        self._provisioner.provision(spec)
 
     def receive_dead_letters(
         self, subscription: str, max_events: int = 10, timeout: float = 1.0
@@ -159,12 +180,27 @@ class AwsAdapter:
         self._replays.start(self._provisioner.lookup(subscription), since)
 
     def close(self) -> None:
-        """Release unsettled deliveries and close the connection pools."""
+        """Release unsettled deliveries and close the connection pools, within CLOSE_TIMEOUT.
+
+        The work runs on a daemon thread: an endpoint that does not answer
+        cannot hold close() longer than the bound (unsettled messages then
+        become visible when their visibility timeout ends).
+        """
         if self._closed:
             return
         self._closed = True
-        self._consumer.release_all()
-        self._clients.close()
+
+        def shutdown() -> None:
+            try:
+                self._consumer.release_all()
+            finally:
+                self._clients.close()
+
+        thread = threading.Thread(target=shutdown, name="polybus-aws-close", daemon=True)
+        thread.start()
+        thread.join(CLOSE_TIMEOUT)
+        if thread.is_alive():
+            log.warning("aws: close did not finish within %.0fs; abandoned", CLOSE_TIMEOUT)
 
 
 # -- PutEvents batching and per-entry retries ----------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from polybus.core.config import unknown_key_rule
+from polybus.core.config import unknown_key_problem
 from polybus.core.errors import ConfigError, Problem
 
 DEFAULT_REGION = "us-east-1"
@@ -65,7 +65,7 @@ def parse_config(section: Mapping[str, Any]) -> AwsConfig:
                 )
             )
         else:
-            problems.append(Problem(f"aws.{key}", section[key], unknown_key_rule(str(key), KEYS)))
+            problems.append(unknown_key_problem(f"aws.{key}", key, KEYS))
     values: dict[str, Any] = {}
     region = section.get("region")
     if region is not None:

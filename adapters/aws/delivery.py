@@ -4,15 +4,26 @@ ack = DeleteMessage. nack(delay) = ChangeMessageVisibility(delay, rounded up
 to whole seconds as SQS counts them), or, once the delivery was the policy's
 last attempt, dead_letter. dead_letter(reason) = SendMessage of the same body
 to the dead-letter queue with the reason as a message attribute, then
-DeleteMessage. attempt = ApproximateReceiveCount. A delivery nobody settles
-becomes visible again after the ack deadline (the queue's VisibilityTimeout),
-and after max_delivery_attempts receives SQS's redrive policy moves it to the
+DeleteMessage. extend(seconds) = ChangeMessageVisibility(seconds) from now,
+which the runtime calls while a handler works. attempt =
+ApproximateReceiveCount. A delivery nobody settles becomes visible again after
+the ack deadline (the queue's VisibilityTimeout), and after
+max_delivery_attempts receives SQS's redrive policy moves it to the
 dead-letter queue natively. Settling twice is a no-op.
+
+Poison: a message whose body does not decode (not JSON, nested too deeply,
+an attribute such as time "not-a-time", anything the decoder raises) is
+moved alone to the dead-letter queue with the reason and its body unchanged,
+and never handed out; the rest of its batch is unaffected. Reading the
+dead-letter queue never drops or raises on such a message: it comes back as
+a ``polybus.undecodable`` event whose data is the raw body, with the reason
+in its ``polybusreason`` extension, `.reason` and `.raw`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -26,8 +37,11 @@ from polybus.adapters.aws.errors import translate_errors
 from polybus.adapters.aws.mapping import from_sqs_body
 from polybus.adapters.aws.provisioning import MAX_VISIBILITY, MESSAGE_GROUP, Subscription
 from polybus.adapters.aws.replay import ReplayGate
-from polybus.core.errors import AdapterError, ValidationError
+from polybus.core.errors import AdapterError
 
+log = logging.getLogger("polybus.aws")
+UNDECODABLE_TYPE = "polybus.undecodable"  # the stand-in convention azure uses too
+REASON_EXTENSION = "polybusreason"
 REASON = "polybus-reason"
 ATTEMPTS = "polybus-attempts"
 MAX_BATCH = 10  # SQS ReceiveMessage returns at most 10 messages
@@ -73,6 +87,11 @@ class SqsDelivery:
         return None if self._dead_letter_url is not None else _reason_of(self._message)
 
     @property
+    def raw(self) -> bytes:
+        """The SQS message body exactly as received (UTF-8)."""
+        return str(self._message["Body"]).encode("utf-8")
+
+    @property
     def receipt(self) -> str:
         """The SQS receipt handle of this delivery."""
         return str(self._message["ReceiptHandle"])
@@ -81,6 +100,14 @@ class SqsDelivery:
         """Delete the message: it is never delivered again."""
         if self._claim():
             self._consumer.delete(self._queue_url, self.receipt)
+
+    def extend(self, seconds: float) -> None:
+        """Stay invisible for `seconds` more from now (ChangeMessageVisibility, whole seconds)."""
+        with self._lock:
+            if self._settled:
+                raise AdapterError("aws: delivery already settled")
+        visibility = min(MAX_VISIBILITY, max(1, math.ceil(seconds)))
+        self._consumer.change_visibility(self._queue_url, self.receipt, visibility)
 
     def nack(self, delay: float = 0.0) -> None:
         """Deliver again after `delay` seconds, or dead-letter once the attempts are used up."""
@@ -137,8 +164,11 @@ class Consumer:
         def admit(message: dict[str, Any]) -> SqsDelivery | None:
             try:
                 event, envelope = from_sqs_body(message["Body"])
-            except ValidationError as exc:
-                self.move(sub.queue_url, sub.dlq_url, message, f"undecodable: {exc}", 0)
+            except Exception as exc:  # any decoder failure makes this one message poison
+                try:
+                    self.move(sub.queue_url, sub.dlq_url, message, poison_reason(exc), 0)
+                except AdapterError:  # it reappears; SQS's redrive policy moves it in the end
+                    log.warning("aws: could not dead-letter undecodable %s", message["MessageId"])
                 return None
             if not self._replays.admits(sub, envelope, event):
                 self.delete(sub.queue_url, message["ReceiptHandle"])
@@ -162,8 +192,8 @@ class Consumer:
         def admit(message: dict[str, Any]) -> SqsDelivery | None:
             try:
                 event, _ = from_sqs_body(message["Body"])
-            except ValidationError:
-                return None  # not an event: leave it for a human, it reappears later
+            except Exception:  # not an event: hand it out as such, never drop it
+                event = undecodable_event(message, sub.dlq_url)
             return SqsDelivery(
                 self, sub.dlq_url, message, event, dead_letter_url=None, max_attempts=0
             )
@@ -263,6 +293,26 @@ class Consumer:
                     translate_errors("ChangeMessageVisibilityBatch"),
                 ):
                     self._sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+
+
+def poison_reason(exc: BaseException) -> str:
+    """The dead-letter reason of a message body that failed to decode."""
+    detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    return f"undecodable: {type(exc).__name__}: {detail}"[:1000]
+
+
+def undecodable_event(message: dict[str, Any], queue_url: str) -> CloudEvent:
+    """A stand-in event for a dead letter that is no CloudEvent: its raw body, named by message id."""
+    return CloudEvent(
+        {
+            "id": str(message.get("MessageId") or "unknown"),
+            "source": f"/polybus/aws/{queue_url.rstrip('/').rsplit('/', 1)[-1]}",
+            "type": UNDECODABLE_TYPE,
+            "datacontenttype": "application/octet-stream",
+            REASON_EXTENSION: (_reason_of(message) or "undecodable")[:2000],
+        },
+        str(message.get("Body", "")).encode("utf-8"),
+    )
 
 
 def _reason_of(message: dict[str, Any]) -> str | None:

@@ -75,6 +75,7 @@ class Provisioner:
         self._config = config
         self._buses: dict[str, Bus] = {}
         self._subscriptions: dict[str, Subscription] = {}
+        self._specs: dict[str, SubscriptionSpec] = {}
         self._lock = threading.Lock()
 
     # -- topics ---------------------------------------------------------------
@@ -189,7 +190,12 @@ class Provisioner:
         )
         with self._lock:
             self._subscriptions[spec.name] = subscription
+            self._specs[spec.name] = spec
         return subscription, residual
+
+    def spec(self, name: str) -> SubscriptionSpec | None:
+        """The spec this provisioner last provisioned `name` from (None: not provisioned here)."""
+        return self._specs.get(name)
 
     def lookup(self, name: str) -> Subscription:
         """The subscription named `name`, from the cache or rebuilt from its queue's tags."""
@@ -264,6 +270,7 @@ class Provisioner:
                 self._delete_queue(subscription.dlq_url)
         with self._lock:
             self._subscriptions.pop(name, None)
+            self._specs.pop(name, None)
 
     # -- helpers --------------------------------------------------------------
 

@@ -23,12 +23,20 @@ while portable attempts remain, publishes a stamped copy there (see
 mapping.stamp_copy) and acknowledges the original; receive reads both
 subscriptions, strips the stamps and numbers the copy's deliveries on. The
 copy goes to a topic of its own, so sibling subscriptions never see it twice.
+
+Recovery (with ``admin = true``): when the emulator restarts and forgets its
+topics and subscriptions, a publish answered 404 re-creates the topic and
+posts again, a receive answered 404 re-creates the subscription it was
+provisioned with (its topics included), and provisioning again re-creates
+whatever the adapter believed existed. `close` is bounded by `close_timeout`
+(default 5 s) even when the endpoint no longer answers.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,14 +59,7 @@ from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient
 from cloudevents.core.v1.event import CloudEvent
 
 from polybus.adapters.azure.config import AzureConfig
-from polybus.adapters.azure.delivery import (
-    Budget,
-    Inbox,
-    PullConsumer,
-    PushDeadLetters,
-    PushRoute,
-    WebhookReceiver,
-)
+from polybus.adapters.azure.delivery import NAMESPACE_API_VERSION, Budget, PullConsumer
 from polybus.adapters.azure.errors import status_of, translate_errors
 from polybus.adapters.azure.filters import compile_filter
 from polybus.adapters.azure.mapping import (
@@ -83,6 +84,7 @@ from polybus.adapters.azure.provisioning import (
     delete_push,
     pull_route,
 )
+from polybus.adapters.azure.push import Inbox, PushDeadLetters, PushRoute, WebhookReceiver
 from polybus.core.contract import Delivery, SubscriptionSpec
 from polybus.core.errors import AdapterError, Problem, PublishError, UnsupportedError
 from polybus.core.filters.dialects import Filter
@@ -91,7 +93,6 @@ log = logging.getLogger(__name__)
 
 MAX_PUBLISH_BATCH = 1000
 MAX_BATCH_BYTES = SIZE_LIMIT.limit  # Event Grid takes 1 MB per request as per event
-NAMESPACE_API_VERSION = "2024-06-01"
 BASIC_API_VERSION = "2018-01-01"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json; charset=utf-8"
 _PUBLISH_ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
@@ -185,6 +186,7 @@ class AzureAdapter:
         self._push_routes: dict[str, PushRoute] = {}
         self._receiver: WebhookReceiver | None = None
         self._dead_letters = PushDeadLetters(self.admin) if self.admin is not None else None
+        self._specs: dict[str, tuple[SubscriptionSpec, Mapping[str, Any] | None]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -218,6 +220,12 @@ class AzureAdapter:
             with translate_errors(f"publish to {native}", ids):
                 sender.post(batch_body(encoded))
         except PublishError as exc:
+            if status_of(exc) == 404 and self._topics is not None:  # emulator restarted: re-create
+                self._topics.forget(native)
+                self._topics.ensure(native)
+                with translate_errors(f"publish to {native}", ids):
+                    sender.post(batch_body(encoded))
+                return
             if status_of(exc) != 413 or len(encoded) < 2:
                 raise
             half = len(encoded) // 2  # the service counted more than we did: split and retry
@@ -251,6 +259,7 @@ class AzureAdapter:
         route = pull_route(spec, topic, sub, admin=self._topics is not None)
         if self._topics is not None:
             create_pull(self._topics, route, spec, native_filter)
+            self._specs[spec.name] = (spec, native_filter)
         else:
             for topic_name, sub_name in route.consumers():
                 client = self._consumer(topic_name, sub_name).client
@@ -281,6 +290,7 @@ class AzureAdapter:
             route = PushRoute(topic, sub, inbox)
         if self._topics is not None:
             create_push(self._topics, spec, topic, sub, receiver.url_for(sub), native_filter)
+            self._specs[spec.name] = (spec, native_filter)
         self._push_routes[spec.name] = route
 
     @property
@@ -289,7 +299,10 @@ class AzureAdapter:
         with self._lock:
             if self._receiver is None:
                 self._receiver = WebhookReceiver(
-                    self.config.webhook_host, self.config.webhook_port, self.config.webhook_url
+                    self.config.webhook_host,
+                    self.config.webhook_port,
+                    self.config.webhook_url,
+                    self.config.webhook_secret,
                 )
             return self._receiver
 
@@ -326,7 +339,9 @@ class AzureAdapter:
             raise AdapterError(f"azure: unknown push subscription {subscription!r}: provision it")
         return route
 
-    def _consumer(self, topic: str, sub: str, budget: Budget | None = None) -> PullConsumer:
+    def _consumer(
+        self, topic: str, sub: str, budget: Budget | None = None, *, dead_letters: bool = False
+    ) -> PullConsumer:
         with self._lock:
             consumer = self._consumers.get((topic, sub))
             if consumer is None:
@@ -338,7 +353,7 @@ class AzureAdapter:
                     retry_total=self.config.retries,
                     connection_timeout=self.config.timeout,
                 )
-                consumer = PullConsumer(client, self.config, f"{topic}/{sub}")
+                consumer = PullConsumer(client, self.config, topic, sub, dead_letters=dead_letters)
                 if budget is not None:
                     consumer.budget = budget
                 self._consumers[(topic, sub)] = consumer
@@ -352,6 +367,27 @@ class AzureAdapter:
         if self.push:
             inbox = self._push_route(subscription).inbox
             return list(inbox.take(max(1, max_events), timeout))
+        try:
+            return self._receive_pull(subscription, max_events, timeout)
+        except AdapterError as exc:
+            if status_of(exc) != 404 or subscription not in self._specs:
+                raise
+            log.warning("azure: %s is gone (emulator restarted?); re-creating it", subscription)
+            self._reprovision(subscription)
+            raise
+
+    def _reprovision(self, subscription: str) -> None:
+        """Re-create a subscription this adapter provisioned (its topics included), once asked."""
+        spec, native_filter = self._specs[subscription]
+        route = self._routes.get(subscription)
+        if self._topics is None or route is None:
+            return
+        for topic in (route.topic, route.dlq_topic, route.redelivery_topic):
+            if topic is not None:
+                self._topics.forget(topic)
+        create_pull(self._topics, route, spec, native_filter)
+
+    def _receive_pull(self, subscription: str, max_events: int, timeout: float) -> list[Delivery]:
         route = self._route(subscription)
         budget = self._budgets.get(subscription)
         if budget is None:
@@ -387,12 +423,14 @@ class AzureAdapter:
                 "azure: Event Grid dead-letters namespace events to Azure Blob storage; "
                 "read them there (receive_dead_letters works against the emulator)"
             )
-        return list(self._consumer(dlq_topic, DLQ_SUBSCRIPTION).receive(max_events, timeout))
+        consumer = self._consumer(dlq_topic, DLQ_SUBSCRIPTION, dead_letters=True)
+        return list(consumer.receive(max_events, timeout))
 
     def delete_subscription(self, subscription: str) -> None:
         """Delete the subscription and what was created for it (idempotent)."""
         if self.push:
             push_route = self._push_routes.pop(subscription, None)
+            self._specs.pop(subscription, None)
             if push_route is None:
                 return
             push_route.inbox.close()
@@ -403,6 +441,7 @@ class AzureAdapter:
             return
         route = self._routes.pop(subscription, None)
         self._budgets.pop(subscription, None)
+        self._specs.pop(subscription, None)
         if route is None:
             return
         for key in (*route.consumers(), (route.dlq_topic or "", DLQ_SUBSCRIPTION)):
@@ -414,6 +453,13 @@ class AzureAdapter:
             delete_pull(self._topics, route)
 
     # -- lifecycle ------------------------------------------------------------
+    def flush_acks(self) -> None:
+        """Send every queued acknowledgement now (they are batched otherwise)."""
+        with self._lock:
+            consumers = list(self._consumers.values())
+        for consumer in consumers:
+            consumer.flush()
+
     def _start_flusher(self) -> None:
         if self._flusher is None and self.config.ack_flush_interval > 0:
             self._flusher = threading.Thread(
@@ -432,17 +478,23 @@ class AzureAdapter:
                     log.warning("azure: background acknowledge failed: %s", exc)
 
     def close(self) -> None:
-        """Flush acks, release unsettled deliveries, stop the webhook, close every client."""
+        """Flush acks, release unsettled deliveries, stop the webhook, close every client.
+
+        Returns within `close_timeout` (plus the webhook's short shutdown) even
+        when the endpoint does not answer: what cannot be settled by then is
+        left to Event Grid's lock expiry, which redelivers it.
+        """
+        deadline = time.monotonic() + self.config.close_timeout
         self._closed.set()
-        if self._flusher is not None:
-            self._flusher.join(timeout=5)
         with self._lock:
             consumers, self._consumers = list(self._consumers.values()), {}
             senders, self._senders = list(self._senders.values()), {}
             receiver, self._receiver = self._receiver, None
-        for consumer in consumers:
-            consumer.close()
-        for sender in senders:
-            sender.close()
         if receiver is not None:
             receiver.close()
+        if self._flusher is not None:
+            self._flusher.join(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+        for consumer in consumers:
+            consumer.close(deadline)
+        for sender in senders:
+            sender.close()

@@ -24,10 +24,12 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "webhook_port": int,
     "webhook_url": str,
     "settle_timeout": (int, float),
+    "close_timeout": (int, float),
+    "webhook_secret": str,
 }
 DELIVERY_MODES = ("pull", "push")
 MAX_SETTLE_TIMEOUT = 30.0  # Event Grid gives up on a webhook request after 30 s
-SECRET_KEYS = ("key",)
+SECRET_KEYS = ("key", "webhook_secret")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class AzureConfig:
     adapter serves on `webhook_host`:`webhook_port`, reachable as
     `webhook_url` when set); a pushed request stays open at most
     `settle_timeout` seconds (below Event Grid's 30 s) waiting for the consumer.
+    Each webhook URL carries a token derived from `webhook_secret` (random per
+    process when empty: set it when the URLs are registered in ARM, so they
+    survive a restart). `close` settles what it can within `close_timeout`.
     """
 
     endpoint: str
@@ -64,6 +69,8 @@ class AzureConfig:
     webhook_port: int = 0
     webhook_url: str = ""
     settle_timeout: float = 25.0
+    close_timeout: float = 5.0
+    webhook_secret: str = ""
 
 
 def parse_config(settings: Mapping[str, Any]) -> AzureConfig:
@@ -109,6 +116,10 @@ def parse_config(settings: Mapping[str, Any]) -> AzureConfig:
         problems.append(
             Problem("azure.settle_timeout", settings.get("settle_timeout"), "must be in (0, 30) s")
         )
+    if not 0 < settings.get("close_timeout", 5.0) <= 60:
+        problems.append(
+            Problem("azure.close_timeout", settings.get("close_timeout"), "must be in (0, 60] s")
+        )
     if problems:
         raise ConfigError("invalid [azure] settings", problems)
     return AzureConfig(
@@ -126,4 +137,6 @@ def parse_config(settings: Mapping[str, Any]) -> AzureConfig:
         webhook_port=int(settings.get("webhook_port", 0)),
         webhook_url=str(webhook_url),
         settle_timeout=float(settings.get("settle_timeout", 25.0)),
+        close_timeout=float(settings.get("close_timeout", 5.0)),
+        webhook_secret=str(settings.get("webhook_secret", "")),
     )

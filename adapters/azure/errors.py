@@ -53,5 +53,5 @@ def status_of(error: BaseException) -> int | None:
     if isinstance(cause, HttpResponseError):
         return cause.status_code
     if isinstance(cause, AdminError):
-        return cause.status
+        return cause.status or None
     return None

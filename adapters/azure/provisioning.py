@@ -66,7 +66,12 @@ class EmulatorAdmin:
             with exc:
                 detail = _error_detail(exc.read())
             raise AdminError(exc.code, *detail) from None
-        return json.loads(raw) if raw else None
+        except (OSError, ValueError) as exc:  # refused, reset, timed out: no HTTP answer
+            raise AdminError(0, "Unreachable", f"{type(exc).__name__}: {exc}") from exc
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise AdminError(0, "BadResponse", f"answer is not JSON: {exc}") from exc
 
     # -- namespace topics -----------------------------------------------------
     def put_namespace_topic(self, topic: str) -> None:
@@ -215,6 +220,10 @@ class Topics:
                 self.admin.put_basic_topic(native)
         self.known.add(native)
 
+    def forget(self, native: str) -> None:
+        """Believe no longer that `native` exists (the emulator restarted): ensure re-creates it."""
+        self.known.discard(native)
+
     def delete(self, native: str) -> None:
         """Delete a namespace topic and forget it."""
         with translate_errors(f"delete topic {native}"):
@@ -236,6 +245,27 @@ def create_pull(
     for topic in (route.topic, route.dlq_topic, route.redelivery_topic):
         if topic is not None:
             topics.ensure(topic)
+    try:
+        _put_pull(admin, route, spec, native_filter, lock, native_max)
+    except AdapterError as exc:  # a topic we made is gone (emulator restarted): make it again
+        if status_of(exc) != 404:
+            raise
+        for topic in (route.topic, route.dlq_topic, route.redelivery_topic):
+            if topic is not None:
+                topics.forget(topic)
+                topics.ensure(topic)
+        _put_pull(admin, route, spec, native_filter, lock, native_max)
+
+
+def _put_pull(
+    admin: EmulatorAdmin,
+    route: PullRoute,
+    spec: SubscriptionSpec,
+    native_filter: Mapping[str, Any] | None,
+    lock: float,
+    native_max: int,
+) -> None:
+    assert route.dlq_topic is not None
     with translate_errors(f"provision {spec.name}"):
         admin.put_pull_subscription(route.dlq_topic, DLQ_SUBSCRIPTION)
         admin.put_pull_subscription(
@@ -275,6 +305,24 @@ def create_push(
 ) -> None:
     """Create or update a webhook subscription delivering to `endpoint_url` (emulator)."""
     topics.ensure(topic)
+    try:
+        _put_webhook(topics, spec, topic, sub, endpoint_url, native_filter)
+    except AdapterError as exc:  # the topic we made is gone (emulator restarted): make it again
+        if status_of(exc) != 404:
+            raise
+        topics.forget(topic)
+        topics.ensure(topic)
+        _put_webhook(topics, spec, topic, sub, endpoint_url, native_filter)
+
+
+def _put_webhook(
+    topics: Topics,
+    spec: SubscriptionSpec,
+    topic: str,
+    sub: str,
+    endpoint_url: str,
+    native_filter: Mapping[str, Any] | None,
+) -> None:
     with translate_errors(f"provision {spec.name}"):
         topics.admin.put_webhook_subscription(
             topic,

@@ -6,10 +6,17 @@ against Pub/Sub's limit before any network call, and hands the messages to
 the batching PublisherClient; a topic is created on first use and
 remembered. Provisioning (provisioning.py) creates the topic, the
 dead-letter topic and its subscription, and the subscription with the native
-filter, dead-letter and retry policies. Receiving runs one streaming pull per
-subscription with flow control (delivery.py); close() ends every stream,
-nacks whatever was received but not settled, and flushes the publisher:
-nothing is lost.
+filter, dead-letter and retry policies. Receiving leases with unary Pull,
+only as many messages as asked for (delivery.py); close() nacks whatever was
+received but not settled and flushes the publisher, within CLOSE_TIMEOUT
+seconds even when the endpoint does not answer: nothing is lost.
+
+Recovery: a subscription this adapter provisioned that has vanished (an
+emulator restarted, someone deleted it) is provisioned again from its spec on
+the next receive; a vanished topic is created again on the next publish.
+Transport failures surface as AdapterError at once (Pull is not retried
+here), so the caller's loop backs off and tries again; the emulator channel
+reconnects within about a second once the endpoint is back.
 
 With `emulator_host` set, the clients get an insecure channel to it and
 anonymous credentials, exactly what the client does for PUBSUB_EMULATOR_HOST,
@@ -20,8 +27,9 @@ client's own channels do.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,8 +44,8 @@ from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransp
 
 from polybus.adapters.gcp import provisioning
 from polybus.adapters.gcp.config import GcpConfig
-from polybus.adapters.gcp.delivery import StreamConsumer, deliveries
-from polybus.adapters.gcp.errors import translate_errors
+from polybus.adapters.gcp.delivery import REASON_ATTRIBUTE, PullConsumer, deliveries
+from polybus.adapters.gcp.errors import is_not_found, translate_errors
 from polybus.adapters.gcp.filters import compile_filter
 from polybus.adapters.gcp.mapping import (
     SIZE_LIMIT,
@@ -50,12 +58,17 @@ from polybus.core.contract import Delivery, SubscriptionSpec
 from polybus.core.errors import AdapterError, PublishError
 from polybus.core.filters.dialects import Filter
 
-REASON_ATTRIBUTE = "polybus-dead-letter-reason"
 MAX_ACK_IDS_PER_CALL = 1000
+CLOSE_TIMEOUT = 5.0  # close() returns within this even against an unresponsive endpoint
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
+    # A restarted emulator is reached again within a second, not after gRPC's 2-minute backoff cap.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+log = logging.getLogger("polybus.gcp")
 
 Encoded = tuple[bytes, dict[str, str], str]  # data, attributes, ordering key
 
@@ -102,7 +115,8 @@ class GcpAdapter:
         self._subscriber: Any = None
         self._known_topics: set[str] = set()
         self._routes: dict[str, provisioning.Route] = {}
-        self._consumers: dict[str, StreamConsumer] = {}
+        self._consumers: dict[str, PullConsumer] = {}
+        self._specs: dict[str, SubscriptionSpec] = {}
         self._closed = False
 
     # -- clients ----------------------------------------------------------------
@@ -208,6 +222,7 @@ class GcpAdapter:
         provisioning.apply(self.subscriber, plan, self._stop_consumer)
         with self._lock:
             self._routes[spec.name] = plan.route
+            self._specs[spec.name] = spec
         return residual
 
     def delete_subscription(self, subscription: str) -> None:
@@ -220,6 +235,7 @@ class GcpAdapter:
         self._known_topics.discard(route.dead_letter_topic)
         with self._lock:
             self._routes.pop(subscription, None)
+            self._specs.pop(subscription, None)
 
     def _route(self, subscription: str, missing_ok: bool = False) -> provisioning.Route:
         """The dead-letter route of `subscription`: as provisioned here, or looked up once."""
@@ -238,7 +254,15 @@ class GcpAdapter:
     def receive(
         self, subscription: str, max_events: int = 10, timeout: float = 1.0
     ) -> list[Delivery]:
-        """Up to `max_events` deliveries from the subscription's streaming pull."""
+        """Lease up to `max_events` deliveries (one Pull), waiting at most `timeout` for the first."""
+        try:
+            return self._receive(subscription, max_events, timeout)
+        except AdapterError as exc:
+            if not is_not_found(exc) or not self._recover(subscription):
+                raise
+        return self._receive(subscription, max_events, timeout)
+
+    def _receive(self, subscription: str, max_events: int, timeout: float) -> list[Delivery]:
         path = subscription_path(self.config.project, subscription)
         route = self._route(subscription)
 
@@ -246,29 +270,45 @@ class GcpAdapter:
             self._forward(route.dead_letter_topic, path, message, reason, attempt)
 
         consumer = self._consumer(path)
-        messages = consumer.take(max_events, timeout)
-        return deliveries(consumer, messages, dead_letter, route.exhausted_at)
+        return deliveries(
+            consumer, consumer.take(max_events, timeout), dead_letter, route.exhausted_at
+        )
+
+    def _recover(self, subscription: str) -> bool:
+        """Provision a vanished subscription again from its spec; False when it is not ours."""
+        spec = self._specs.get(subscription)
+        if spec is None:
+            return False
+        log.warning("gcp: subscription %s is gone (endpoint restarted?); re-creating it", spec.name)
+        with self._lock:
+            self._known_topics.clear()
+            self._routes.pop(subscription, None)
+        self._stop_consumer(subscription_path(self.config.project, subscription))
+        self.provision(spec)
+        return True
 
     def receive_dead_letters(
         self, subscription: str, max_events: int = 10, timeout: float = 1.0
     ) -> list[Delivery]:
-        """Deliveries from the subscription's dead-letter subscription; ack them to remove them."""
+        """Deliveries from the dead-letter subscription (`.reason`, `.raw`); ack to remove them.
+
+        A dead letter that is no CloudEvent comes back as a ``polybus.undecodable``
+        event carrying the raw data: never dropped, never raised on.
+        """
         consumer = self._consumer(self._route(subscription).dead_letter_subscription)
         return deliveries(consumer, consumer.take(max_events, timeout), None, None)
 
-    def _consumer(self, path: str) -> StreamConsumer:
+    def _consumer(self, path: str) -> PullConsumer:
         with self._lock:
+            self._check_open()
             consumer = self._consumers.get(path)
-            if consumer is not None and consumer.failed:
-                self._release(consumer)
-                consumer = None
             if consumer is None:
-                flow = pubsub_v1.types.FlowControl(
-                    max_messages=self.config.max_outstanding_messages,
-                    max_bytes=self.config.max_outstanding_bytes,
+                consumer = PullConsumer(
+                    self.subscriber,
+                    path,
+                    self.config.max_outstanding_messages,
+                    self.config.max_outstanding_bytes,
                 )
-                with translate_errors(f"subscribe to {path}"):
-                    consumer = StreamConsumer(self.subscriber, path, flow)
                 self._consumers[path] = consumer
             return consumer
 
@@ -306,30 +346,51 @@ class GcpAdapter:
         if consumer is not None:
             self._release(consumer)
 
-    def _release(self, consumer: StreamConsumer) -> None:
-        """Close a consumer and nack what it held, so it is redelivered at once."""
+    def _release(self, consumer: PullConsumer) -> None:
+        """Stop a consumer and nack what it held, so it is redelivered at once."""
         self._consumers.pop(consumer.path, None)
         leftover = consumer.close()
         for start in range(0, len(leftover), MAX_ACK_IDS_PER_CALL):
-            chunk = leftover[start : start + MAX_ACK_IDS_PER_CALL]
             try:
-                self._subscriber.modify_ack_deadline(
-                    subscription=consumer.path, ack_ids=chunk, ack_deadline_seconds=0
-                )
-            except Exception:  # the subscription may be gone; the leases simply run out
+                consumer.modify(leftover[start : start + MAX_ACK_IDS_PER_CALL], 0)
+            except AdapterError:  # the subscription may be gone; the leases simply run out
                 break
 
     def close(self) -> None:
-        """End the streams, nack unsettled deliveries, flush the publisher, close the clients."""
+        """Nack unsettled deliveries, flush the publisher, close the clients, within CLOSE_TIMEOUT.
+
+        The work runs on a daemon thread: an endpoint that does not answer
+        cannot hold close() longer than the bound (unsettled leases then
+        simply run out and the events come back).
+        """
         with self._lock:
             if self._closed:
                 return
             consumers = list(self._consumers.values())
+            self._closed = True
+        _bounded(lambda: self._shutdown(consumers), CLOSE_TIMEOUT, "close the gcp adapter")
+
+    def _shutdown(self, consumers: list[PullConsumer]) -> None:
         for consumer in consumers:
             self._release(consumer)
-        with self._lock, translate_errors("close the clients"):
-            self._closed = True
+        with translate_errors("close the clients"):
             if self._subscriber is not None:
                 self._subscriber.close()
             if self._publisher is not None:
                 self._publisher.stop()
+
+
+def _bounded(work: Callable[[], None], seconds: float, what: str) -> None:
+    """Run `work` on a daemon thread; stop waiting for it after `seconds` (logged)."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            log.warning("%s failed", what, exc_info=True)
+
+    thread = threading.Thread(target=run, name="polybus-gcp-close", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        log.warning("%s did not finish within %.0fs; abandoned", what, seconds)

@@ -25,3 +25,10 @@ def translate_errors(action: str) -> Iterator[None]:
         yield
     except _SDK_ERRORS as exc:
         raise AdapterError(f"gcp: {action} failed: {exc}") from exc
+
+
+def is_not_found(exc: BaseException | None) -> bool:
+    """True when Pub/Sub answered NOT_FOUND (also through a translated AdapterError)."""
+    if isinstance(exc, AdapterError):
+        exc = exc.__cause__
+    return isinstance(exc, api_exceptions.NotFound)

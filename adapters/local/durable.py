@@ -39,6 +39,7 @@ from polybus.core import codecs
 from polybus.core.contract import SubscriptionSpec
 from polybus.core.events import AttributeView
 from polybus.core.filters.dialects import Filter, Predicate, compile_filter, parse_filter, to_json
+from polybus.core.poison import DECODE_ERRORS, REASON_LIMIT, undecodable_event
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -335,10 +336,25 @@ class DurableBus:
                 [s for s, _ in leased],
             ).fetchall()
         )
-        return [
-            DurableDelivery(self, name, s, lease, a, self._decode(bodies[s]), False)
-            for s, a in leased
-        ]
+        deliveries, poison = [], []
+        for seq, attempts in leased:
+            try:
+                event = self._decode(bodies[seq])
+            except DECODE_ERRORS as exc:  # a poison row goes alone, the rest are delivered
+                poison.append((name, seq, attempts, f"undecodable: {type(exc).__name__}: {exc}"))
+                continue
+            deliveries.append(DurableDelivery(self, name, seq, lease, attempts, event, False))
+        if poison:
+            db.executemany(
+                "DELETE FROM deliveries WHERE sub = ? AND seq = ?",
+                [(n, s) for n, s, _, _ in poison],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO dead_letters (sub, seq, attempts, reason) "
+                "VALUES (?, ?, ?, ?)",
+                [(n, s, a, r[:REASON_LIMIT]) for n, s, a, r in poison],
+            )
+        return deliveries
 
     def receive_dead_letters(
         self, subscription: str, max_events: int = 10, timeout: float = 1.0
@@ -354,8 +370,21 @@ class DurableBus:
                     (subscription, max_events),
                 ).fetchall(),
             )
-        decode = self._decode
-        return [DurableDelivery(self, subscription, s, 0, a, decode(b), True) for s, a, b in rows]
+        return [
+            DurableDelivery(
+                self, subscription, s, 0, a, self._decode_dead(subscription, s, b), True
+            )
+            for s, a, b in rows
+        ]
+
+    def _decode_dead(self, subscription: str, seq: int, body: bytes) -> CloudEvent:
+        """A dead letter's event, or the undecodable stand-in holding its raw bytes."""
+        try:
+            return self._decode(body)
+        except DECODE_ERRORS as exc:
+            raw = bytes(body)
+            reason = f"undecodable: {type(exc).__name__}: {exc}"
+            return undecodable_event(f"{subscription}-{seq}", "/polybus/local", raw, reason)
 
     def dead_letter_reasons(self, subscription: str) -> list[str]:
         """Why each dead-lettered event of the subscription was dead-lettered."""

@@ -23,7 +23,7 @@ def parse_dataschema(uri: str | None) -> tuple[str, int] | None:
     if not uri or not uri.startswith(URN_PREFIX):
         return None
     event_type, _, version = uri[len(URN_PREFIX) :].rpartition(":")
-    if not event_type or not version.isdigit():
+    if not event_type or not (version.isascii() and version.isdigit()) or len(version) > 9:
         return None
     return event_type, int(version)
 

@@ -9,11 +9,16 @@ predicate over an event's attribute mapping (data excluded).
 Matching follows the Subscriptions API spec: attribute names are matched in
 lower case, values as their canonical string form and case-sensitively, and a
 missing attribute never matches `exact`, `prefix` or `suffix`.
+
+`parse_filter` raises only FilterError, whatever it is given: `all`, `any`
+and `not` nest at most `MAX_NESTING` levels, and the values an error shows
+are cut short.
 """
 
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +30,18 @@ Attributes = Mapping[str, Any]
 Predicate = Callable[[Attributes], bool]
 
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+MAX_NESTING = 32
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
+
+def _shown(value: Any) -> Any:
+    """A value as an error may show it (scalars as they are, anything else a short repr)."""
+    if value is None or type(value) in (bool, float) or (type(value) is int and value < 2**64):
+        return value
+    if type(value) is str:
+        return value if len(value) <= 200 else value[:200] + "..."
+    return _REPR.repr(value)
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,15 @@ def parse_filter(spec: Any, *, path: str = "filter") -> Filter:
 
     Raises `FilterError` naming the path, the value and the rule broken.
     """
+    return _parse(spec, path, 0)
+
+
+def _parse(spec: Any, path: str, depth: int) -> Filter:
+    if depth > MAX_NESTING:
+        raise FilterError(
+            "invalid filter",
+            [Problem(path, _shown(spec), f"filters nest at most {MAX_NESTING} levels deep")],
+        )
     if isinstance(spec, Exact | Prefix | Suffix | All | AnyOf | Not | Sql):
         return spec
     if isinstance(spec, str):
@@ -110,26 +136,32 @@ def parse_filter(spec: Any, *, path: str = "filter") -> Filter:
             "invalid filter",
             [
                 Problem(
-                    path, spec, "must be a CESQL string or an object with exactly one dialect key"
+                    path,
+                    _shown(spec),
+                    "must be a CESQL string or an object with exactly one dialect key",
                 )
             ],
         )
     ((dialect, body),) = spec.items()
-    here = f"{path}.{dialect}"
+    here = f"{path}.{_shown(dialect)}"
     if dialect in ("exact", "prefix", "suffix"):
         if not isinstance(body, Mapping) or len(body) != 1:
             raise FilterError(
                 "invalid filter",
-                [Problem(here, body, "must be an object with exactly one attribute")],
+                [Problem(here, _shown(body), "must be an object with exactly one attribute")],
             )
         ((attribute, value),) = body.items()
         problems = []
-        if not isinstance(attribute, str) or not _ATTRIBUTE_NAME.match(attribute.lower()):
-            problems.append(Problem(here, attribute, "attribute names are [a-z0-9]{1,20}"))
+        if not isinstance(attribute, str) or not _ATTRIBUTE_NAME.fullmatch(attribute.lower()):
+            problems.append(Problem(here, _shown(attribute), "attribute names are [a-z0-9]{1,20}"))
         if not isinstance(value, str):
-            problems.append(Problem(f"{here}.{attribute}", value, "value must be a string"))
+            problems.append(
+                Problem(f"{here}.{_shown(attribute)}", _shown(value), "value must be a string")
+            )
         elif dialect != "exact" and value == "":
-            problems.append(Problem(f"{here}.{attribute}", value, "value must not be empty"))
+            problems.append(
+                Problem(f"{here}.{_shown(attribute)}", _shown(value), "value must not be empty")
+            )
         if problems:
             raise FilterError("invalid filter", problems)
         if dialect == "exact":
@@ -139,21 +171,25 @@ def parse_filter(spec: Any, *, path: str = "filter") -> Filter:
         return Suffix(attribute.lower(), value)
     if dialect in ("all", "any"):
         if not isinstance(body, list):
-            raise FilterError("invalid filter", [Problem(here, body, "must be a list of filters")])
-        nested = tuple(parse_filter(item, path=f"{here}[{i}]") for i, item in enumerate(body))
+            raise FilterError(
+                "invalid filter", [Problem(here, _shown(body), "must be a list of filters")]
+            )
+        nested = tuple(_parse(item, f"{here}[{i}]", depth + 1) for i, item in enumerate(body))
         return All(nested) if dialect == "all" else AnyOf(nested)
     if dialect == "not":
-        return Not(parse_filter(body, path=here))
+        return Not(_parse(body, here, depth + 1))
     if dialect == "sql":
         if not isinstance(body, str):
-            raise FilterError("invalid filter", [Problem(here, body, "must be a CESQL string")])
+            raise FilterError(
+                "invalid filter", [Problem(here, _shown(body), "must be a CESQL string")]
+            )
         return _sql(body, here)
     raise FilterError(
         "invalid filter",
         [
             Problem(
                 path,
-                dialect,
+                _shown(dialect),
                 "unknown dialect; expected exact, prefix, suffix, all, any, not or sql",
             )
         ],

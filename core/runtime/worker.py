@@ -60,6 +60,7 @@ class _Running:
     stats: RuntimeStats = field(default_factory=RuntimeStats)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     free: asyncio.Condition | None = None
+    failing: bool = False
 
 
 class Worker:
@@ -184,10 +185,17 @@ class Worker:
                     room,
                     self.settings.poll_timeout,
                 )
-            except Exception:  # transport trouble: log and back off, never die silently
-                log.exception("%s: receive failed; retrying in 1s", name)
+            except Exception as exc:  # transport trouble: log and back off, never die silently
+                if not running.failing:  # the first failure with its traceback, then one line
+                    log.exception("%s: receive failed; retrying every 1s", name)
+                else:
+                    log.debug("%s: receive still failing: %s", name, exc)
+                running.failing = True
                 await _sleep_unless(self._stopping, 1.0)
                 continue
+            if running.failing:
+                log.warning("%s: receiving again", name)
+                running.failing = False
             for delivery in deliveries:
                 if self._stopping.is_set():
                     await self._settle(running, delivery, "release")

@@ -8,6 +8,11 @@ Directory layout (reviewable in git)::
         1.json         # JSON Schema (draft 2020-12 unless $schema says otherwise)
         2.avsc         # or Avro
 
+An event type names one folder directly under the root: `type_name_problem`
+refuses names that could resolve anywhere else (empty, ``.``, ``..``, a path
+separator, a control character), and `DirectoryBackend` checks every path it
+builds stays inside its root, so no type name reads or writes outside it.
+
 Other backends register a URL scheme with `register_backend("scheme", factory)`;
 `open_backend("scheme:rest")` then builds one. Built in: `memory:` and `dir:PATH`
 (a bare path means `dir:`).
@@ -17,15 +22,46 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from polybus.core.errors import Problem
-from polybus.core.schemas.errors import SchemaDefinitionError, SchemaNotFoundError
+from polybus.core.schemas.errors import (
+    SchemaDefinitionError,
+    SchemaNotFoundError,
+    SchemaValidationError,
+)
 from polybus.core.schemas.model import EXTENSIONS, Schema, SchemaKind, TypeInfo
 
 TYPE_FILE = "type.json"
+MAX_TYPE_NAME = 255  # bytes: the longest file name most file systems allow
+TYPE_NAME_RULE = (
+    "a registered event type names one folder: 1-255 UTF-8 bytes, "
+    "not '.' or '..', no '/', '\\', control characters or lone surrogates"
+)
+_UNSAFE = re.compile("[\x00-\x1f\x7f/\\\\\ud800-\udfff]")
+
+
+def type_name_problem(event_type: object) -> Problem | None:
+    """Why `event_type` cannot name a schema folder, or None when it can."""
+    if (
+        isinstance(event_type, str)
+        and event_type not in ("", ".", "..")
+        and _UNSAFE.search(event_type) is None
+        and len(event_type.encode("utf-8")) <= MAX_TYPE_NAME
+    ):
+        return None
+    shown = event_type[:300] if isinstance(event_type, str) else type(event_type).__name__
+    return Problem("type", shown, TYPE_NAME_RULE)
+
+
+def check_type_name(event_type: str) -> None:
+    """Raise SchemaValidationError (field `type`) when `event_type` cannot name a schema folder."""
+    problem = type_name_problem(event_type)
+    if problem is not None:
+        raise SchemaValidationError("event type cannot have a schema", [problem])
 
 
 @runtime_checkable
@@ -99,6 +135,18 @@ class DirectoryBackend:
         self.root = Path(root)
         self._cache: dict[tuple[str, int], Schema] = {}
 
+    def folder(self, event_type: str) -> Path:
+        """The type's folder: always a direct child of the root (SchemaValidationError otherwise)."""
+        check_type_name(event_type)
+        folder = self.root / event_type
+        base = os.path.normpath(os.path.abspath(self.root))
+        if os.path.dirname(os.path.normpath(os.path.abspath(folder))) != base:
+            raise SchemaValidationError(
+                "event type cannot have a schema",
+                [Problem("type", event_type, f"resolves outside the registry root {base}")],
+            )
+        return folder
+
     def event_types(self) -> list[str]:
         """Folders holding a schema file or a type.json."""
         if not self.root.is_dir():
@@ -106,11 +154,13 @@ class DirectoryBackend:
         return sorted(
             p.name
             for p in self.root.iterdir()
-            if p.is_dir() and (self._files(p.name) or (p / TYPE_FILE).exists())
+            if p.is_dir()
+            and type_name_problem(p.name) is None
+            and (self._files(p.name) or (p / TYPE_FILE).exists())
         )
 
     def _files(self, event_type: str) -> dict[int, Path]:
-        folder = self.root / event_type
+        folder = self.folder(event_type)
         if not folder.is_dir():
             return {}
         found: dict[int, Path] = {}
@@ -144,14 +194,14 @@ class DirectoryBackend:
 
     def save(self, schema: Schema) -> None:
         """Write `<root>/<type>/<version>.json|.avsc`."""
-        folder = self.root / schema.event_type
+        folder = self.folder(schema.event_type)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{schema.version}{EXTENSIONS[schema.kind]}").write_text(schema.text())
         self._cache[(schema.event_type, schema.version)] = schema
 
     def type_info(self, event_type: str) -> TypeInfo:
         """Settings from type.json, or the defaults."""
-        path = self.root / event_type / TYPE_FILE
+        path = self.folder(event_type) / TYPE_FILE
         if not path.exists():
             return TypeInfo(event_type)
         raw = _read_json(path)
@@ -176,7 +226,7 @@ class DirectoryBackend:
 
     def save_type_info(self, info: TypeInfo) -> None:
         """Write type.json."""
-        folder = self.root / info.event_type
+        folder = self.folder(info.event_type)
         folder.mkdir(parents=True, exist_ok=True)
         body = {"compatibility": info.compatibility, "topics": list(info.topics)}
         if info.description:

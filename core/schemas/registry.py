@@ -1,4 +1,12 @@
-"""The schema registry: register versions under a compatibility mode, look schemas up for events."""
+"""The schema registry: register versions under a compatibility mode, look schemas up for events.
+
+An event is only ever checked against a schema registered for its own type:
+its `type` must be a name a schema can be registered under (see
+`backends.type_name_problem`), and a `dataschema` registry URN must name that
+same type. Anything else is a SchemaValidationError naming the field and the
+rule, never a lookup elsewhere (another type's schema, or a path outside the
+registry's root).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +15,29 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from polybus.core.schemas.backends import SchemaBackend, open_backend
+from polybus.core.errors import Problem
+from polybus.core.schemas.backends import (
+    SchemaBackend,
+    check_type_name,
+    open_backend,
+    type_name_problem,
+)
 from polybus.core.schemas.compatibility import CompatibilityReport, check_compatibility
-from polybus.core.schemas.errors import IncompatibleSchemaError, SchemaNotFoundError
+from polybus.core.schemas.errors import (
+    IncompatibleSchemaError,
+    SchemaNotFoundError,
+    SchemaValidationError,
+)
 from polybus.core.schemas.model import (
+    URN_PREFIX,
     Schema,
     SchemaKind,
     TypeInfo,
     check_definition,
     parse_dataschema,
 )
+
+URN_RULE = f"a registry URN is {URN_PREFIX}<event type>:<version in ASCII digits>"
 
 
 class SchemaRegistry:
@@ -37,6 +58,7 @@ class SchemaRegistry:
         description: str | None = None,
     ) -> TypeInfo:
         """Set an event type's compatibility mode, topics or description."""
+        check_type_name(event_type)
         info = self.backend.type_info(event_type)
         info = TypeInfo(
             event_type,
@@ -51,6 +73,7 @@ class SchemaRegistry:
         self, event_type: str, definition: Any, kind: SchemaKind = "jsonschema"
     ) -> CompatibilityReport:
         """What registering `definition` as the next version would break (nothing is stored)."""
+        check_type_name(event_type)
         check_definition(kind, definition, event_type)
         versions = self.backend.versions(event_type)
         new = Schema(event_type, (versions[-1] if versions else 0) + 1, kind, definition)
@@ -115,12 +138,40 @@ class SchemaRegistry:
     def for_event(self, event: CloudEvent) -> Schema | None:
         """The schema an event's `dataschema` names, else its type's latest; None when unregistered.
 
-        A `dataschema` naming a version the registry lacks raises SchemaNotFoundError.
+        SchemaValidationError when the type cannot name a schema or the
+        `dataschema` URN is malformed or names another type; SchemaNotFoundError
+        when it names a version the registry lacks.
         """
-        named = parse_dataschema(event.get_dataschema())
-        if named is not None:
-            return self.get(*named)
-        return self.latest_or_none(event.get_type())
+        event_type = event.get_type()
+        uri = event.get_dataschema()
+        subject = f"event {event.get_id()} ({str(event_type)[:300]}): no schema may be looked up"
+        problem = type_name_problem(event_type)
+        if problem is not None:
+            raise SchemaValidationError(subject, [problem])
+        if uri is None or not uri.startswith(URN_PREFIX):
+            return self.latest_or_none(event_type)
+        named = None
+        if uri.rpartition(":")[2].isascii():  # str.isdigit (in parse_dataschema) accepts '²'
+            try:
+                named = parse_dataschema(uri)
+            except ValueError:  # more digits than int() reads
+                named = None
+        if named is None:
+            raise SchemaValidationError(subject, [Problem("dataschema", uri[:300], URN_RULE)])
+        named_type, version = named
+        if named_type != event_type:
+            raise SchemaValidationError(
+                subject,
+                [
+                    Problem(
+                        "dataschema",
+                        uri[:300],
+                        f"names a schema of type {named_type[:300]!r}; an event may only name "
+                        f"a schema registered for its own type {event_type!r}",
+                    )
+                ],
+            )
+        return self.get(event_type, version)
 
     def history_reports(self, event_type: str) -> list[CompatibilityReport]:
         """Each stored version checked against the ones before it (for `polybus schema check`)."""

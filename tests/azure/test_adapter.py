@@ -37,7 +37,7 @@ def test_plugin_registers_everything_azure_specific():
     infos: list[AdapterInfo] = []
     polybus_register_adapters(infos.append)
     (info,) = infos
-    assert (info.name, info.secret_keys) == ("azure", ("key",))
+    assert (info.name, info.secret_keys) == ("azure", ("key", "webhook_secret"))
     caps = info.capabilities
     assert (caps.ordering, caps.replay, caps.native_dead_letter, caps.native_filters) == (
         False,

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from polybus.adapters.azure.adapter import AzureAdapter
-from polybus.adapters.azure.delivery import Inbox, WebhookReceiver
 from polybus.adapters.azure.emulator import EventGridEmulator
 from polybus.adapters.azure.plugin import make_adapter
 from polybus.adapters.azure.provisioning import EmulatorAdmin
+from polybus.adapters.azure.push import Inbox, WebhookReceiver
 from polybus.core.contract import Delivery, DeliveryPolicy, SubscriptionSpec
 from polybus.core.errors import AdapterError, ConfigError
 from polybus.core.events import new_event
@@ -221,9 +221,9 @@ def test_receiver_refuses_undecodable_deliveries_without_retry() -> None:
     receiver = WebhookReceiver()
     try:
         receiver.inboxes["s"] = Inbox(settle_timeout=1.0)
-        for path, status in (("/polybus/s", 400), ("/polybus/unknown", 404)):
+        for url, status in ((receiver.url_for("s"), 400), (receiver.url_for("unknown"), 404)):
             request = urllib.request.Request(
-                receiver.base_url + path,
+                url,
                 data=json.dumps({"specversion": "1.0"}).encode(),
                 method="POST",
                 headers={"aeg-event-type": "Notification", "Content-Type": "application/json"},

@@ -89,3 +89,65 @@ def test_masked_hides_secrets() -> None:
     config = Config("azure", {"azure": {"endpoint": "http://e", "key": "s3cret"}}, "f")
     shown = config.masked({"azure": ("key",)})
     assert shown["azure"] == {"endpoint": "http://e", "key": "********"}
+
+
+SECRET = "zz-Very-Secret-Value-42"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f'Key = "{SECRET}"',  # a misspelt secret key
+        f'api_TOKEN = "{SECRET}"',
+        f'Password = "{SECRET}"',
+        f'sasToken = "{SECRET}"',
+        f'client-credential = "{SECRET}"',
+        f'connection = "Endpoint=sb://x/;SharedAccessKeyName=a;SharedAccessKey={SECRET}"',
+        f'nested = {{ apiKey = "{SECRET}" }}',
+        f'urls = ["https://x?sv=1&sig={SECRET}"]',
+    ],
+)
+def test_config_show_never_prints_a_secret_looking_value(tmp_path: Path, line: str) -> None:
+    """polybus config show masks values under secret-looking or misspelt keys and secret-looking values."""
+    from click.testing import CliRunner
+
+    from polybus.cli.main import cli
+
+    path = tmp_path / "polybus.toml"
+    path.write_text(f'provider = "local"\n[azure]\nendpoint = "http://e"\n{line}\n')
+    for extra in ([], ["--json"]):
+        result = CliRunner().invoke(cli, ["--config", str(path), "config", "show", *extra])
+        assert result.exit_code == 0, result.output
+        assert SECRET not in result.output and "http://e" in result.output
+
+
+def test_errors_never_echo_values_of_unknown_or_secret_keys() -> None:
+    """An unknown key's value is never in the error, only the key and the rule; a secret-looking known one is masked."""
+    with pytest.raises(ConfigError) as info:
+        check_keys(
+            "azure",
+            {"Key": SECRET, "colour": SECRET, "key": 5, "token": [SECRET], "timeout": "slow"},
+            {"key": str, "token": str, "timeout": float},
+        )
+    text = str(info.value)
+    assert SECRET not in text
+    assert "azure.Key=<value not shown>: unknown key; did you mean 'key'?" in text
+    assert "azure.timeout='slow': must be float" in text  # a plain known value is still shown
+    assert "azure.key=<value not shown>: must be str" in text
+
+
+def test_top_level_values_are_not_echoed(tmp_path: Path) -> None:
+    """A secret written outside any table is reported by key, without its value."""
+    path = tmp_path / "p.toml"
+    path.write_text(f'key = "{SECRET}"\nprovider = {{ token = "{SECRET}" }}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert SECRET not in str(info.value) and "key" in str(info.value)
+
+
+def test_non_utf8_file_names_the_rule(tmp_path: Path) -> None:
+    """A Latin-1 configuration file is a ConfigError saying TOML is UTF-8, not a UnicodeDecodeError."""
+    path = tmp_path / "p.toml"
+    path.write_bytes('provider = "café"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(path, environ={})

@@ -111,3 +111,25 @@ def test_unparse_round_trips(expression: str, attrs: dict[str, Any]) -> None:
     ast = parse_expression(expression)
     again = cesql.unparse(ast)
     assert cesql.evaluate(again, attrs) == cesql.evaluate(expression, attrs)
+
+
+def test_nesting_limits_name_the_rule_and_position() -> None:
+    """85 parentheses and a 300-term OR chain are FilterErrors naming the limit, not RecursionError."""
+    from polybus.core.filters.cesql.parser import MAX_DEPTH, MAX_NESTING
+
+    with pytest.raises(FilterError, match=f"expression nested deeper than {MAX_NESTING} levels"):
+        cesql.parse("(" * 85 + "true" + ")" * 85)
+    with pytest.raises(FilterError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        cesql.parse(" OR ".join(["type = 'x'"] * 300))
+    assert cesql.parse(" OR ".join(["type = 'x'"] * 150)).matches({"type": "x"})
+
+
+def test_dialect_nesting_and_attribute_names_are_checked() -> None:
+    """Subscriptions API filters nest at most 32 deep; an attribute name with a newline is refused."""
+    spec: Any = {"exact": {"type": "x"}}
+    for _ in range(40):
+        spec = {"not": spec}
+    with pytest.raises(FilterError, match="nest at most 32 levels"):
+        parse_filter(spec)
+    with pytest.raises(FilterError, match="attribute names"):
+        parse_filter({"exact": {"type\n": "x"}})

@@ -231,3 +231,22 @@ def test_stop_lets_in_flight_handlers_finish_within_grace() -> None:
     asyncio.run(main())
     assert finished == [0]
     assert memory.backlog("s") == 4  # the rest stay for the next consumer
+
+
+def test_stop_leaves_a_bus_it_was_given_open() -> None:
+    """An app started on the caller's bus stops without closing it; the caller can still use it."""
+    app = App("svc")
+
+    @app.subscriber("s", topic="t")
+    def handle(event: CloudEvent) -> None: ...
+
+    memory = MemoryBus()
+    bus = Bus(memory)
+
+    async def body(app: App) -> None:
+        await app.publish(new_event("com.x", "/s", {}), topic="t")
+        await _until(lambda: bus.subscriptions["s"].stats.acked == 1)
+
+    _run(app, body, bus)
+    bus.publish(new_event("com.x", "/s", {}), "t")  # still open
+    assert memory.backlog("s") == 1

@@ -121,3 +121,96 @@ def test_bad_type_settings_are_reported(tmp_path: Path) -> None:
     (tmp_path / "t/type.json").write_text(json.dumps({"compatibility": "sideways"}))
     with pytest.raises(SchemaDefinitionError, match="compatibility"):
         SchemaRegistry(tmp_path).info("t")
+
+
+STRICT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"n": {"type": "integer"}},
+    "required": ["n"],
+}
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> tuple[Any, Path]:
+    """A bus with schema validation over a directory registry, and a permissive schema outside its root."""
+    from polybus.adapters import plugin_manager
+    from polybus.adapters.local.memory import MemoryBus
+    from polybus.core.bus import Bus
+    from polybus.core.schemas.middleware import SchemaValidation
+
+    registry = SchemaRegistry(tmp_path / "registry")
+    registry.register("com.shop.order", STRICT)
+    registry.register("com.shop.anything", {"type": "object"})
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside/1.json").write_text(json.dumps({"type": "object"}))
+    bus = Bus(MemoryBus(), hooks=plugin_manager([SchemaValidation(registry)]).hook)
+    return bus, tmp_path
+
+
+@pytest.mark.parametrize(
+    ("case", "field", "rule"),
+    [
+        ("dataschema with ..", "dataschema", "only name a schema registered for its own type"),
+        ("absolute dataschema", "dataschema", "only name a schema registered for its own type"),
+        ("another type's URN", "dataschema", "only name a schema registered for its own type"),
+        ("type with ..", "type", "names one folder"),
+    ],
+)
+def test_lookups_stay_inside_the_root_and_the_type(
+    guarded: tuple[Any, Path], case: str, field: str, rule: str
+) -> None:
+    """Invalid data never passes by naming a schema outside the root or of another type."""
+    from polybus.core.schemas import SchemaValidationError
+
+    bus, tmp_path = guarded
+    event = {
+        "dataschema with ..": new_event(
+            "com.shop.order", "/s", {"bad": 1}, dataschema="urn:polybus:schema:../outside:1"
+        ),
+        "absolute dataschema": new_event(
+            "com.shop.order",
+            "/s",
+            {"bad": 1},
+            dataschema=f"urn:polybus:schema:{tmp_path}/outside:1",
+        ),
+        "another type's URN": new_event(
+            "com.shop.order", "/s", {"bad": 1}, dataschema=dataschema_uri("com.shop.anything", 1)
+        ),
+        "type with ..": new_event("../outside", "/s", {"bad": 1}),
+    }[case]
+    with pytest.raises(SchemaValidationError) as info:
+        bus.publish(event, topic="orders")
+    [problem] = info.value.problems
+    assert problem.field == field and rule in problem.rule
+    bus.close()
+
+
+def test_malformed_registry_urns_are_refused() -> None:
+    """A dataschema with the registry's prefix must parse: non-ASCII or endless digits are named."""
+    from polybus.core.schemas import SchemaValidationError
+
+    registry = SchemaRegistry()
+    registry.register("t", V1)
+    for uri in (
+        "urn:polybus:schema:t:²",
+        "urn:polybus:schema:t:" + "9" * 5000,
+        "urn:polybus:schema:t",
+    ):
+        with pytest.raises(SchemaValidationError) as info:
+            registry.for_event(new_event("t", "/s", {"id": "a"}, dataschema=uri))
+        assert info.value.problems[0].field == "dataschema"
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "a/b", "/abs/path", "a\\b", "nul\x00", "x" * 256])
+def test_type_names_that_are_not_one_folder_cannot_be_registered(tmp_path: Path, name: str) -> None:
+    """register and configure refuse a type that would resolve outside its own folder; nothing is written."""
+    from polybus.core.schemas import SchemaValidationError
+
+    registry = SchemaRegistry(tmp_path / "registry")
+    with pytest.raises(SchemaValidationError, match="names one folder"):
+        registry.register(name, V1)
+    with pytest.raises(SchemaValidationError, match="names one folder"):
+        registry.configure(name, compatibility="none")
+    with pytest.raises(SchemaValidationError, match="names one folder"):
+        DirectoryBackend(tmp_path / "registry").versions(name)
+    assert [p.name for p in tmp_path.rglob("*")] == []

@@ -85,7 +85,9 @@ def start(host: str = "127.0.0.1", port: int = 0) -> AwsEmulator:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
-        raise MissingExtraError("the aws emulator", exc.name or "moto.server", "aws-emulator") from exc
+        raise MissingExtraError(
+            "the aws emulator", exc.name or "moto.server", "aws-emulator"
+        ) from exc
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()

@@ -4,8 +4,11 @@ Everything here runs on the emulator's event loop (no locks). A subscription
 keeps ready events, delayed ones (released with a delay) and locked ones (handed
 to a consumer). A receive locks up to N events for the lock duration and bumps
 their delivery count; acknowledge drops them; release makes them visible again
-(after a delay); reject dead-letters them; renewLock extends the lock. An
-expired lock counts as a release. A released or expired event whose delivery
+(after a delay); reject dead-letters them; renewLock locks them again for the
+subscription's lock duration from now (Event Grid takes no duration), fails
+for unknown, settled or expired tokens, and fails once the event has been
+locked for `max_lock_hold` seconds (an hour, as on Event Grid). An expired
+lock counts as a release. A released or expired event whose delivery
 count has reached the subscription's max delivery count is dead-lettered.
 
 Dead-lettered events are kept per subscription (read through the admin API)
@@ -32,6 +35,7 @@ from polybus.adapters.azure.emulator.filter import EventPredicate, compile_subsc
 RELEASE_DELAYS = (0, 10, 60, 600, 3600)
 MAX_RECEIVE_EVENTS = 100
 MAX_WAIT_SECONDS = 120.0
+MAX_LOCK_HOLD = 3600.0  # renewLock works within an hour of the receive
 _seq = itertools.count()
 
 
@@ -59,6 +63,7 @@ class Stored:
     delivery_count: int = 0
     lock_token: str | None = None
     lock_expires: float = 0.0
+    locked_at: float = 0.0
     last_attempt: str = ""
     dead_letter: Mapping[str, Any] | None = None
 
@@ -112,6 +117,7 @@ class Namespace:
         self.time_scale = time_scale
         self.topics: dict[str, dict[str, PullSubscription]] = {}
         self.closed = False
+        self.max_lock_hold = MAX_LOCK_HOLD
 
     # -- management ---------------------------------------------------------
     def create_topic(self, topic: str) -> None:
@@ -216,7 +222,7 @@ class Namespace:
         )
 
     def renew_locks(self, topic: str, name: str, tokens: list[str]) -> dict[str, Any]:
-        """Extend the locks by the lock duration from now."""
+        """Lock again for the lock duration from now, within `max_lock_hold` of the receive."""
         sub = self.subscription(topic, name)
         now = self.clock()
         self._settle_due(sub, now)
@@ -226,7 +232,12 @@ class Namespace:
             if item is None:
                 failed.append(_token_failure(token))
                 continue
-            item.lock_expires = now + sub.lock_duration
+            if now - item.locked_at >= self.max_lock_hold:
+                failed.append(
+                    _token_failure(token, "the lock cannot be renewed beyond an hour of receive")
+                )
+                continue
+            item.lock_expires = min(now + sub.lock_duration, item.locked_at + self.max_lock_hold)
             heapq.heappush(sub.lock_heap, (item.lock_expires, next(_seq), token))
             ok.append(token)
         return {"succeededLockTokens": ok, "failedLockTokens": failed}
@@ -261,6 +272,7 @@ class Namespace:
             item.last_attempt = attempt_time
             item.lock_token = uuid.uuid4().hex
             item.lock_expires = now + sub.lock_duration
+            item.locked_at = now
             sub.locked[item.lock_token] = item
             heapq.heappush(sub.lock_heap, (item.lock_expires, next(_seq), item.lock_token))
             out.append(item)
@@ -309,11 +321,10 @@ class Namespace:
                     target.wake()
 
 
-def _token_failure(token: str) -> dict[str, Any]:
-    return {
-        "lockToken": token,
-        "error": {"code": "TokenLost", "message": "lock token is unknown, settled or expired"},
-    }
+def _token_failure(
+    token: str, message: str = "lock token is unknown, settled or expired"
+) -> dict[str, Any]:
+    return {"lockToken": token, "error": {"code": "TokenLost", "message": message}}
 
 
 def receive_detail(item: Stored) -> dict[str, Any]:

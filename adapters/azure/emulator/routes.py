@@ -120,6 +120,8 @@ class Routes:
             return json.loads(raw)
         except ValueError as exc:
             raise BrokerError(400, "BadRequest", f"body is not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise BrokerError(400, "BadRequest", "body is JSON nested too deeply") from exc
 
     # -- namespace data plane ----------------------------------------------
     async def namespace_publish(self, request: web.Request) -> web.Response:

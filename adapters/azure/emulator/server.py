@@ -158,9 +158,24 @@ class EventGridEmulator:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._runner is not None:
-            await self._runner.cleanup()
+            await _cleanup(self._runner)
         if self._session is not None:
             await self._session.close()
+
+
+async def _cleanup(runner: web.AppRunner) -> None:
+    """Stop serving and close every connection, including ones accepted while stopping.
+
+    A connection the listening socket accepted just before it closed gets its
+    transport after the runner has looked at its connections; left open, it
+    would be closed by the garbage collector with a ResourceWarning.
+    """
+    server = runner.server
+    await runner.cleanup()
+    await asyncio.sleep(0.05)  # let accepts already under way finish
+    for protocol in list(server.connections if server is not None else ()):
+        protocol.force_close()
+    await asyncio.sleep(0)
 
 
 def start_emulator(

@@ -110,6 +110,10 @@ def parse(expression: str, *, path: str = "filter") -> CompiledExpression:
         raise FilterError(
             "invalid CESQL expression", [Problem(path, expression, f"parse error {_where(exc)}")]
         ) from None
+    except RecursionError:  # a safety net: the parser's nesting limits should come first
+        raise FilterError(
+            "invalid CESQL expression", [Problem(path, expression, "nested too deeply")]
+        ) from None
     if compiled.missing_functions:
         problems = [
             Problem(
@@ -132,7 +136,7 @@ def evaluate(expression: str, event: Mapping[str, Any]) -> Result:
     """Parse and evaluate in one go; a malformed expression gives (False, "parse")."""
     try:
         compiled = compile_expression(expression)
-    except CesqlSyntaxError:
+    except (CesqlSyntaxError, RecursionError):
         return False, "parse"
     return compiled.evaluate(event)
 

@@ -5,6 +5,11 @@ Precedence, loosest first: OR, XOR, AND, NOT, comparisons (``= != <> < <= > >=``
 identifiers, ``EXISTS``, function calls and parentheses. Binary operators
 associate to the left. Keywords, function names and identifiers are
 case-insensitive (identifiers are read in lower case, as attribute names are).
+
+Nesting is bounded so no input can exhaust the interpreter's stack here or in
+the compiler: at most `MAX_NESTING` levels of parentheses, calls, IN sets,
+NOT and unary minus, and a syntax tree at most `MAX_DEPTH` nodes deep
+(operator chains count). Beyond either the error names the position.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from polybus.core.filters.cesql.ast import (
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
+MAX_NESTING = 32
+MAX_DEPTH = 200
 
 _KEYWORDS = frozenset({"AND", "OR", "XOR", "NOT", "LIKE", "IN", "EXISTS", "TRUE", "FALSE"})
 _TWO_CHAR_OPS = ("!=", "<>", "<=", ">=")
@@ -67,6 +74,8 @@ def tokenize(source: str) -> list[Token]:
             while i < n and source[i] in _WORD_CHARS:
                 i += 1
             word = source[start:i]
+            if word.isdigit() and len(word.lstrip("0")) > 10:
+                raise CesqlSyntaxError(start, "integer literal is outside the 32-bit range")
             if word.isdigit():
                 tokens.append(Token("INT", word, start, int(word)))
             else:
@@ -108,13 +117,38 @@ def parse_expression(source: str) -> Node:
     tok = parser.peek()
     if tok.kind != "EOF":
         raise CesqlSyntaxError(tok.pos, f"unexpected {tok.text!r} after the expression")
+    _check_depth(node)
     return node
+
+
+def _check_depth(root: Node) -> None:
+    """Refuse a tree deeper than MAX_DEPTH (walked without recursion)."""
+    stack: list[tuple[object, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            pos = getattr(node, "pos", 0)
+            raise CesqlSyntaxError(pos, f"expression nested deeper than {MAX_DEPTH} levels")
+        for child in vars(node).values():
+            if isinstance(child, tuple):
+                stack.extend((item, depth + 1) for item in child)
+            elif hasattr(child, "__dataclass_fields__"):
+                stack.append((child, depth + 1))
 
 
 class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.i = 0
+        self.nesting = -1  # the whole expression is level 0
+
+    def enter(self) -> None:
+        """One level deeper; CesqlSyntaxError beyond MAX_NESTING."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise CesqlSyntaxError(
+                self.peek().pos, f"expression nested deeper than {MAX_NESTING} levels"
+            )
 
     def peek(self, ahead: int = 0) -> Token:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
@@ -141,7 +175,10 @@ class _Parser:
         return tok
 
     def expression(self) -> Node:
-        return self.logical(0)
+        self.enter()
+        node = self.logical(0)
+        self.nesting -= 1
+        return node
 
     def logical(self, level: int) -> Node:
         word = ("OR", "XOR", "AND")[level]
@@ -155,7 +192,10 @@ class _Parser:
     def negation(self) -> Node:
         if self.keyword("NOT"):
             tok = self.next()
-            return Unary("NOT", self.negation(), tok.pos)
+            self.enter()
+            node = Unary("NOT", self.negation(), tok.pos)
+            self.nesting -= 1
+            return node
         return self.comparison()
 
     def comparison(self) -> Node:
@@ -213,7 +253,10 @@ class _Parser:
                 return self.integer(self.next(), sign, tok.pos)
             if sign == 1:
                 raise CesqlSyntaxError(tok.pos, "'+' must be followed by digits")
-            return Unary("-", self.unary(), tok.pos)
+            self.enter()
+            node = Unary("-", self.unary(), tok.pos)
+            self.nesting -= 1
+            return node
         return self.primary()
 
     def integer(self, tok: Token, sign: int, pos: int) -> Literal:

@@ -1,0 +1,1 @@
+"""Fuzz tests: every decoder and parser raises only polybus errors."""

@@ -1,0 +1,1 @@
+"""Fault injection over every provider (issue 14)."""
