@@ -48,6 +48,8 @@ REASON_EXTENSION = "polybusreason"
 MAX_LEASE_SECONDS = 600  # modifyAckDeadline's upper bound
 MIN_PULL_DEADLINE = 0.2  # a Pull shorter than this mostly measures the round trip
 SETTLE_TIMEOUT = 10.0  # seconds one ack / modack call may take, retries included
+ACK_FLUSH_SECONDS = 0.05  # queued acks are sent at least this often
+ACK_BATCH = 1000  # ack ids per Acknowledge call (Pub/Sub's streaming client uses 2,500)
 
 
 class PullConsumer:
@@ -63,6 +65,13 @@ class PullConsumer:
         self._lock = threading.Lock()
         self._unsettled: dict[str, int] = {}  # ack id -> message size
         self.closed = False
+        # Acks are batched, as the streaming client batches them: ack() queues the
+        # id, a flusher sends one Acknowledge per ACK_FLUSH_SECONDS (or per full
+        # batch), close() sends what is left. A lost ack means a redelivery, never
+        # a loss: at least once holds.
+        self._acks: list[str] = []
+        self._acks_ready = threading.Condition(self._lock)
+        self._flusher: threading.Thread | None = None
 
     def take(self, max_messages: int, timeout: float) -> list[Any]:
         """Lease up to `max_messages` ReceivedMessages, waiting at most `timeout` for the first."""
@@ -110,11 +119,48 @@ class PullConsumer:
                 raise AdapterError("gcp: delivery already settled")
 
     def ack(self, ack_ids: list[str]) -> None:
-        """Acknowledge messages for good."""
+        """Acknowledge messages for good, now (one Acknowledge call)."""
         with translate_errors(f"acknowledge on {self.path}"):
             self._subscriber.acknowledge(
                 request={"subscription": self.path, "ack_ids": ack_ids}, timeout=SETTLE_TIMEOUT
             )
+
+    def queue_ack(self, ack_id: str) -> None:
+        """Acknowledge within ACK_FLUSH_SECONDS, batched with other acks."""
+        with self._lock:
+            self._acks.append(ack_id)
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name=f"polybus-gcp-acks-{self.path}", daemon=True
+                )
+                self._flusher.start()
+            if len(self._acks) >= ACK_BATCH:
+                self._acks_ready.notify()
+
+    def flush_acks(self) -> None:
+        """Send every queued ack now (close calls this)."""
+        with self._lock:
+            batch, self._acks = self._acks, []
+        for start in range(0, len(batch), ACK_BATCH):
+            try:
+                self.ack(batch[start : start + ACK_BATCH])
+            except AdapterError:  # leases run out and the events come back: at least once
+                log.warning(
+                    "gcp: %d ack(s) on %s failed; they will be redelivered", len(batch), self.path
+                )
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._acks and not self.closed:
+                    self._acks_ready.wait(ACK_FLUSH_SECONDS)
+                if self.closed and not self._acks:
+                    return
+            self.flush_acks()
+            with self._lock:
+                if self.closed and not self._acks:
+                    return
+                self._acks_ready.wait(ACK_FLUSH_SECONDS)  # pace: one call per interval
 
     def modify(self, ack_ids: list[str], seconds: int) -> None:
         """Set the messages' leases to end `seconds` from now (0: redeliver at once)."""
@@ -136,6 +182,8 @@ class PullConsumer:
             self.closed = True
             leftover = list(self._unsettled)
             self._unsettled.clear()
+            self._acks_ready.notify_all()
+        self.flush_acks()
         return leftover
 
     def _check_open(self) -> None:
@@ -191,7 +239,7 @@ class GcpDelivery:
     def ack(self) -> None:
         """Done: the message is acknowledged."""
         self._consumer.claim(self.ack_id)
-        self._consumer.ack([self.ack_id])
+        self._consumer.queue_ack(self.ack_id)
 
     def extend(self, seconds: float) -> None:
         """Keep the lease for `seconds` more from now (modifyAckDeadline, whole seconds, <= 600)."""
