@@ -12,6 +12,10 @@ Issue 15's target: async with concurrency 200 and 100 ms sleeps sustains at
 least 1,500 events/s.
 
     python bench/bench_app.py [--events N] [--concurrency C] [--sleep S] [--rounds R]
+    python bench/bench_app.py --sweep      # throughput against concurrency, memory and durable
+
+`--sweep` (issue 14): async handlers sleeping 10 ms at concurrency 1, 4, 16, 64
+and 256 on the memory bus and on the durable (SQLite) bus, 2,000 events each.
 """
 
 from __future__ import annotations
@@ -19,17 +23,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import iot_events, machine
 from polybus import App
+from polybus.adapters.local.durable import DurableBus
 from polybus.adapters.local.memory import MemoryBus
 from polybus.core.bus import Bus
 
 
-def run_once(kind: str, events: list[Any], concurrency: int, sleep: float) -> float:
-    """Events per second for one path over `events`."""
+def run_once(
+    kind: str, events: list[Any], concurrency: int, sleep: float, adapter: Any = None
+) -> float:
+    """Events per second for one path over `events` (on `adapter`, the memory bus by default)."""
     app = App(f"bench-{kind}")
     loop: asyncio.AbstractEventLoop | None = None
     done = 0
@@ -58,7 +67,7 @@ def run_once(kind: str, events: list[Any], concurrency: int, sleep: float) -> fl
     async def main() -> float:
         nonlocal loop
         loop = asyncio.get_running_loop()
-        bus = Bus(MemoryBus(retention=10))
+        bus = Bus(adapter if adapter is not None else MemoryBus(retention=10))
         bus.subscribe("s", lambda e: None, topic="t")  # provision before publishing
         bus.publish(events, "t")
         started = time.perf_counter()
@@ -71,14 +80,32 @@ def run_once(kind: str, events: list[Any], concurrency: int, sleep: float) -> fl
     return asyncio.run(main())
 
 
+def sweep(events: list[Any], sleep: float = 0.01) -> None:
+    """Throughput against concurrency on the memory and the durable bus, side by side."""
+    levels = (1, 4, 16, 64, 256)
+    print(machine())
+    print(f"{len(events)} events, async handlers sleep {sleep * 1000:g} ms")
+    print(f"{'concurrency':>12}{'ideal/s':>10}{'memory/s':>11}{'durable/s':>11}")
+    for level in levels:
+        ideal = level / sleep
+        memory = run_once("async", events, level, sleep)
+        with tempfile.TemporaryDirectory() as folder:
+            durable = run_once("async", events, level, sleep, DurableBus(Path(folder) / "bench.db"))
+        print(f"{level:>12}{ideal:>10,.0f}{memory:>11,.0f}{durable:>11,.0f}")
+
+
 def main() -> None:
     """Print the side-by-side table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sweep", action="store_true", help="throughput against concurrency")
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--sleep", type=float, default=0.1)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.sweep:
+        sweep(iot_events(2000))
+        return
     events = iot_events(args.events)
     rates: dict[str, list[float]] = {"async": [], "sync": [], "sequential": []}
     for _ in range(args.rounds):
