@@ -44,8 +44,11 @@ def bind_handler(func: Callable[..., Any]) -> HandlerCall:
     signature = inspect.signature(func)
     try:
         hints = typing.get_type_hints(func)
-    except (NameError, TypeError):  # unresolvable annotations: treat them as absent
-        hints = {}
+    except (NameError, TypeError) as exc:  # never guess: an unresolved payload type is an error
+        raise TypeError(
+            f"handler {getattr(func, '__qualname__', func)!r}: cannot resolve its annotations "
+            f"({exc}); define payload types at module level"
+        ) from exc
     params = [
         p
         for p in signature.parameters.values()

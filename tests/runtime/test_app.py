@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from cloudevents.core.v1.event import CloudEvent
+from pydantic import BaseModel
 
 from polybus import App, Context, DeliveryPolicy, RetryPolicy, new_event
 from polybus.adapters.local.memory import MemoryBus
@@ -153,6 +154,13 @@ def test_context_nack_and_dead_letter_settle_as_asked() -> None:
     assert memory.dead_letter_reasons("s") == ["not today"]
 
 
+class Reading(BaseModel):
+    """A pydantic payload."""
+
+    device: str
+    celsius: float
+
+
 @dataclass(frozen=True)
 class Order:
     """A typed payload."""
@@ -250,3 +258,39 @@ def test_stop_leaves_a_bus_it_was_given_open() -> None:
     _run(app, body, bus)
     bus.publish(new_event("com.x", "/s", {}), "t")  # still open
     assert memory.backlog("s") == 1
+
+
+def test_pydantic_model_payload_is_validated_and_a_misfit_is_dead_lettered() -> None:
+    """A handler annotated with a pydantic model gets a validated model; a misfit is dead-lettered."""
+    app = App("svc")
+    readings: list[Reading] = []
+
+    @app.subscriber("s", topic="t", policy=DeliveryPolicy(retry=FAST))
+    def handle(reading: Reading) -> None:
+        readings.append(reading)
+
+    memory = MemoryBus()
+
+    async def body(app: App) -> None:
+        await app.publish(new_event("com.x", "/s", {"device": "d1", "celsius": 21.5}), topic="t")
+        await app.publish(new_event("com.x", "/s", {"device": "d2"}), topic="t")
+        await _until(lambda: app.bus.subscriptions["s"].stats.settled() == 2)  # type: ignore[union-attr]
+
+    _run(app, body, Bus(memory))
+    assert readings == [Reading(device="d1", celsius=21.5)]
+    [reason] = memory.dead_letter_reasons("s")
+    assert "does not fit Reading" in reason and "celsius" in reason
+
+
+def test_a_handler_whose_payload_type_cannot_be_resolved_is_refused_at_declaration() -> None:
+    """An annotation that cannot be resolved is an error when declared, never a silent fallback."""
+    app = App("svc")
+
+    class Local:
+        pass
+
+    def handle(event: Local) -> None: ...
+
+    handle.__annotations__["event"] = "Missing"
+    with pytest.raises(TypeError, match="cannot resolve its annotations"):
+        app.subscriber("s", topic="t")(handle)
