@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from polybus.core.bus import Bus, Subscription
 from polybus.core.contract import Delivery, RenewableDelivery
 from polybus.core.errors import ValidationError
 from polybus.core.runtime.context import Context
+from polybus.core.runtime.current import current_event, current_subscription
 from polybus.core.runtime.handlers import HandlerCall, PayloadError
 from polybus.core.runtime.metrics import RuntimeStats
 
@@ -164,7 +166,9 @@ class Worker:
     # internals ----------------------------------------------------------------
 
     async def _call(self, func: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._io, func)
+        # The caller's context (current_event, trace context) travels into the thread.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._io, context.run, func)
 
     async def _receive_loop(self, running: _Running) -> None:
         name, loop = running.subscription.name, asyncio.get_running_loop()
@@ -235,6 +239,8 @@ class Worker:
             bus.record(sub, event, "filtered", None)
             return
         ctx = Context(sub.name, delivery.attempt, event, self.publish, partial(bus.publish))
+        event_token = current_event.set(event)
+        sub_token = current_subscription.set(sub.name)
         renewer = asyncio.create_task(self._renew(running, delivery))
         started = time.perf_counter()
         error: BaseException | None = None
@@ -256,6 +262,8 @@ class Worker:
         finally:
             renewer.cancel()
             running.stats.handler_seconds.observe(time.perf_counter() - started)
+            current_event.reset(event_token)
+            current_subscription.reset(sub_token)
         await self._conclude(running, delivery, ctx, error)
 
     async def _run_handler(self, handler: HandlerCall, event: CloudEvent, ctx: Context) -> None:
@@ -263,7 +271,8 @@ class Worker:
             await handler(event, ctx)
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._handlers, _call_sync, handler, event, ctx)
+        context = contextvars.copy_context()  # current_event and trace context reach the thread
+        await loop.run_in_executor(self._handlers, context.run, _call_sync, handler, event, ctx)
 
     async def _conclude(
         self, running: _Running, delivery: Delivery, ctx: Context, error: BaseException | None

@@ -294,3 +294,42 @@ def test_a_handler_whose_payload_type_cannot_be_resolved_is_refused_at_declarati
     handle.__annotations__["event"] = "Missing"
     with pytest.raises(TypeError, match="cannot resolve its annotations"):
         app.subscriber("s", topic="t")(handle)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_publish_hooks_see_the_event_being_handled(kind: str) -> None:
+    """Middleware called for a handler's publish sees the handled event (current_event)."""
+    from polybus.adapters import plugin_manager
+    from polybus.core.hookspecs import hookimpl
+    from polybus.core.runtime.current import current_event
+
+    causes: list[str | None] = []
+
+    class Causation:
+        @hookimpl
+        def polybus_before_publish(self, event: CloudEvent, topic: str) -> None:
+            handled = current_event.get()
+            causes.append(None if handled is None else handled.get_id())
+
+    app = App("svc")
+    if kind == "sync":
+
+        @app.subscriber("s", topic="t")
+        def handle(event: CloudEvent, ctx: Context) -> None:
+            ctx.publish_now(new_event("com.y", "/s", {}), topic="out")
+
+    else:
+
+        @app.subscriber("s", topic="t")
+        async def handle_async(event: CloudEvent, ctx: Context) -> None:
+            await ctx.publish(new_event("com.y", "/s", {}), topic="out")
+
+    first = new_event("com.x", "/s", {})
+    bus = Bus(MemoryBus(), hooks=plugin_manager([Causation()], load_entrypoints=False).hook)
+
+    async def body(app: App) -> None:
+        await app.publish(first, topic="t")
+        await _until(lambda: len(causes) == 2)
+
+    _run(app, body, bus)
+    assert causes == [None, first.get_id()]
