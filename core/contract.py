@@ -177,3 +177,30 @@ class SupportsReplay(Protocol):
     def replay(self, subscription: str, since: datetime) -> None:
         """Redeliver to `subscription` every event of its topic published at or after `since`."""
         ...
+
+
+@dataclass(frozen=True)
+class BacklogStats:
+    """A subscription's lag, the same three figures on every provider.
+
+    `undelivered`: events waiting to be delivered (not in flight); `in_flight`:
+    leased and not settled (None where the provider does not say);
+    `oldest_age`: seconds since the oldest unacked event was published (None
+    when there is none, or the provider does not say); `dead_letters`: events
+    in the dead-letter target.
+    """
+
+    subscription: str
+    undelivered: int
+    in_flight: int | None
+    oldest_age: float | None
+    dead_letters: int
+
+
+@runtime_checkable
+class SupportsBacklog(Protocol):
+    """An adapter that reports a subscription's backlog (the portable lag gauge)."""
+
+    def backlog_stats(self, subscription: str) -> BacklogStats:
+        """The subscription's backlog, oldest unacked age and dead-letter depth, now."""
+        ...
