@@ -8,12 +8,15 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 from polybus.cli.bus import adapters_command, config_group, publish_command, tail_command
+from polybus.cli.dashboard import dashboard_command
 from polybus.cli.demo import demo_command
+from polybus.cli.dlq import dlq_group
 from polybus.cli.emulate import emulate_command
 from polybus.cli.filter import filter_group
 from polybus.cli.run import run_command
 from polybus.cli.schema import schema_group
 from polybus.cli.sim import sim_group
+from polybus.cli.status import status_command
 
 
 def _version() -> str:
@@ -46,11 +49,14 @@ for command in (
     publish_command,
     run_command,
     tail_command,
+    dashboard_command,
     demo_command,
+    dlq_group,
     emulate_command,
     filter_group,
     schema_group,
     sim_group,
+    status_command,
 ):
     cli.add_command(command)
 

@@ -89,7 +89,8 @@ async def _serve(
 ) -> None:
     health = None
     if health_port is not None:
-        health = HealthServer(Probes(lambda: app.ready, app.metrics), health_host, health_port)
+        probes = Probes(lambda: app.ready, app.metrics, app.alarm_detail)
+        health = HealthServer(probes, health_host, health_port)
         await health.start()
         log.info("health on http://%s:%d (/healthz, /readyz, /metrics)", health_host, health.port)
     try:

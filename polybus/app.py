@@ -32,8 +32,9 @@ from typing import Any, TypeVar
 
 from cloudevents.core.v1.event import CloudEvent
 
+from polybus.core.alarms import AlarmSettings, Monitor, parse_alarms
 from polybus.core.bus import Bus, Subscription
-from polybus.core.config import Config
+from polybus.core.config import Config, load_config
 from polybus.core.contract import DEFAULT_TOPIC, DeliveryPolicy
 from polybus.core.errors import Problem, ValidationError
 from polybus.core.runtime import RuntimeSettings, Worker, bind_handler
@@ -82,6 +83,7 @@ class App:
         self.ready = False
         self._owns_bus = True
         self._stop_requested: asyncio.Event | None = None
+        self.monitor: Monitor | None = None  # lag gauge and alarms (issue 16)
 
     # declaring ------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class App:
         process) instead of connecting; `stop()` then leaves it open.
         """
         loop = asyncio.get_running_loop()
+        alarms = self._alarm_settings()  # issue 16: a bad [alarms] table fails before connecting
         self._stop_requested = asyncio.Event()
         self._owns_bus = bus is None
         connected: Bus = (
@@ -151,6 +154,7 @@ class App:
             sub = await loop.run_in_executor(None, partial(_subscribe, connected, spec))
             self.worker.add(sub, bind_handler(spec.handler), concurrency or spec.concurrency)
         await self.worker.start()
+        self._start_monitor(connected, alarms)  # issue 16: lag gauge and alarms
         self.ready = True
         log.info(
             "%s: started on %s (%d subscription(s))",
@@ -164,6 +168,9 @@ class App:
         self.ready = False
         if self.worker is None:
             return
+        if self.monitor is not None:  # issue 16: lag gauge and alarms
+            await self.monitor.stop()
+            self.monitor = None
         await self.worker.stop()
         for hook in self._shutdown:
             try:
@@ -222,7 +229,28 @@ class App:
 
     def metrics(self) -> str:
         """Prometheus text for every subscription (empty before start)."""
-        return "" if self.worker is None else prometheus_text(self.worker.stats(), self.name)
+        if self.worker is None:
+            return ""
+        monitor = self.monitor  # issue 16: the latest lag gauge and the firing alarms
+        backlog = [] if monitor is None else list(monitor.backlog.values())
+        alarms = [] if monitor is None else [(a.rule, a.subscription) for a in monitor.firing()]
+        return prometheus_text(self.worker.stats(), self.name, backlog, alarms)
+
+    def alarm_detail(self) -> str:
+        """One line per firing alarm (for the /readyz body); empty when none fires."""
+        return "" if self.monitor is None else self.monitor.detail()
+
+    def _alarm_settings(self) -> AlarmSettings:
+        """Issue 16: the [alarms] table of the app's configuration."""
+        config = self.config if isinstance(self.config, Config) else load_config(self.config)
+        return parse_alarms(config.settings("alarms"))
+
+    def _start_monitor(self, bus: Bus, alarms: AlarmSettings) -> None:
+        """Issue 16: read the lag gauge and evaluate the alarm rules while running."""
+        worker = self.worker
+        assert worker is not None
+        self.monitor = Monitor(bus, lambda: [s for s, _ in worker.stats()], alarms, self.name)
+        self.monitor.start()
 
     def with_settings(self, **changes: Any) -> App:
         """Change runtime settings before start (e.g. ``grace=5``); returns the app."""

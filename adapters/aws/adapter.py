@@ -44,7 +44,7 @@ from polybus.adapters.aws.mapping import (
 )
 from polybus.adapters.aws.provisioning import Provisioner
 from polybus.adapters.aws.replay import ReplayGate
-from polybus.core.contract import Delivery, SubscriptionSpec
+from polybus.core.contract import BacklogStats, Delivery, SubscriptionSpec
 from polybus.core.errors import AdapterError, PublishError
 from polybus.core.filters.dialects import Filter
 
@@ -170,6 +170,10 @@ class AwsAdapter:
         """Deliveries from the subscription's dead-letter queue (`.reason` says why)."""
         sub = self._provisioner.lookup(subscription)
         return list(self._consumer.receive_dead_letters(sub, max_events, timeout))
+
+    def backlog_stats(self, subscription: str) -> BacklogStats:
+        """Waiting, in flight and dead letters from SQS attributes; no oldest age (see backlog)."""
+        return self._provisioner.backlog(subscription)
 
     def delete_subscription(self, subscription: str) -> None:
         """Remove the rule, its target and the queues; a no-op when already gone."""

@@ -26,7 +26,7 @@ from polybus.adapters.aws import mapping
 from polybus.adapters.aws.config import AwsConfig
 from polybus.adapters.aws.errors import error_code, is_not_found, translate_errors
 from polybus.adapters.aws.filters import event_pattern
-from polybus.core.contract import SubscriptionSpec
+from polybus.core.contract import BacklogStats, SubscriptionSpec
 from polybus.core.errors import AdapterError, Problem, ValidationError
 from polybus.core.filters.dialects import Filter
 
@@ -246,6 +246,33 @@ class Provisioner:
         with self._lock:
             self._subscriptions[name] = subscription
         return subscription
+
+    def backlog(self, name: str) -> BacklogStats:
+        """The queue's approximate counts and its dead-letter queue's depth (SQS attributes).
+
+        SQS has no queue attribute for the oldest message's age (that is the
+        CloudWatch metric ApproximateAgeOfOldestMessage, per minute), so
+        `oldest_age` is None. A dead-letter queue shared by several
+        subscriptions reports its whole depth.
+        """
+        sub = self.lookup(name)
+        counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+        with translate_errors(f"read the backlog of {name}"):
+            main = self._sqs.get_queue_attributes(
+                QueueUrl=sub.queue_url,
+                AttributeNames=[*counts, "ApproximateNumberOfMessagesDelayed"],
+            )["Attributes"]
+            dead = self._sqs.get_queue_attributes(
+                QueueUrl=sub.dlq_url, AttributeNames=list(counts)
+            )["Attributes"]
+        return BacklogStats(
+            name,
+            undelivered=int(main.get(counts[0], 0))
+            + int(main.get("ApproximateNumberOfMessagesDelayed", 0)),
+            in_flight=int(main.get(counts[1], 0)),
+            oldest_age=None,
+            dead_letters=sum(int(dead.get(key, 0)) for key in counts),
+        )
 
     def forget(self, name: str) -> None:
         """Drop the cached subscription (e.g. after its queue vanished)."""

@@ -82,10 +82,11 @@ from polybus.adapters.azure.provisioning import (
     create_push,
     delete_pull,
     delete_push,
+    pull_backlog,
     pull_route,
 )
 from polybus.adapters.azure.push import Inbox, PushDeadLetters, PushRoute, WebhookReceiver
-from polybus.core.contract import Delivery, SubscriptionSpec
+from polybus.core.contract import BacklogStats, Delivery, SubscriptionSpec
 from polybus.core.errors import AdapterError, Problem, PublishError, UnsupportedError
 from polybus.core.filters.dialects import Filter
 
@@ -425,6 +426,28 @@ class AzureAdapter:
             )
         consumer = self._consumer(dlq_topic, DLQ_SUBSCRIPTION, dead_letters=True)
         return list(consumer.receive(max_events, timeout))
+
+    def backlog_stats(self, subscription: str) -> BacklogStats:
+        """Waiting, locked, oldest age and dead letters of a pull subscription (emulator only).
+
+        Azure reports these through Azure Monitor metrics of the namespace
+        (no data-plane call), which this adapter does not read: without the
+        emulator's admin API (`admin`), and for push subscriptions, this
+        raises UnsupportedError.
+        """
+        if self.admin is None or self.push:
+            raise UnsupportedError(
+                "azure backlog",
+                [
+                    Problem(
+                        "backlog_stats",
+                        subscription,
+                        "Event Grid reports backlog only through Azure Monitor (not read yet)",
+                    )
+                ],
+            )
+        with translate_errors(f"read the backlog of {subscription}"):
+            return pull_backlog(self.admin, self._route(subscription), subscription)
 
     def delete_subscription(self, subscription: str) -> None:
         """Delete the subscription and what was created for it (idempotent)."""

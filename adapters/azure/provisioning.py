@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +31,7 @@ from polybus.adapters.azure.mapping import (
     native_name,
     redelivery_topic_name,
 )
-from polybus.core.contract import SubscriptionSpec
+from polybus.core.contract import BacklogStats, SubscriptionSpec
 from polybus.core.errors import AdapterError
 
 log = logging.getLogger(__name__)
@@ -185,6 +187,32 @@ class PullRoute:
         if self.redelivery_topic is not None:
             pairs.append((self.redelivery_topic, REDELIVERY_SUBSCRIPTION))
         return pairs
+
+
+def pull_backlog(admin: EmulatorAdmin, route: PullRoute, name: str) -> BacklogStats:
+    """The emulator's queue depths for a pull subscription, its redeliveries and dead letters.
+
+    The emulator's admin API reports ready, delayed and locked counts and the
+    oldest unsettled publish time; a redelivered copy counts from the time it
+    was republished. The dead-letter depth is what waits in the dead-letter
+    topic's subscription (a dead-letter name shared by several subscriptions
+    reports its whole depth).
+    """
+    views = [admin.pull_subscription(topic, sub) for topic, sub in route.consumers()]
+    dead = (
+        admin.pull_subscription(route.dlq_topic, DLQ_SUBSCRIPTION)
+        if route.dlq_topic is not None
+        else {}
+    )
+    stamps = [view["oldestPublishTime"] for view in views if view.get("oldestPublishTime")]
+    oldest = min((datetime.fromisoformat(stamp).timestamp() for stamp in stamps), default=None)
+    return BacklogStats(
+        name,
+        undelivered=sum(int(v.get("ready", 0)) + int(v.get("delayed", 0)) for v in views),
+        in_flight=sum(int(v.get("locked", 0)) for v in views),
+        oldest_age=None if oldest is None else max(0.0, time.time() - oldest),
+        dead_letters=sum(int(dead.get(key, 0)) for key in ("ready", "delayed", "locked")),
+    )
 
 
 def pull_route(spec: SubscriptionSpec, topic: str, sub: str, *, admin: bool) -> PullRoute:

@@ -27,8 +27,10 @@ client's own channels do.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -54,12 +56,13 @@ from polybus.adapters.gcp.mapping import (
     to_message,
     topic_path,
 )
-from polybus.core.contract import Delivery, SubscriptionSpec
-from polybus.core.errors import AdapterError, PublishError
+from polybus.core.contract import BacklogStats, Delivery, SubscriptionSpec
+from polybus.core.errors import AdapterError, Problem, PublishError, UnsupportedError
 from polybus.core.filters.dialects import Filter
 
 MAX_ACK_IDS_PER_CALL = 1000
 CLOSE_TIMEOUT = 5.0  # close() returns within this even against an unresponsive endpoint
+EMULATOR_BACKLOG = "/polybus.emulator.Admin/Backlog"  # polybus-only; never on real Pub/Sub
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
@@ -297,6 +300,53 @@ class GcpAdapter:
         """
         consumer = self._consumer(self._route(subscription).dead_letter_subscription)
         return deliveries(consumer, consumer.take(max_events, timeout), None, None)
+
+    def backlog_stats(self, subscription: str) -> BacklogStats:
+        """Backlog, leased, oldest unacked age and dead-letter depth (emulator only).
+
+        Real Pub/Sub publishes these figures only to Cloud Monitoring
+        (subscription/num_undelivered_messages, oldest_unacked_message_age,
+        and the dead-letter subscription's backlog), which this adapter does
+        not read yet: without `emulator_host` this raises UnsupportedError.
+        The emulator answers a polybus-only admin call instead.
+        """
+        if not self.config.emulator_host:
+            raise UnsupportedError(
+                "gcp backlog",
+                [
+                    Problem(
+                        "backlog_stats",
+                        subscription,
+                        "real Pub/Sub reports backlog only through Cloud Monitoring (not read yet)",
+                    )
+                ],
+            )
+        route = self._route(subscription)
+        main = self._emulator_backlog(subscription_path(self.config.project, subscription))
+        dead = self._emulator_backlog(route.dead_letter_subscription)
+        oldest = main["oldest_publish"]
+        return BacklogStats(
+            subscription,
+            undelivered=int(main["undelivered"]),
+            in_flight=int(main["in_flight"]),
+            oldest_age=None if oldest is None else max(0.0, time.time() - float(oldest)),
+            dead_letters=int(dead["undelivered"]) + int(dead["in_flight"]),
+        )
+
+    def _emulator_backlog(self, path: str) -> dict[str, Any]:
+        """The emulator's polybus-only Backlog call for one subscription path."""
+        assert self.config.emulator_host
+        with grpc.insecure_channel(self.config.emulator_host) as channel:
+            call = channel.unary_unary(
+                EMULATOR_BACKLOG,
+                request_serializer=lambda name: name.encode("utf-8"),
+                response_deserializer=json.loads,
+            )
+            try:
+                answer: dict[str, Any] = call(path, timeout=10.0)
+            except grpc.RpcError as exc:
+                raise AdapterError(f"gcp: backlog of {path}: {exc.details()}") from exc
+        return answer
 
     def _consumer(self, path: str) -> PullConsumer:
         with self._lock:

@@ -36,7 +36,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from polybus.adapters.local import store
 from polybus.core import codecs
-from polybus.core.contract import SubscriptionSpec
+from polybus.core.contract import BacklogStats, SubscriptionSpec
 from polybus.core.events import AttributeView
 from polybus.core.filters.dialects import Filter, Predicate, compile_filter, parse_filter, to_json
 from polybus.core.poison import DECODE_ERRORS, REASON_LIMIT, undecodable_event
@@ -469,6 +469,25 @@ class DurableBus:
                 ).fetchone(),
             )
         return int(row[0])
+
+    def backlog_stats(self, subscription: str) -> BacklogStats:
+        """Waiting, leased, oldest unsettled age and dead letters, from the file's tables."""
+        self._spec(subscription)  # an unknown name is a KeyError, as in backlog()
+        now = time.time()
+        with self._cond:
+            waiting, leased, oldest, dead = self._write(
+                "backlog", lambda db: store.backlog_figures(db, subscription, now)
+            )
+        age = None if oldest is None else max(0.0, now - oldest)
+        return BacklogStats(subscription, waiting, leased, age, dead)
+
+    def subscriptions(self) -> list[str]:
+        """The names of the subscriptions in the file."""
+        with self._cond:
+            rows = self._write(
+                "subscriptions", lambda db: db.execute("SELECT name FROM subscriptions").fetchall()
+            )
+        return sorted(str(name) for (name,) in rows)
 
     def close(self) -> None:
         """Write buffered acks, make this bus's unsettled deliveries visible again, close."""

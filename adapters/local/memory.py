@@ -26,7 +26,7 @@ from datetime import datetime
 
 from cloudevents.core.v1.event import CloudEvent
 
-from polybus.core.contract import SubscriptionSpec
+from polybus.core.contract import BacklogStats, SubscriptionSpec
 from polybus.core.errors import AdapterError
 from polybus.core.events import AttributeView
 from polybus.core.filters.dialects import Filter, Predicate, compile_filter
@@ -41,6 +41,7 @@ class _Entry:
     event: CloudEvent
     key: str | None
     attempts: int = 0
+    published: float = field(default_factory=time.time)  # wall clock, for the oldest age
 
 
 @dataclass(eq=False)
@@ -249,6 +250,30 @@ class MemoryBus:
         """Events waiting or in flight for the subscription."""
         with self._cond:
             return self._queue(subscription).pending()
+
+    def backlog_stats(self, subscription: str) -> BacklogStats:
+        """Waiting (ready or delayed), in flight, oldest unacked age and dead letters, now."""
+        with self._cond:
+            queue = self._queue(subscription)
+            self._promote(queue, time.monotonic())
+            entries = [
+                *queue.ready,
+                *(entry for _, _, entry in queue.delayed),
+                *(entry for entry, _ in queue.inflight.values()),
+            ]
+            oldest = min((entry.published for entry in entries), default=None)
+            return BacklogStats(
+                subscription,
+                undelivered=len(queue.ready) + len(queue.delayed),
+                in_flight=len(queue.inflight),
+                oldest_age=None if oldest is None else max(0.0, time.time() - oldest),
+                dead_letters=len(queue.dead) + len(queue.dead_out),
+            )
+
+    def subscriptions(self) -> list[str]:
+        """The names of the subscriptions this bus holds."""
+        with self._cond:
+            return sorted(self._queues)
 
     # internals --------------------------------------------------------------
 

@@ -299,3 +299,21 @@ def policy_from_json(text: str) -> DeliveryPolicy:
         ordered=raw["ordered"],
         ack_deadline=raw["ack_deadline"],
     )
+
+
+def backlog_figures(
+    db: sqlite3.Connection, sub: str, now: float
+) -> tuple[int, int, float | None, int]:
+    """(waiting, leased, oldest unsettled publish time, dead letters) of a subscription.
+
+    A row is leased while it has a lease whose deadline is in the future; an
+    expired lease counts as waiting again, as the next receive takes it back.
+    """
+    waiting, leased, oldest = db.execute(
+        "SELECT COALESCE(SUM(d.lease IS NULL OR d.visible_at <= ?), 0),"
+        " COALESCE(SUM(d.lease IS NOT NULL AND d.visible_at > ?), 0), MIN(m.published_at)"
+        " FROM deliveries d LEFT JOIN messages m ON m.seq = d.seq WHERE d.sub = ?",
+        (now, now, sub),
+    ).fetchone()
+    dead = db.execute("SELECT COUNT(*) FROM dead_letters WHERE sub = ?", (sub,)).fetchone()[0]
+    return int(waiting), int(leased), None if oldest is None else float(oldest), int(dead)

@@ -25,6 +25,7 @@ class Probes:
 
     ready: Callable[[], bool]
     metrics: Callable[[], str]
+    detail: Callable[[], str] = lambda: ""  # firing alarms, one per line (in the /readyz body)
 
 
 class HealthServer:
@@ -76,11 +77,10 @@ class HealthServer:
         if path == "/healthz":
             return 200, "ok\n", "text/plain"
         if path == "/readyz":
-            return (
-                (200, "ready\n", "text/plain")
-                if self.probes.ready()
-                else (503, "not ready\n", "text/plain")
-            )
+            detail = self.probes.detail()  # firing alarms do not fail readiness; they are listed
+            if self.probes.ready():
+                return 200, "ready\n" + detail, "text/plain"
+            return 503, "not ready\n" + detail, "text/plain"
         if path == "/metrics":
             return 200, self.probes.metrics(), "text/plain; version=0.0.4"
         return 404, "not found\n", "text/plain"

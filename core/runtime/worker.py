@@ -309,6 +309,7 @@ class Worker:
                 bus.record(sub, event, "retried", None)
         else:
             await self._settle(running, delivery, "ack")
+            running.stats.observe_latency(event)  # end to end: the event's time to handled
             bus.record(sub, event, "acked", None)
 
     async def _settle(

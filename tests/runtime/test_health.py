@@ -41,3 +41,19 @@ def test_probes_answer_by_state() -> None:
     answers = asyncio.run(main())
     assert [status for status, _ in answers] == [503, 200, 200, 200, 404, 400, 405]
     assert answers[3][1] == "m 1\n"
+
+
+def test_readyz_body_lists_firing_alarms_without_failing_readiness() -> None:
+    """A firing alarm is shown in the /readyz body; readiness itself stays 200."""
+
+    async def main() -> tuple[int, str]:
+        probes = Probes(lambda: True, lambda: "", lambda: "dlq-depth firing: dead_letters 3 > 0\n")
+        server = HealthServer(probes, "127.0.0.1", 0)
+        await server.start()
+        answer = await _request(server.port, b"GET /readyz HTTP/1.1\r\n\r\n")
+        await server.stop()
+        return answer
+
+    status, body = asyncio.run(main())
+    assert status == 200
+    assert body == "ready\ndlq-depth firing: dead_letters 3 > 0\n"

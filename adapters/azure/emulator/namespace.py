@@ -99,7 +99,15 @@ class PullSubscription:
             "delayed": len(self.delayed),
             "locked": len(self.locked),
             "deadLettered": len(self.dead_letters),
+            "oldestPublishTime": self.oldest_publish_time(),
         }
+
+    def oldest_publish_time(self) -> str | None:
+        """The publish time of the oldest event not yet settled (polybus's backlog gauge)."""
+        items = [*self.ready, *(entry[2] for entry in self.delayed), *self.locked.values()]
+        if not items:
+            return None
+        return min(items, key=lambda item: datetime.fromisoformat(item.publish_time)).publish_time
 
     def wake(self) -> None:
         """Wake every receive waiting on this subscription."""

@@ -18,6 +18,7 @@ types as (de)serialisers. docs/gcp.md lists coverage and deviations.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ _STREAM_IDLE_WAIT = 5.0  # seconds a stream sleeps when nothing is due
 _MAX_PULL_WAIT = 10.0  # seconds a Pull without return_immediately waits for messages
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 PROJECT = "polybus-local"  # the adapter's default project
+ADMIN_SERVICE = "polybus.emulator.Admin"  # polybus-only calls; the gcp adapter names it too
 
 StreamingPullResponse = types.StreamingPullResponse.pb()
 PullResponse = types.PullResponse.pb()
@@ -194,10 +196,27 @@ class _Services:
                 response_serializer=StreamingPullResponse.SerializeToString,
             ),
         }
+        admin = {  # polybus-only, not Pub/Sub: the adapter calls it only with emulator_host set
+            "Backlog": grpc.unary_unary_rpc_method_handler(
+                self.backlog,
+                request_deserializer=lambda raw: raw.decode("utf-8"),
+                response_serializer=lambda doc: json.dumps(doc).encode("utf-8"),
+            ),
+        }
         return (
+            grpc.method_handlers_generic_handler(ADMIN_SERVICE, admin),
             grpc.method_handlers_generic_handler("google.pubsub.v1.Publisher", publisher),
             grpc.method_handlers_generic_handler("google.pubsub.v1.Subscriber", subscriber),
         )
+
+    def backlog(self, name: str, context: grpc.ServicerContext) -> dict[str, Any]:
+        """A subscription's backlog figures (the emulator's stand-in for Cloud Monitoring)."""
+        try:
+            sub = self.backend.subscription(name)
+        except RpcError as exc:
+            context.abort(exc.code, exc.message)
+        with sub.cond:
+            return sub.backlog()
 
     # -- Publisher ----------------------------------------------------------------
 

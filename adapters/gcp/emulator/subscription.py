@@ -395,6 +395,21 @@ class SubscriptionState:
             self._make_available(entry)
         self.cond.notify_all()
 
+    def backlog(self) -> dict[str, float | int | None]:
+        """Waiting (available or delayed), outstanding, and the oldest unacked publish time."""
+        entries = [
+            *self._pending,
+            *(entry for key in self._keys.values() for entry in key.queue),
+            *(item[2] for item in self._delayed if isinstance(item[2], Entry)),
+            *self._outstanding.values(),
+        ]
+        outstanding = len(self._outstanding)
+        return {
+            "undelivered": len(entries) - outstanding,
+            "in_flight": outstanding,
+            "oldest_publish": min((e.publish_ts for e in entries), default=None),
+        }
+
     def counts(self) -> dict[str, int]:
         """Backlog figures, for tests and the emulator's status line."""
         keyed = sum(len(s.queue) for s in self._keys.values())
