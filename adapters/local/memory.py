@@ -53,7 +53,7 @@ class _Queue:
     inflight: dict[int, tuple[_Entry, float]] = field(default_factory=dict)
     deadlines: list[tuple[float, int]] = field(default_factory=list)
     dead: deque[tuple[_Entry, str]] = field(default_factory=deque)
-    dead_out: dict[int, _Entry] = field(default_factory=dict)
+    dead_out: dict[int, tuple[_Entry, str]] = field(default_factory=dict)
     held: dict[str, int] = field(default_factory=dict)
 
     def pending(self) -> int:
@@ -204,9 +204,9 @@ class MemoryBus:
             self._promote(queue, time.monotonic())
             out: list[MemoryDelivery] = []
             while queue.dead and len(out) < max_events:
-                entry, _reason = queue.dead.popleft()
+                entry, reason = queue.dead.popleft()
                 token = next(self._tokens)
-                queue.dead_out[token] = entry
+                queue.dead_out[token] = (entry, reason)  # handed back with its reason
                 out.append(MemoryDelivery(self, queue, -token, entry))
             return out
 
@@ -400,9 +400,9 @@ class MemoryBus:
     def _settle(self, queue: _Queue, token: int, delay: float | None, reason: str | None) -> None:
         with self._cond:
             if token < 0:  # a dead-letter delivery: ack removes, anything else keeps it
-                entry = queue.dead_out.pop(-token, None)
-                if entry is not None and delay is not None:
-                    queue.dead.append((entry, "returned to dead-letter queue"))
+                returned = queue.dead_out.pop(-token, None)
+                if returned is not None and delay is not None:
+                    queue.dead.append(returned)  # back in the queue with its original reason
                 return
             held = queue.inflight.pop(token, None)
             if held is None:
