@@ -16,6 +16,7 @@ from polybus.core.bus import Bus
 from polybus.core.config import Config, load_config
 from polybus.core.errors import UnknownProviderError
 from polybus.core.plugins import RegisteredAdapter, collect_adapters, make_plugin_manager
+from polybus.core.tracing import install_if_configured
 
 # Built-in adapters are plugins like any other. A cloud adapter is listed only
 # when its module exists; its SDK is imported lazily, when it is chosen.
@@ -33,6 +34,9 @@ def plugin_manager(
 ) -> pluggy.PluginManager:
     """The plugin manager with the built-in adapters, entry points and `extra_plugins`."""
     pm = make_plugin_manager(DEFAULT_PLUGINS, load_entrypoints=load_entrypoints)
+    # Tracing only when OpenTelemetry is installed and configured: its hooks would
+    # otherwise cost every publish and delivery a call (see core/tracing).
+    install_if_configured(pm)
     for plugin in extra_plugins:
         pm.register(plugin)
     return pm

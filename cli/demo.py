@@ -5,6 +5,9 @@ confirmed. Each of the five services (cart, orders, inventory, payments,
 notifications) is a polybus.App; they share one bus here so the embedded
 in-memory bus works too. None names a provider.
 The trace shows every hop with its latency (handled time minus event time).
+``--trace`` records OpenTelemetry spans (the ``otel`` extra) and prints the
+waterfall of one order across the five services; ``--trace-out FILE`` writes
+every span as a JSON line.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,12 +26,15 @@ from cloudevents.core.v1.event import CloudEvent
 from rich.console import Console
 from rich.table import Table
 
-from polybus.adapters import connect
+from polybus.adapters import connect, plugin_manager
 from polybus.app import App
 from polybus.cli.errors import friendly_errors
 from polybus.core.bus import Bus
 from polybus.core.events import new_event
 from polybus.core.runtime import Context
+from polybus.core.tracing import Tracing, install
+from polybus.core.tracing.memory import MemoryTracing, memory_tracing
+from polybus.core.tracing.records import SpanRecord, from_spans, waterfall
 
 TOPIC = "shop"
 SOURCE = "/polybus/demo"
@@ -51,7 +58,8 @@ class ShopFlow:
     inventory and payments (in parallel) -> notifications.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tracer: Any = None) -> None:
+        self.tracer = tracer  # an OpenTelemetry tracer: each checkout is the root span of its order
         self.trace: list[Hop] = []
         self.confirmed: set[str] = set()
         self.notified: set[str] = set()
@@ -118,9 +126,26 @@ class ShopFlow:
     async def checkout(self, order: str, items: list[str], amount: float) -> None:
         """The cart service: a customer checks out."""
         self._expected += 1
-        await self._emit(
-            self.cart, "com.shop.cart.checked_out", order, {"items": items, "amount": amount}
-        )
+        with self._checkout_span(order):
+            await self._emit(
+                self.cart, "com.shop.cart.checked_out", order, {"items": items, "amount": amount}
+            )
+
+    @contextlib.contextmanager
+    def _checkout_span(self, order: str) -> Iterator[None]:
+        if self.tracer is None:
+            yield
+            return
+        attributes = {"polybus.service": "cart", "polybus.order": order}
+        with self.tracer.start_as_current_span(f"checkout {order}", attributes=attributes):
+            yield
+
+    def service_of(self, subscription: str) -> str | None:
+        """The service (App name) that owns `subscription`."""
+        for app in self.apps:
+            if any(spec.name == subscription for spec in app.subscribers):
+                return app.name
+        return None
 
     async def place_order(self, event: CloudEvent, ctx: Context) -> None:
         """Orders: a checkout becomes an order."""
@@ -175,24 +200,89 @@ def _data(event: CloudEvent) -> dict[str, Any]:
     return data
 
 
-def run_demo(bus: Bus, orders: int = 3, timeout: float = 30.0) -> ShopFlow:
+def run_demo(bus: Bus, orders: int = 3, timeout: float = 30.0, tracer: Any = None) -> ShopFlow:
     """Run the flow for `orders` orders; returns the finished flow (the bus stays open)."""
-    flow = ShopFlow()
+    flow = ShopFlow(tracer)
     asyncio.run(flow.run(bus, orders, timeout))
     return flow
+
+
+def span_records(flow: ShopFlow, spans: list[Any]) -> list[SpanRecord]:
+    """The demo's spans as records, each named with its service.
+
+    A span's service is its ``polybus.service`` attribute, the App owning its
+    subscription (process and settle spans), else its parent's (a publish
+    belongs to the handler that made it).
+    """
+    by_id = {span.get_span_context().span_id: span for span in spans}
+
+    def service_of(span: Any) -> str | None:
+        seen = 0
+        while span is not None and seen < 64:
+            attrs = span.attributes or {}
+            if "polybus.service" in attrs:
+                return str(attrs["polybus.service"])
+            sub = attrs.get("messaging.destination.subscription.name")
+            if sub is not None and flow.service_of(str(sub)):
+                return flow.service_of(str(sub))
+            span = None if span.parent is None else by_id.get(span.parent.span_id)
+            seen += 1
+        return "cart"
+
+    return from_spans(spans, service_of)
+
+
+def order_trace(records: list[SpanRecord], order: str) -> list[SpanRecord]:
+    """The records of the trace whose root span is the checkout of `order`."""
+    roots = [r for r in records if r.attributes.get("polybus.order") == order]
+    if not roots:
+        return []
+    return [r for r in records if r.trace_id == roots[0].trace_id]
+
+
+def run_traced(
+    bus: Bus, tracing: Tracing, orders: int, timeout: float
+) -> tuple[ShopFlow, list[SpanRecord]]:
+    """Run the flow with spans recorded in memory; returns the flow and every span's record."""
+    memory: MemoryTracing = memory_tracing("polybus-demo")
+    tracing.configure(tracer_provider=memory.provider, provider=bus.provider)
+    flow = run_demo(bus, orders, timeout, tracer=memory.provider.get_tracer("polybus.demo"))
+    tracing.flush()
+    memory.provider.force_flush()
+    return flow, span_records(flow, memory.spans())
 
 
 @click.command("demo")
 @click.option("--orders", type=click.IntRange(1, 1000), default=3, show_default=True)
 @click.option("--timeout", type=float, default=30.0, show_default=True)
+@click.option(
+    "--trace",
+    "show_trace",
+    is_flag=True,
+    help="Print the span waterfall of one order (otel extra).",
+)
+@click.option(
+    "--trace-out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write every span as a JSON line to FILE (otel extra).",
+)
 @click.pass_context
 @friendly_errors
-def demo_command(ctx: click.Context, orders: int, timeout: float) -> None:
+def demo_command(
+    ctx: click.Context, orders: int, timeout: float, show_trace: bool, trace_out: Path | None
+) -> None:
     """Run the shopping-cart flow as services on the bus and print the event trace."""
     console = Console()
-    with connect(ctx.obj["config_path"]) as bus:
+    records: list[SpanRecord] = []
+    pm = plugin_manager()
+    # Tracing is registered before the bus is built: the bus reads its hooks once.
+    tracing = install(pm) if show_trace or trace_out is not None else None
+    with connect(ctx.obj["config_path"], pm=pm) as bus:
         console.print(f"polybus demo on provider [bold]{bus.provider}[/], {orders} order(s)")
-        flow = run_demo(bus, orders, timeout)
+        if tracing is not None:
+            flow, records = run_traced(bus, tracing, orders, timeout)
+        else:
+            flow = run_demo(bus, orders, timeout)
     table = Table("t (ms)", "service", "handled event", "order", "hop (ms)")
     for hop in sorted(flow.trace, key=lambda h: h.at_ms):
         table.add_row(
@@ -204,3 +294,11 @@ def demo_command(ctx: click.Context, orders: int, timeout: float) -> None:
         raise click.ClickException(f"{missing} order(s) not confirmed within {timeout}s")
     total = max(h.at_ms for h in flow.trace)
     console.print(f"[green]{len(flow.notified)} order(s) confirmed[/] in {total:.1f} ms")
+    if trace_out is not None:
+        trace_out.write_text("".join(record.to_json() + "\n" for record in records))
+        console.print(f"{len(records)} span(s) written to {trace_out}")
+    if show_trace:
+        one = order_trace(records, "order-1")
+        console.print(f"trace {one[0].trace_id if one else '-'} of order-1 ({len(one)} spans):")
+        for line in waterfall(one):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -78,8 +78,16 @@ class TestBus:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: App, *, provider: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        provider: str | None = None,
+        timeout: float = 10.0,
+        plugins: Sequence[object] = (),
+    ) -> None:
         self.app = app
+        self._plugins = tuple(plugins)  # extra middleware (tracing, validation) for the test
         self.timeout = timeout
         self._provider = provider
         self._recorder = _Recorder()
@@ -97,7 +105,7 @@ class TestBus:
         )
         registry = available_adapters()
         capabilities = registry[name].info.capabilities if name in registry else None
-        pm = plugin_manager([self._recorder], load_entrypoints=False)
+        pm = plugin_manager([self._recorder, *self._plugins], load_entrypoints=False)
         self.bus = Bus(self._memory, hooks=pm.hook, capabilities=capabilities)
         self._saved_settings = self.app.settings
         self.app.with_settings(instant_retries=True, poll_timeout=0.05, grace=self.timeout)

@@ -63,6 +63,7 @@ from polybus.core.errors import EventValidationError, Problem
 from polybus.core.events import build_event, validate_attributes
 from polybus.core.formats import from_dict, to_json
 from polybus.core.sizing import KB, SizeLimit
+from polybus.core.tracing.carriers import TRACEPARENT, to_xray
 
 TIME_SIZE = 14  # a supplied Time counts as 14 bytes (eb-putevent-size.html)
 REQUEST_LIMIT = 256 * KB  # the total entry size of one PutEvents must be less than this
@@ -99,6 +100,11 @@ def to_entry(event: CloudEvent, bus: str) -> Entry:
     if time is not None:
         request["Time"] = time
         size += TIME_SIZE
+    traceparent = attrs.get(TRACEPARENT)
+    if traceparent is not None:  # EventBridge's native carrier: X-Ray, not counted in the size
+        header = to_xray(traceparent)
+        if header is not None:
+            request["TraceHeader"] = header
     return Entry(attrs["id"], request, size)
 
 

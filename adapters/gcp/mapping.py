@@ -54,6 +54,7 @@ from polybus.core.events import build_event, validate_attributes
 from polybus.core.filters.dialects import canonical_string
 from polybus.core.formats import dumps_json, from_json, is_json_content_type, to_json
 from polybus.core.sizing import SizeLimit
+from polybus.core.tracing.carriers import PUBSUB_TRACEPARENT, TRACEPARENT
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 CONTENT_TYPE = "content-type"
@@ -190,6 +191,9 @@ def from_message(data: bytes, attributes: Mapping[str, str]) -> CloudEvent:
             return codecs.decode(lowered, bytes(data))
         # A structured event format we cannot read: the spec lets us treat it as binary.
     attrs: dict[str, Any] = dict(ce)
+    if TRACEPARENT not in attrs and PUBSUB_TRACEPARENT in attributes:
+        # A publisher traced by google-cloud-pubsub, not by polybus: keep its context.
+        attrs[TRACEPARENT] = attributes[PUBSUB_TRACEPARENT]
     datacontenttype = content_type if content_type is not None else ce.get("datacontenttype")
     if datacontenttype is not None:
         attrs["datacontenttype"] = datacontenttype

@@ -31,6 +31,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from polybus.core.bus import Bus, Subscription
 from polybus.core.contract import Delivery, RenewableDelivery
+from polybus.core.correlation import correlate
 from polybus.core.errors import ValidationError
 from polybus.core.runtime.context import Context
 from polybus.core.runtime.current import current_event, current_subscription
@@ -160,8 +161,12 @@ class Worker:
         self._io.shutdown(wait=False, cancel_futures=True)
 
     async def publish(self, events: CloudEvent | Sequence[CloudEvent], topic: str) -> None:
-        """Publish through the bus without blocking the loop."""
-        await self._call(partial(self.bus.publish, events, topic))
+        """Publish through the bus without blocking the loop (correlated inside a handler)."""
+        await self._call(partial(self.bus.publish, correlate(events), topic))
+
+    def publish_now(self, events: CloudEvent | Sequence[CloudEvent], topic: str) -> None:
+        """Publish from a sync handler's thread (correlated with the event it handles)."""
+        self.bus.publish(correlate(events), topic)
 
     # internals ----------------------------------------------------------------
 
@@ -238,7 +243,7 @@ class Worker:
             await self._settle(running, delivery, "ack")
             bus.record(sub, event, "filtered", None)
             return
-        ctx = Context(sub.name, delivery.attempt, event, self.publish, partial(bus.publish))
+        ctx = Context(sub.name, delivery.attempt, event, self.publish, self.publish_now)
         event_token = current_event.set(event)
         sub_token = current_subscription.set(sub.name)
         renewer = asyncio.create_task(self._renew(running, delivery))
