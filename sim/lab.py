@@ -18,13 +18,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from polybus.core.errors import ConfigError, PolybusError, Problem
+from polybus.core.page_server import PageServer
 from polybus.sim import narrative
 from polybus.sim.lab_page import PAGE
 from polybus.sim.report import figures, tables
@@ -463,37 +464,12 @@ def _esc(text: str) -> str:
 # ---- the HTTP server --------------------------------------------------------------------------
 
 
-class LabServer:
+class LabServer(PageServer):
     """The lab on a local port: GET / (the page), /api/scenario; POST /api/run, /api/exercise."""
 
     def __init__(self, lab: Lab, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(_handler(lab), host, port)
         self.lab = lab
-        self.httpd = ThreadingHTTPServer((host, port), _handler(lab))
-        self.httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The page's address (the real port when 0 was asked for)."""
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def serve_forever(self) -> None:
-        """Serve until `close()` or Ctrl-C."""
-        self.httpd.serve_forever(poll_interval=0.2)
-
-    def start(self) -> LabServer:
-        """Serve from a background thread (for tests and notebooks); returns self."""
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self.httpd.shutdown()
-            self._thread.join()
-        self.httpd.server_close()
 
 
 def _handler(lab: Lab) -> type[BaseHTTPRequestHandler]:

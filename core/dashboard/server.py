@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -25,6 +25,7 @@ from polybus.core.dashboard import dlq
 from polybus.core.dashboard.metrics import MetricsSource, Rates
 from polybus.core.dashboard.page import PAGE
 from polybus.core.errors import PolybusError
+from polybus.core.page_server import PageServer
 
 
 @dataclass
@@ -116,37 +117,12 @@ def parse_subscriptions(values: Iterable[str]) -> dict[str, str]:
     return out
 
 
-class DashboardServer:
+class DashboardServer(PageServer):
     """The dashboard on a local port, served from a background thread or the foreground."""
 
     def __init__(self, dashboard: Dashboard, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(_handler(dashboard), host, port)
         self.dashboard = dashboard
-        self.httpd = ThreadingHTTPServer((host, port), _handler(dashboard))
-        self.httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The page's address (the real port when 0 was asked for)."""
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def serve_forever(self) -> None:
-        """Serve until `close()` or Ctrl-C."""
-        self.httpd.serve_forever(poll_interval=0.2)
-
-    def start(self) -> DashboardServer:
-        """Serve from a background thread; returns self."""
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self.httpd.shutdown()
-            self._thread.join()
-        self.httpd.server_close()
 
 
 def _ids(body: dict[str, Any]) -> list[str] | None:
