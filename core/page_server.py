@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
+
+
+class PageHandler(BaseHTTPRequestHandler):
+    """A quiet handler with the two things every local page needs: send bytes, read JSON."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: pages poll, and the terminal shows the address, not every request."""
+
+    def _send(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_json(self) -> Any:
+        """The request body as JSON (an empty body is ``{}``); ValueError when malformed."""
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}")
 
 
 class PageServer:

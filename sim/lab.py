@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from polybus.core.errors import ConfigError, PolybusError, Problem
-from polybus.core.page_server import PageServer
+from polybus.core.page_server import PageHandler, PageServer
 from polybus.sim import narrative
 from polybus.sim.lab_page import PAGE
 from polybus.sim.report import figures, tables
@@ -473,18 +473,7 @@ class LabServer(PageServer):
 
 
 def _handler(lab: Lab) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the terminal shows the address, not every request."""
-
-        def _send(self, status: int, body: bytes, kind: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(PageHandler):
         def _json(self, status: int, payload: object) -> None:
             self._send(
                 status,
@@ -502,8 +491,7 @@ def _handler(lab: Lab) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self._read_json()
                 if self.path == "/api/run":
                     self._json(HTTPStatus.OK, _clean(lab.run(Settings.from_json(body))))
                 elif self.path == "/api/exercise":

@@ -25,7 +25,7 @@ from polybus.core.dashboard import dlq
 from polybus.core.dashboard.metrics import MetricsSource, Rates
 from polybus.core.dashboard.page import PAGE
 from polybus.core.errors import PolybusError
-from polybus.core.page_server import PageServer
+from polybus.core.page_server import PageHandler, PageServer
 
 
 @dataclass
@@ -135,18 +135,7 @@ def _ids(body: dict[str, Any]) -> list[str] | None:
 
 
 def _handler(board: Dashboard) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the page polls every second."""
-
-        def _send(self, status: int, body: bytes, kind: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(PageHandler):
         def _json(self, status: int, doc: object) -> None:
             self._send(status, json.dumps(doc, default=str).encode(), "application/json")
 
@@ -173,8 +162,7 @@ def _handler(board: Dashboard) -> type[BaseHTTPRequestHandler]:
             """Requeue and purge: the same code as the CLI."""
             url = urlparse(self.path)
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self._read_json()
                 if not isinstance(body, dict) or not isinstance(body.get("subscription"), str):
                     raise ValueError("expected a JSON object with a subscription")
                 sub = body["subscription"]
