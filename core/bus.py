@@ -144,7 +144,7 @@ class Bus:
         if not additions:
             return event
         attrs = {**event.get_attributes(), **additions}
-        validate_attributes(attrs, event.get_data())
+        validate_attributes(attrs, event.get_data(), check_data=False)  # data checked above
         return build_event(attrs, event.get_data())
 
     # subscribing ------------------------------------------------------------
