@@ -472,9 +472,9 @@ class DurableBus:
 
     def backlog_stats(self, subscription: str) -> BacklogStats:
         """Waiting, leased, oldest unsettled age and dead letters, from the file's tables."""
-        self._spec(subscription)  # an unknown name is a KeyError, as in backlog()
         now = time.time()
-        with self._cond:
+        with self._cond:  # _spec may write: every use of the shared connection holds the lock
+            self._spec(subscription)  # an unknown name is a KeyError, as in backlog()
             waiting, leased, oldest, dead = self._write(
                 "backlog", lambda db: store.backlog_figures(db, subscription, now)
             )
@@ -574,7 +574,11 @@ class DurableBus:
     # internals --------------------------------------------------------------
 
     def _spec(self, subscription: str) -> SubscriptionSpec:
-        """The subscription's spec; re-reads the file once when another process made it."""
+        """The subscription's spec; re-reads the file once when another process made it.
+
+        The caller holds `_cond`: the re-read is a write on the shared connection, and
+        two transactions interleaved on it roll each other back.
+        """
         spec = self._specs.get(subscription)
         if spec is None:
             self._write("read subscriptions", lambda db: None)
