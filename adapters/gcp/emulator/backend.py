@@ -19,7 +19,15 @@ from typing import Any
 import grpc
 from google.pubsub_v1.types import pubsub as types
 
+from polybus.adapters.gcp.emulator.errors import RpcError
 from polybus.adapters.gcp.emulator.filter import FilterSyntaxError, compile_pubsub_filter
+from polybus.adapters.gcp.emulator.iam import PolicyStore
+from polybus.adapters.gcp.emulator.schemas import SchemaRegistry
+from polybus.adapters.gcp.emulator.snapshots import (
+    SnapshotState,
+    check_snapshot_name,
+    new_snapshot,
+)
 from polybus.adapters.gcp.emulator.subscription import DeliveryRules, Entry, SubscriptionState
 
 PubsubMessage = types.PubsubMessage.pb()
@@ -37,21 +45,13 @@ _TOPIC_NAME = re.compile(rf"projects/([^/]+)/topics/({_RESOURCE_ID})")
 _SUBSCRIPTION_NAME = re.compile(rf"projects/([^/]+)/subscriptions/({_RESOURCE_ID})")
 
 
-class RpcError(Exception):
-    """A failed call: the gRPC status code and the message Pub/Sub would send."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 @dataclass
 class TopicState:
     """A topic and the subscriptions attached to it (a tuple, replaced on change)."""
 
     config: Any
     subscriptions: tuple[SubscriptionState, ...] = ()
+    snapshots: tuple[SnapshotState, ...] = ()  # snapshots retaining what the topic receives
 
 
 def _check_name(name: str, pattern: re.Pattern[str], kind: str) -> None:
@@ -71,13 +71,27 @@ class Backend:
         self._lock = threading.RLock()
         self._topics: dict[str, TopicState] = {}
         self._subscriptions: dict[str, SubscriptionState] = {}
+        self._snapshots: dict[str, SnapshotState] = {}
         self._message_ids = itertools.count(1)
+        self.schemas = SchemaRegistry()
+        self.iam = PolicyStore(self.exists)
+
+    def exists(self, name: str) -> bool:
+        """Whether `name` is a topic, subscription, snapshot or schema of this emulator."""
+        return (
+            name in self._topics
+            or name in self._subscriptions
+            or name in self._snapshots
+            or self.schemas.exists(name)
+        )
 
     # -- topics -----------------------------------------------------------------
 
     def create_topic(self, topic: Any) -> Any:
         """CreateTopic: ALREADY_EXISTS when present, INVALID_ARGUMENT for a bad name."""
         _check_name(topic.name, _TOPIC_NAME, "topic")
+        if topic.HasField("schema_settings"):
+            self.schemas.check_settings(topic.schema_settings)
         with self._lock:
             if topic.name in self._topics:
                 raise RpcError(grpc.StatusCode.ALREADY_EXISTS, "Topic already exists")
@@ -110,6 +124,7 @@ class Backend:
         with self._lock:
             state = self._topic(name)
             del self._topics[name]
+            self.iam.forget(name)
             for sub in state.subscriptions:
                 with sub.cond:
                     sub.topic = DELETED_TOPIC
@@ -128,6 +143,8 @@ class Backend:
                 f"The value for message_count is too large. You passed {len(messages)} in the "
                 f"request, but the maximum value is {MAX_PUBLISH_MESSAGES}.",
             )
+        config = state.config
+        schema_settings = config.schema_settings if config.HasField("schema_settings") else None
         wall = time.time()
         seconds = int(wall)
         nanos = int((wall - seconds) * 1e9)
@@ -144,6 +161,8 @@ class Backend:
                 )
             if attributes:
                 _check_attributes(attributes)
+            if schema_settings is not None:
+                msg.attributes.update(self.schemas.check_publish(schema_settings, msg.data))
             message_id = str(next(self._message_ids))
             msg.message_id = message_id
             msg.publish_time.seconds = seconds
@@ -159,7 +178,82 @@ class Backend:
         for sub in state.subscriptions:
             with sub.cond:
                 sub.enqueue(sized, wall)
+        if state.snapshots:
+            retained = [(msg, size, wall) for msg, size in sized]
+            for snapshot in state.snapshots:
+                snapshot.retain(retained)
         return ids
+
+    # -- snapshots ----------------------------------------------------------------
+
+    def create_snapshot(self, request: Any) -> Any:
+        """CreateSnapshot of a subscription's unacknowledged messages."""
+        check_snapshot_name(request.name)
+        sub = self.subscription(request.subscription)
+        with self._lock:
+            if request.name in self._snapshots:
+                raise RpcError(grpc.StatusCode.ALREADY_EXISTS, "Snapshot already exists")
+            topic = self._topics.get(sub.topic)
+            if topic is None:
+                raise RpcError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "The subscription's topic was deleted: it cannot be snapshotted",
+                )
+            with sub.cond:
+                snapshot = new_snapshot(request, sub.topic, sub.unacked(), time.time())
+            self._snapshots[request.name] = snapshot
+            topic.snapshots = (*topic.snapshots, snapshot)
+        return snapshot.config
+
+    def snapshot(self, name: str) -> SnapshotState:
+        """The snapshot; NOT_FOUND when absent."""
+        state = self._snapshots.get(name)
+        if state is None:
+            check_snapshot_name(name)
+            raise RpcError(grpc.StatusCode.NOT_FOUND, "Snapshot does not exist")
+        return state
+
+    def list_snapshots(self, project: str) -> list[str]:
+        """Names of the project's snapshots, sorted."""
+        prefix = f"{project}/snapshots/"
+        with self._lock:
+            return sorted(name for name in self._snapshots if name.startswith(prefix))
+
+    def update_snapshot(self, config: Any, paths: Iterable[str]) -> Any:
+        """UpdateSnapshot: labels only (expire_time is Pub/Sub's to compute)."""
+        state = self.snapshot(config.name)
+        for path in paths:
+            if path != "labels":
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"Invalid update_mask provided: {path}"
+                )
+            state.config.labels.clear()
+            state.config.labels.update(config.labels)
+        return state.config
+
+    def delete_snapshot(self, name: str) -> None:
+        """DeleteSnapshot: its retained messages are released."""
+        with self._lock:
+            state = self.snapshot(name)
+            del self._snapshots[name]
+            topic = self._topics.get(state.topic)
+            if topic is not None:
+                topic.snapshots = tuple(s for s in topic.snapshots if s is not state)
+        self.iam.forget(name)
+
+    def seek_snapshot(self, subscription: str, name: str) -> None:
+        """Seek a subscription to a snapshot of its own topic."""
+        sub = self.subscription(subscription)
+        snapshot = self.snapshot(name)
+        if snapshot.topic != sub.topic:
+            raise RpcError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Snapshot {name} belongs to topic {snapshot.topic}, not to the subscription's "
+                f"topic {sub.topic}",
+            )
+        messages = snapshot.retained(time.time())
+        with sub.cond:
+            sub.seek_to(messages)
 
     # -- subscriptions ----------------------------------------------------------
 
@@ -239,6 +333,7 @@ class Backend:
         with self._lock:
             sub = self.subscription(name)
             del self._subscriptions[name]
+            self.iam.forget(name)
             topic = self._topics.get(sub.topic)
             if topic is not None:
                 topic.subscriptions = tuple(s for s in topic.subscriptions if s is not sub)
@@ -340,6 +435,7 @@ def _rules_of(config: Any) -> tuple[DeliveryRules, Any]:
         max_backoff=max_backoff,
         retention=retention,
         retain_acked=config.retain_acked_messages,
+        exactly_once=config.enable_exactly_once_delivery,
     )
     return rules, matches
 

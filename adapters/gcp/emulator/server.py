@@ -27,8 +27,12 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-from google.protobuf import empty_pb2
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.protobuf import any_pb2, empty_pb2
 from google.pubsub_v1.types import pubsub as types
+from google.pubsub_v1.types import schema as schema_types
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from polybus.adapters.gcp.emulator.backend import Backend, RpcError
 from polybus.adapters.gcp.emulator.subscription import MAX_BATCH_MESSAGES, StreamLimits
@@ -190,6 +194,15 @@ class _Services:
                 self.modify_ack_deadline, t.ModifyAckDeadlineRequest, empty_pb2.Empty
             ),
             "Seek": _unary(self.seek, t.SeekRequest, t.SeekResponse),
+            "CreateSnapshot": _unary(self.create_snapshot, t.CreateSnapshotRequest, t.Snapshot),
+            "GetSnapshot": _unary(self.get_snapshot, t.GetSnapshotRequest, t.Snapshot),
+            "ListSnapshots": _unary(
+                self.list_snapshots, t.ListSnapshotsRequest, t.ListSnapshotsResponse
+            ),
+            "UpdateSnapshot": _unary(self.update_snapshot, t.UpdateSnapshotRequest, t.Snapshot),
+            "DeleteSnapshot": _unary(
+                self.delete_snapshot, t.DeleteSnapshotRequest, empty_pb2.Empty
+            ),
             "StreamingPull": grpc.stream_stream_rpc_method_handler(
                 self.streaming_pull,
                 request_deserializer=_pb(t.StreamingPullRequest).FromString,
@@ -203,8 +216,26 @@ class _Services:
                 response_serializer=lambda doc: json.dumps(doc).encode("utf-8"),
             ),
         }
+        iam = self.backend.iam
+        policies = {
+            "GetIamPolicy": _unary(
+                lambda r, c: iam.get(r), iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy
+            ),
+            "SetIamPolicy": _unary(
+                lambda r, c: iam.set(r), iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy
+            ),
+            "TestIamPermissions": _unary(
+                lambda r, c: iam.test(r),
+                iam_policy_pb2.TestIamPermissionsRequest,
+                iam_policy_pb2.TestIamPermissionsResponse,
+            ),
+        }
         return (
             grpc.method_handlers_generic_handler(ADMIN_SERVICE, admin),
+            grpc.method_handlers_generic_handler("google.iam.v1.IAMPolicy", policies),
+            grpc.method_handlers_generic_handler(
+                "google.pubsub.v1.SchemaService", _schema_handlers(self.backend)
+            ),
             grpc.method_handlers_generic_handler("google.pubsub.v1.Publisher", publisher),
             grpc.method_handlers_generic_handler("google.pubsub.v1.Subscriber", subscriber),
         )
@@ -277,12 +308,34 @@ class _Services:
     def seek(self, request: Any, context: grpc.ServicerContext) -> Any:
         sub = self.backend.subscription(request.subscription)
         if request.snapshot:
-            raise RpcError(grpc.StatusCode.NOT_FOUND, "Snapshot does not exist (not emulated)")
+            self.backend.seek_snapshot(request.subscription, request.snapshot)
+            return _pb(types.SeekResponse)()
         if not request.HasField("time"):
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "Seek needs a time or a snapshot")
         with sub.cond:
             sub.seek(request.time.seconds + request.time.nanos / 1e9)
         return _pb(types.SeekResponse)()
+
+    def create_snapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self.backend.create_snapshot(request)
+
+    def get_snapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self.backend.snapshot(request.snapshot).config
+
+    def list_snapshots(self, request: Any, context: grpc.ServicerContext) -> Any:
+        names = self.backend.list_snapshots(request.project)
+        page, token = _page(names, request.page_size, request.page_token)
+        response = _pb(types.ListSnapshotsResponse)(next_page_token=token)
+        for name in page:
+            response.snapshots.append(self.backend.snapshot(name).config)
+        return response
+
+    def update_snapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self.backend.update_snapshot(request.snapshot, request.update_mask.paths)
+
+    def delete_snapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.backend.delete_snapshot(request.snapshot)
+        return _EMPTY
 
     # -- Subscriber: delivery ---------------------------------------------------------
 
@@ -291,7 +344,11 @@ class _Services:
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "No ack ids specified")
         sub = self.backend.subscription(request.subscription)
         with sub.cond:
-            sub.ack(request.ack_ids)
+            if sub.rules.exactly_once:
+                sub.maintain(time.monotonic(), time.time())  # an expired lease's ack id is invalid
+            invalid = sub.ack(request.ack_ids)
+        if invalid and sub.rules.exactly_once:
+            _abort_invalid_ack_ids(context, invalid)
         return _EMPTY
 
     def modify_ack_deadline(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -305,8 +362,12 @@ class _Services:
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "No ack ids specified")
         sub = self.backend.subscription(request.subscription)
         with sub.cond:
-            sub.modify(request.ack_ids, seconds, time.monotonic())
+            if sub.rules.exactly_once:
+                sub.maintain(time.monotonic(), time.time())
+            invalid = sub.modify(request.ack_ids, seconds, time.monotonic())
         self.backend.forward_dead_letters(sub)
+        if invalid and sub.rules.exactly_once:
+            _abort_invalid_ack_ids(context, invalid)
         return _EMPTY
 
     def pull(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -365,9 +426,11 @@ class _Services:
                     idle = _STREAM_IDLE_WAIT if nxt is None else min(nxt, _STREAM_IDLE_WAIT)
                     sub.cond.wait(max(1e-3, idle))
                 ordered = sub.rules.ordered
+                exactly_once = sub.rules.exactly_once
             backend.forward_dead_letters(sub)
             response = StreamingPullResponse()
             response.subscription_properties.message_ordering_enabled = ordered
+            response.subscription_properties.exactly_once_delivery_enabled = exactly_once
             _fill(response.received_messages, batch)
             yield response
 
@@ -434,3 +497,76 @@ def _fill(received: Any, batch: list[tuple[str, Any, int]]) -> None:
     for ack_id, msg, attempt in batch:
         item = received.add(ack_id=ack_id, delivery_attempt=attempt)
         item.message.CopyFrom(msg)
+
+
+def _abort_invalid_ack_ids(context: grpc.ServicerContext, ack_ids: list[str]) -> None:
+    """Exactly-once delivery: report each invalid ack id the way Pub/Sub does (ErrorInfo)."""
+    info = error_details_pb2.ErrorInfo(
+        reason="EXACTLY_ONCE_ACKID_FAILURE",
+        domain="pubsub.googleapis.com",
+        metadata=dict.fromkeys(ack_ids, "PERMANENT_FAILURE_INVALID_ACK_ID"),
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(
+        code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        message=f"{len(ack_ids)} ack id(s) are invalid: their lease expired or they were acked",
+        details=[detail],
+    )
+    context.abort_with_status(rpc_status.to_status(status))
+
+
+def _schema_handlers(backend: Backend) -> dict[str, grpc.RpcMethodHandler]:
+    """google.pubsub.v1.SchemaService over the backend's registry."""
+    t = schema_types
+    schemas = backend.schemas
+
+    def list_schemas(request: Any, context: grpc.ServicerContext) -> Any:
+        found = schemas.list_schemas(request.parent, request.view)
+        names = [m.name for m in found]
+        page, token = _page(names, request.page_size, request.page_token)
+        chosen = [m for m in found if m.name in set(page)]
+        return _pb(t.ListSchemasResponse)(schemas=chosen, next_page_token=token)
+
+    def list_revisions(request: Any, context: grpc.ServicerContext) -> Any:
+        found = schemas.list_revisions(request.name, request.view)
+        keys = [str(i) for i in range(len(found))]
+        page, token = _page(keys, request.page_size, request.page_token)
+        chosen = [found[int(k)] for k in page]
+        return _pb(t.ListSchemaRevisionsResponse)(schemas=chosen, next_page_token=token)
+
+    def delete(request: Any, context: grpc.ServicerContext) -> Any:
+        schemas.delete(request.name)
+        backend.iam.forget(request.name)
+        return _EMPTY
+
+    def validate_schema(request: Any, context: grpc.ServicerContext) -> Any:
+        schemas.validate_schema(request.schema)
+        return _pb(t.ValidateSchemaResponse)()
+
+    def validate_message(request: Any, context: grpc.ServicerContext) -> Any:
+        schemas.validate_message(request)
+        return _pb(t.ValidateMessageResponse)()
+
+    return {
+        "CreateSchema": _unary(lambda r, c: schemas.create(r), t.CreateSchemaRequest, t.Schema),
+        "GetSchema": _unary(lambda r, c: schemas.get(r), t.GetSchemaRequest, t.Schema),
+        "ListSchemas": _unary(list_schemas, t.ListSchemasRequest, t.ListSchemasResponse),
+        "ListSchemaRevisions": _unary(
+            list_revisions, t.ListSchemaRevisionsRequest, t.ListSchemaRevisionsResponse
+        ),
+        "CommitSchema": _unary(lambda r, c: schemas.commit(r), t.CommitSchemaRequest, t.Schema),
+        "RollbackSchema": _unary(
+            lambda r, c: schemas.rollback(r), t.RollbackSchemaRequest, t.Schema
+        ),
+        "DeleteSchemaRevision": _unary(
+            lambda r, c: schemas.delete_revision(r), t.DeleteSchemaRevisionRequest, t.Schema
+        ),
+        "DeleteSchema": _unary(delete, t.DeleteSchemaRequest, empty_pb2.Empty),
+        "ValidateSchema": _unary(
+            validate_schema, t.ValidateSchemaRequest, t.ValidateSchemaResponse
+        ),
+        "ValidateMessage": _unary(
+            validate_message, t.ValidateMessageRequest, t.ValidateMessageResponse
+        ),
+    }

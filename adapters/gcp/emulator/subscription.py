@@ -103,6 +103,7 @@ class DeliveryRules:
     max_backoff: float = 600.0
     retention: float = 7 * 24 * 3600.0
     retain_acked: bool = False
+    exactly_once: bool = False  # acks and modacks of invalid ack ids are reported, not ignored
 
     def backoff(self, attempts: int) -> float:
         """Seconds before redelivering a message that failed `attempts` times."""
@@ -249,28 +250,38 @@ class SubscriptionState:
 
     # -- settlement -------------------------------------------------------------
 
-    def ack(self, ack_ids: Iterable[str]) -> None:
-        """Acknowledge: never deliver these messages again (unknown ids are ignored)."""
+    def ack(self, ack_ids: Iterable[str]) -> list[str]:
+        """Acknowledge: never deliver these messages again; the ack ids that were not valid.
+
+        An ack id is valid while its lease lasts. Pub/Sub ignores invalid ones,
+        except with exactly-once delivery, where the caller reports them.
+        """
         freed = False
+        invalid: list[str] = []
         for ack_id in ack_ids:
             entry = self._outstanding.pop(ack_id, None)
             if entry is None:
+                invalid.append(ack_id)
                 continue
             freed = self._release(entry) or freed
             if not self.rules.retain_acked:
                 self._log.pop(entry.msg.message_id, None)
         if freed:
             self.cond.notify_all()
+        return invalid
 
-    def modify(self, ack_ids: Iterable[str], seconds: int, now: float) -> None:
-        """Set the lease of these messages to `seconds` from now; 0 is a nack."""
+    def modify(self, ack_ids: Iterable[str], seconds: int, now: float) -> list[str]:
+        """Set the lease of these messages to `seconds` from now (0 is a nack); the invalid ids."""
+        invalid: list[str] = []
         if seconds == 0:
             for ack_id in ack_ids:
                 entry = self._outstanding.get(ack_id)
                 if entry is not None:
                     self._redeliver(entry, now)
+                else:
+                    invalid.append(ack_id)
             self.cond.notify_all()
-            return
+            return invalid
         deadline = now + seconds
         earliest = self._deadlines[0][0] if self._deadlines else float("inf")
         for ack_id in ack_ids:
@@ -278,8 +289,11 @@ class SubscriptionState:
             if entry is not None:
                 entry.deadline = deadline
                 heapq.heappush(self._deadlines, (deadline, next(self._ticks), ack_id))
+            else:
+                invalid.append(ack_id)
         if deadline < earliest:
             self.cond.notify_all()  # waiters sleep until the old earliest deadline: wake them
+        return invalid
 
     def _release(self, entry: Entry) -> bool:
         """Forget an outstanding entry's lease; True when flow control or a key freed up."""
@@ -375,6 +389,44 @@ class SubscriptionState:
 
     def seek(self, wall_time: float) -> None:
         """Mark messages published before `wall_time` acknowledged and later ones not."""
+        self._reset()
+        for message_id, entry in list(self._log.items()):
+            if entry.publish_ts < wall_time:
+                if not self.rules.retain_acked:
+                    del self._log[message_id]
+                continue
+            self._make_available(entry)
+        self.cond.notify_all()
+
+    def unacked(self) -> list[tuple[Any, int, float]]:
+        """Every message not yet acknowledged (message, size, publish time), in publish order."""
+        entries = sorted(
+            [
+                *self._pending,
+                *(entry for key in self._keys.values() for entry in key.queue),
+                *(item[2] for item in self._delayed if isinstance(item[2], Entry)),
+                *self._outstanding.values(),
+            ],
+            key=lambda e: e.seq,
+        )
+        return [(e.msg, e.size, e.publish_ts) for e in entries]
+
+    def seek_to(self, messages: Iterable[tuple[Any, int, float]]) -> None:
+        """Seek to a snapshot: exactly `messages` (that pass the filter) are unacknowledged."""
+        self._reset()
+        if not self.rules.retain_acked:
+            self._log.clear()
+        for msg, size, publish_ts in messages:
+            if not self.matches(msg.attributes):
+                continue
+            key = msg.ordering_key if self.rules.ordered else ""
+            entry = Entry(next(self._seq), msg, size, publish_ts, key)
+            self._log[msg.message_id] = entry
+            self._make_available(entry)
+        self.cond.notify_all()
+
+    def _reset(self) -> None:
+        """Forget every lease, queue and delayed redelivery (the first step of a seek)."""
         for entry in self._outstanding.values():
             if entry.stream is not None:
                 entry.stream.count -= 1
@@ -387,13 +439,6 @@ class SubscriptionState:
         self._delayed.clear()
         self._outstanding.clear()
         self._deadlines.clear()
-        for message_id, entry in list(self._log.items()):
-            if entry.publish_ts < wall_time:
-                if not self.rules.retain_acked:
-                    del self._log[message_id]
-                continue
-            self._make_available(entry)
-        self.cond.notify_all()
 
     def backlog(self) -> dict[str, float | int | None]:
         """Waiting (available or delayed), outstanding, and the oldest unacked publish time."""
