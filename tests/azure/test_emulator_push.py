@@ -109,14 +109,15 @@ def test_wrong_key_on_a_basic_topic_is_401(azure_emulator, azure_admin, name):
         )
 
 
-def test_basic_publish_over_one_megabyte_is_413(azure_emulator, azure_admin, name):
-    """A batch over 1 MB is refused with 413."""
+def test_basic_publish_over_the_request_limit_is_413(azure_emulator, azure_admin, name):
+    """A batch over 1,536,000 bytes is refused with 413 and Azure's message."""
     topic = name("big")
     azure_admin.put_basic_topic(topic)
-    events = [CloudEvent(source="/s", type="t", data="x" * 300_000) for _ in range(4)]
+    events = [CloudEvent(source="/s", type="t", data="x" * 300_000) for _ in range(6)]
     with pytest.raises(HttpResponseError) as caught:
         _send(azure_emulator, topic, events)
     assert caught.value.status_code == 413
+    assert "The maximum size (1536000) has been exceeded." in str(caught.value)
 
 
 def test_eventgrid_schema_handshake_and_delivery(azure_emulator, azure_admin, webhook, name):

@@ -27,6 +27,8 @@ Admin API (management plane, which real Azure puts in ARM), same key:
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from typing import Any
@@ -36,6 +38,7 @@ from aiohttp import web
 from polybus.adapters.azure.emulator.namespace import (
     MAX_RECEIVE_EVENTS,
     MAX_WAIT_SECONDS,
+    RELEASE_DELAYS,
     BrokerError,
     Namespace,
     receive_detail,
@@ -44,7 +47,13 @@ from polybus.adapters.azure.emulator.namespace import (
 from polybus.adapters.azure.emulator.push import CLOUDEVENTS_SCHEMA, BasicTopics
 from polybus.adapters.azure.emulator.sas import check_sas_token, keys_match
 
-MAX_REQUEST_BYTES = 1024 * 1024
+# Azure's limits: 1 MB per event (documented); a request over 1,536,000 bytes is refused
+# with "The maximum size (1536000) has been exceeded." (what the service answers).
+MAX_EVENT_BYTES = 1024 * 1024
+MAX_REQUEST_BYTES = 1_536_000
+MAX_JSON_DEPTH = 64  # System.Text.Json's default maximum depth, which Event Grid applies
+TOO_LARGE = f"The maximum size ({MAX_REQUEST_BYTES}) has been exceeded."
+_ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,20}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -87,7 +96,7 @@ class Routes:
         except BrokerError as exc:
             return error_response(exc.status, exc.code, exc.message)
         except web.HTTPRequestEntityTooLarge:
-            return error_response(413, "RequestEntityTooLarge", "request is over 1 MB")
+            return error_response(413, "RequestEntityTooLarge", TOO_LARGE)
 
     # -- auth and bodies ----------------------------------------------------
     def _require_key(self, request: web.Request, *, sas_path: str | None = None) -> None:
@@ -97,7 +106,7 @@ class Routes:
         if given is None and auth.startswith("SharedAccessKey "):
             given = auth[len("SharedAccessKey ") :]
         if given is not None:
-            if keys_match(given, self.key):
+            if given.isascii() and keys_match(given, self.key):
                 return
             raise BrokerError(401, "Unauthorized", "the access key is not valid")
         token = headers.get("aeg-sas-token")
@@ -110,18 +119,21 @@ class Routes:
 
     async def _json_body(self, request: web.Request, default: Any = None) -> Any:
         if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
-            raise BrokerError(413, "RequestEntityTooLarge", "request is over 1 MB")
+            raise BrokerError(413, "RequestEntityTooLarge", TOO_LARGE)
         raw = await request.read()
         if len(raw) > MAX_REQUEST_BYTES:
-            raise BrokerError(413, "RequestEntityTooLarge", "request is over 1 MB")
+            raise BrokerError(413, "RequestEntityTooLarge", TOO_LARGE)
         if not raw:
             return default
         try:
-            return json.loads(raw)
+            body = json.loads(raw)
         except ValueError as exc:
             raise BrokerError(400, "BadRequest", f"body is not JSON: {exc}") from exc
         except RecursionError as exc:
-            raise BrokerError(400, "BadRequest", "body is JSON nested too deeply") from exc
+            raise BrokerError(400, "BadRequest", _DEPTH_MESSAGE) from exc
+        if _depth_exceeds(body, MAX_JSON_DEPTH):
+            raise BrokerError(400, "BadRequest", _DEPTH_MESSAGE)
+        return body
 
     # -- namespace data plane ----------------------------------------------
     async def namespace_publish(self, request: web.Request) -> web.Response:
@@ -134,6 +146,7 @@ class Routes:
         events = body if isinstance(body, list) else [body]
         for event in events:
             _check_cloudevent(event)
+            _check_event_size(event)
         self.namespace.publish(topic, events)
         return web.json_response({})
 
@@ -157,7 +170,7 @@ class Routes:
         if verb == "acknowledge":
             result = self.namespace.acknowledge(topic, sub, tokens)
         elif verb == "release":
-            delay = int(_number(request.query.get("releaseDelayInSeconds", "0"), "releaseDelay"))
+            delay = _release_delay(request.query.get("releaseDelayInSeconds", "0"))
             result = self.namespace.release(topic, sub, tokens, delay)
         elif verb == "reject":
             result = self.namespace.reject(topic, sub, tokens)
@@ -182,6 +195,7 @@ class Routes:
             raise BrokerError(400, "BadRequest", "the body must be a JSON array of events")
         events: list[Mapping[str, Any]] = []
         for event in body:
+            _check_event_size(event)
             if schema == CLOUDEVENTS_SCHEMA:
                 _check_cloudevent(event)
                 events.append(event)
@@ -289,11 +303,56 @@ class Routes:
         raise BrokerError(404, "NotFound", f"no dead letter with id {event_id!r}")
 
 
+_DEPTH_MESSAGE = f"The JSON body is nested deeper than the maximum depth ({MAX_JSON_DEPTH})."
+
+
 def _number(text: str, name: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError as exc:
         raise BrokerError(400, "BadRequest", f"{name} must be a number") from exc
+    if not math.isfinite(value):
+        raise BrokerError(400, "BadRequest", f"{name} must be a finite number, not {text!r}")
+    return value
+
+
+def _release_delay(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value not in RELEASE_DELAYS:  # nan and inf are never members
+        raise BrokerError(
+            400, "BadRequest", f"releaseDelayInSeconds must be one of {RELEASE_DELAYS}, not {text!r}"
+        )
+    return int(value)
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether JSON `value` nests deeper than `limit` (iterative: no recursion to overflow)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _check_event_size(event: Any) -> None:
+    size = len(json.dumps(event, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_EVENT_BYTES:
+        raise BrokerError(
+            413,
+            "RequestEntityTooLarge",
+            f"An event is {size} bytes; the maximum size of one event is {MAX_EVENT_BYTES} bytes.",
+        )
 
 
 def _check_cloudevent(event: Any) -> None:
@@ -304,6 +363,14 @@ def _check_cloudevent(event: Any) -> None:
     for name in ("id", "source", "type"):
         if not isinstance(event.get(name), str) or not event[name]:
             raise BrokerError(400, "BadRequest", f"CloudEvent attribute {name!r} is required")
+    for name in event:
+        if name not in ("data", "data_base64") and not _ATTRIBUTE_NAME.fullmatch(name):
+            raise BrokerError(
+                400,
+                "BadRequest",
+                f"CloudEvent attribute name {name!r} is invalid: names are 1-20 lower-case "
+                "ASCII letters or digits",
+            )
 
 
 def _eventgrid_event(event: Any, topic: str) -> dict[str, Any]:
