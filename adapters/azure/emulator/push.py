@@ -19,19 +19,28 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
 from polybus.adapters.azure.emulator.filter import EventPredicate, compile_subscription_filter
+from polybus.adapters.azure.emulator.input_schema import (
+    CUSTOM_DELIVERY,
+    CUSTOM_SCHEMA,
+    InputMapping,
+    parse_mapping,
+    to_cloudevent,
+)
 from polybus.adapters.azure.emulator.namespace import BrokerError, utc_iso
 
 CLOUDEVENTS_SCHEMA = "CloudEventSchemaV1_0"
 EVENTGRID_SCHEMA = "EventGridSchema"
-SCHEMAS = (CLOUDEVENTS_SCHEMA, EVENTGRID_SCHEMA)
+SCHEMAS = (CLOUDEVENTS_SCHEMA, EVENTGRID_SCHEMA, CUSTOM_SCHEMA)
+CUSTOM_DELIVERIES = (CUSTOM_DELIVERY, EVENTGRID_SCHEMA, CLOUDEVENTS_SCHEMA)
 RETRY_SCHEDULE = (10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0)
 RETRY_AFTER_SCHEDULE = 43200.0
 NOT_RETRIED = frozenset({400, 401, 403, 413})
@@ -116,16 +125,31 @@ class BasicTopics:
         self.response_timeout = response_timeout
         self.rng = random.Random(seed)
         self.schemas: dict[str, str] = {}
+        self.mappings: dict[str, InputMapping] = {}  # custom input schema topics
         self.subscriptions: dict[str, dict[str, WebhookSubscription]] = {}
 
     # -- management ---------------------------------------------------------
-    def create_topic(self, topic: str, schema: str = CLOUDEVENTS_SCHEMA) -> None:
-        """Create a topic with its input schema (idempotent; the schema cannot change)."""
+    def create_topic(
+        self, topic: str, schema: str = CLOUDEVENTS_SCHEMA, mapping: Any = None
+    ) -> None:
+        """Create a topic with its input schema (idempotent; the schema cannot change).
+
+        `mapping` is the ARM inputSchemaMapping, required with CustomEventSchema.
+        """
         if schema not in SCHEMAS:
             raise BrokerError(400, "BadRequest", f"inputSchema must be one of {SCHEMAS}")
+        parsed = None
+        if schema == CUSTOM_SCHEMA:
+            parsed = parse_mapping(mapping)
+        elif mapping is not None:
+            raise BrokerError(
+                400, "BadRequest", f"inputSchemaMapping needs inputSchema {CUSTOM_SCHEMA!r}"
+            )
         existing = self.schemas.setdefault(topic, schema)
         if existing != schema:
             raise BrokerError(409, "Conflict", f"topic {topic!r} already uses {existing}")
+        if parsed is not None:
+            self.mappings.setdefault(topic, parsed)
         self.subscriptions.setdefault(topic, {})
 
     def delete_topic(self, topic: str) -> None:
@@ -133,6 +157,7 @@ class BasicTopics:
         for sub in self.subscriptions.pop(topic, {}).values():
             _cancel(sub)
         self.schemas.pop(topic, None)
+        self.mappings.pop(topic, None)
 
     async def put_subscription(
         self, topic: str, name: str, config: Mapping[str, Any]
@@ -149,18 +174,25 @@ class BasicTopics:
             raise BrokerError(
                 400, "BadRequest", "maxDeliveryAttempts is 1..30, eventTimeToLiveInMinutes 1..1440"
             )
+        input_schema = self.schemas[topic]
+        default_delivery = CUSTOM_DELIVERY if input_schema == CUSTOM_SCHEMA else input_schema
         sub = WebhookSubscription(
             topic,
             name,
             endpoint,
-            config.get("eventDeliverySchema") or self.schemas[topic],
+            config.get("eventDeliverySchema") or default_delivery,
             filter_spec=config.get("filter") or None,
             max_attempts=max_attempts,
             ttl_minutes=ttl,
             dead_letter=bool(config.get("deadLetter", False)),
             max_batch=max(1, min(5000, int(config.get("maxEventsPerBatch", 1)))),
         )
-        if sub.schema != self.schemas[topic]:
+        if input_schema == CUSTOM_SCHEMA:
+            if sub.schema not in CUSTOM_DELIVERIES:
+                raise BrokerError(
+                    400, "BadRequest", f"eventDeliverySchema must be one of {CUSTOM_DELIVERIES}"
+                )
+        elif sub.schema != input_schema:
             raise BrokerError(400, "BadRequest", "eventDeliverySchema must match the topic's")
         sub.matches = compile_subscription_filter(sub.filter_spec)
         old = self.subscriptions[topic].get(name)
@@ -207,7 +239,8 @@ class BasicTopics:
             await self._options_handshake(sub)
             sub.state = "Succeeded"
             return
-        url = f"{self.base_url()}/admin/validate/{sub.topic}/{sub.name}?code={sub.validation_code}"
+        query = urlencode({"topic": sub.topic, "sub": sub.name, "code": sub.validation_code})
+        url = f"{self.base_url()}/admin/validate?{query}"
         event = {
             "id": str(uuid.uuid4()),
             "topic": f"/emulator/topics/{sub.topic}",
@@ -251,13 +284,26 @@ class BasicTopics:
             )
 
     # -- delivery -----------------------------------------------------------
-    def publish(self, topic: str, events: list[Mapping[str, Any]]) -> None:
-        """Start delivering the events to each active, matching subscription."""
+    def publish(
+        self,
+        topic: str,
+        events: Sequence[Mapping[str, Any]],
+        originals: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Start delivering the events to each active, matching subscription.
+
+        For a custom input schema topic `events` are the mapped Event Grid
+        events (what filters see) and `originals` the events as published.
+        """
         published = self.clock()
         for sub in self.subscriptions.get(topic, {}).values():
             if sub.state != "Succeeded":
                 continue
-            matched = [e for e in events if sub.matches(e)]
+            matched = [
+                _as_delivered(sub.schema, event, originals[i] if originals else None)
+                for i, event in enumerate(events)
+                if sub.matches(event)
+            ]
             for start in range(0, len(matched), sub.max_batch):
                 batch = matched[start : start + sub.max_batch]
                 task = asyncio.get_running_loop().create_task(
@@ -334,8 +380,21 @@ class BasicTopics:
             return None, b""
 
 
+def _as_delivered(
+    schema: str, event: Mapping[str, Any], original: Mapping[str, Any] | None
+) -> Mapping[str, Any]:
+    """The event as a subscription with delivery `schema` receives it."""
+    if original is None:
+        return event
+    if schema == CUSTOM_DELIVERY:
+        return original
+    if schema == CLOUDEVENTS_SCHEMA:
+        return to_cloudevent(event)
+    return event
+
+
 def _delivery_body(schema: str, batch: list[Mapping[str, Any]]) -> tuple[bytes, str]:
-    if schema == EVENTGRID_SCHEMA:
+    if schema in (EVENTGRID_SCHEMA, CUSTOM_DELIVERY):
         return json.dumps(batch).encode(), "application/json; charset=utf-8"
     if len(batch) == 1:
         return json.dumps(batch[0]).encode(), "application/cloudevents+json; charset=utf-8"

@@ -21,7 +21,16 @@ Admin API (management plane, which real Azure puts in ARM), same key:
 - ``GET /admin/basic/topics/{topic}/eventsubscriptions/{sub}/deadletters`` and ``.../deliveries``
 - ``DELETE .../eventsubscriptions/{sub}/deadletters/{eventId}``: remove one dead letter
   (as a reader deletes the dead-letter blob it has processed)
-- ``GET /admin/validate/{topic}/{sub}?code=...`` (the validationUrl; no key needed)
+- ``PUT|GET|DELETE /admin/domains/{domain}`` body ``{"inputSchema", "inputSchemaMapping"}``,
+  ``.../topics/{topic}``, ``.../topics/{topic}/eventsubscriptions/{sub}`` and the
+  domain-scope ``.../eventsubscriptions/{sub}`` (webhook subscription bodies)
+- ``PUT|GET|DELETE /admin/partnernamespaces/{ns}`` and ``.../channels/{channel}`` body
+  ``{"partnerTopic"}``; the partner topic is a basic topic
+- ``GET /admin/validate?topic=...&sub=...&code=...`` (the validationUrl; no key needed)
+
+Basic-topic publishing also serves domains (each event names its domain topic)
+and partner namespaces (the ``aeg-channel-name`` header picks the channel):
+see domains.py. Custom input schemas: input_schema.py.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from typing import Any
 
 from aiohttp import web
 
+from polybus.adapters.azure.emulator.domains import DOMAIN_SCOPE, Domains, parse_topic_body
+from polybus.adapters.azure.emulator.input_schema import CUSTOM_SCHEMA, map_event
 from polybus.adapters.azure.emulator.namespace import (
     MAX_RECEIVE_EVENTS,
     MAX_WAIT_SECONDS,
@@ -44,7 +55,7 @@ from polybus.adapters.azure.emulator.namespace import (
     receive_detail,
     utc_iso,
 )
-from polybus.adapters.azure.emulator.push import CLOUDEVENTS_SCHEMA, BasicTopics
+from polybus.adapters.azure.emulator.push import CLOUDEVENTS_SCHEMA, EVENTGRID_SCHEMA, BasicTopics
 from polybus.adapters.azure.emulator.sas import check_sas_token, keys_match
 
 # Azure's limits: 1 MB per event (documented); a request over 1,536,000 bytes is refused
@@ -69,6 +80,7 @@ class Routes:
         self.key = key
         self.namespace = namespace
         self.basic = basic
+        self.domains = Domains(basic)
 
     def app(self) -> web.Application:
         """The aiohttp application with every route."""
@@ -77,7 +89,16 @@ class Routes:
         app.router.add_post("/topics/{action}", self.namespace_publish)
         app.router.add_post("/topics/{topic}/eventsubscriptions/{action}", self.pull)
         app.router.add_post("/{topic}/api/events", self.basic_publish)
-        app.router.add_get("/admin/validate/{topic}/{sub}", self.validate)
+        app.router.add_get("/admin/validate", self.validate)
+        dom, pns = "/admin/domains/{domain}", "/admin/partnernamespaces/{ns}"
+        app.router.add_route("*", dom, self.admin_domain)
+        app.router.add_route("*", dom + "/topics/{topic}", self.admin_domain_topic)
+        app.router.add_route(
+            "*", dom + "/topics/{topic}/eventsubscriptions/{sub}", self.admin_domain_sub
+        )
+        app.router.add_route("*", dom + "/eventsubscriptions/{sub}", self.admin_domain_sub)
+        app.router.add_route("*", pns, self.admin_partner_namespace)
+        app.router.add_route("*", pns + "/channels/{channel}", self.admin_channel)
         app.router.add_route("*", ns, self.admin_namespace_topic)
         app.router.add_route("*", ns + "/eventsubscriptions/{sub}", self.admin_namespace_sub)
         app.router.add_get(ns + "/eventsubscriptions/{sub}/deadletters", self.ns_dead_letters)
@@ -188,25 +209,34 @@ class Routes:
         if "api-version" not in request.query:
             raise BrokerError(400, "BadRequest", "api-version is required")
         body = await self._json_body(request)
-        schema = self.basic.schemas.get(topic)
+        if topic in self.domains.channels:  # a partner namespace: the channel names the topic
+            topic = self.domains.channel_topic(topic, request.headers.get("aeg-channel-name"))
+        schema = self.basic.schemas.get(topic) or self.domains.schemas.get(topic)
         if schema is None:
             raise BrokerError(404, "NotFound", f"basic topic {topic!r} does not exist")
         if not isinstance(body, list):
             raise BrokerError(400, "BadRequest", "the body must be a JSON array of events")
-        events: list[Mapping[str, Any]] = []
         for event in body:
             _check_event_size(event)
             if schema == CLOUDEVENTS_SCHEMA:
                 _check_cloudevent(event)
-                events.append(event)
-            else:
-                events.append(_eventgrid_event(event, topic))
-        self.basic.publish(topic, events)
+        if topic in self.domains.schemas:
+            self.domains.publish(topic, body if schema != EVENTGRID_SCHEMA else [
+                _eventgrid_event(e, topic, domain=True) for e in body
+            ])
+        elif schema == CUSTOM_SCHEMA:
+            mapping = self.basic.mappings[topic]
+            mapped = [map_event(mapping, e, f"/emulator/topics/{topic}") for e in body]
+            self.basic.publish(topic, mapped, body)
+        elif schema == CLOUDEVENTS_SCHEMA:
+            self.basic.publish(topic, body)
+        else:
+            self.basic.publish(topic, [_eventgrid_event(e, topic) for e in body])
         return web.Response(status=200)
 
     async def validate(self, request: web.Request) -> web.Response:
         """The validationUrl of the manual handshake."""
-        topic, sub = request.match_info["topic"], request.match_info["sub"]
+        topic, sub = request.query.get("topic", ""), request.query.get("sub", "")
         self.basic.confirm_validation(topic, sub, request.query.get("code", ""))
         return web.Response(text="Webhook successfully validated as a subscription endpoint.")
 
@@ -252,19 +282,112 @@ class Routes:
         topic = request.match_info["topic"]
         if request.method == "PUT":
             config = await self._json_body(request, {}) or {}
-            self.basic.create_topic(topic, config.get("inputSchema", CLOUDEVENTS_SCHEMA))
+            if topic in self.domains.schemas or topic in self.domains.channels:
+                raise BrokerError(409, "Conflict", f"{topic!r} is already a domain or namespace")
+            self.basic.create_topic(topic, *parse_topic_body(config))
         elif request.method == "DELETE":
             self.basic.delete_topic(topic)
             return web.json_response({})
         elif topic not in self.basic.schemas:
             raise BrokerError(404, "NotFound", f"basic topic {topic!r} does not exist")
+        return web.json_response(self._describe_topic(request, topic, topic))
+
+    def _describe_topic(self, request: web.Request, key: str, endpoint_name: str) -> dict[str, Any]:
+        described: dict[str, Any] = {
+            "name": key,
+            "inputSchema": self.basic.schemas[key],
+            "endpoint": f"{request.scheme}://{request.host}/{endpoint_name}/api/events",
+            "eventSubscriptions": sorted(self.basic.subscriptions[key]),
+        }
+        mapping = self.basic.mappings.get(key)
+        if mapping is not None:
+            described["inputSchemaMapping"] = mapping.to_json()
+        return described
+
+    async def admin_domain(self, request: web.Request) -> web.Response:
+        """Create, show or delete an event domain."""
+        self._require_key(request)
+        domain = request.match_info["domain"]
+        if request.method == "PUT":
+            config = await self._json_body(request, {}) or {}
+            self.domains.create_domain(domain, *parse_topic_body(config))
+        elif request.method == "DELETE":
+            self.domains.delete_domain(domain)
+            return web.json_response({})
+        described = self._describe_topic(
+            request, Domains.topic_key(domain, DOMAIN_SCOPE), domain
+        ) if domain in self.domains.schemas else None
+        if described is None:
+            raise BrokerError(404, "NotFound", f"domain {domain!r} does not exist")
+        described["name"] = domain
+        described["domainTopics"] = self.domains.topics(domain)
+        return web.json_response(described)
+
+    async def admin_domain_topic(self, request: web.Request) -> web.Response:
+        """Create, show or delete a domain topic."""
+        self._require_key(request)
+        domain, topic = request.match_info["domain"], request.match_info["topic"]
+        key = Domains.topic_key(domain, topic)
+        if request.method == "PUT":
+            self.domains.domain_topic(domain, topic)
+        elif request.method == "DELETE":
+            self.basic.delete_topic(key)
+            return web.json_response({})
+        elif key not in self.basic.schemas:
+            raise BrokerError(404, "NotFound", f"domain topic {domain}/{topic} does not exist")
+        return web.json_response(self._describe_topic(request, key, domain))
+
+    async def admin_domain_sub(self, request: web.Request) -> web.Response:
+        """A webhook subscription on a domain topic (created with it) or on the whole domain."""
+        self._require_key(request)
+        domain = request.match_info["domain"]
+        topic = request.match_info.get("topic", DOMAIN_SCOPE)
+        name = request.match_info["sub"]
+        key = Domains.topic_key(domain, topic)
+        if request.method == "PUT":
+            config = await self._json_body(request, {}) or {}
+            self.domains.domain_topic(domain, topic)  # autoCreateTopicWithFirstSubscription
+            sub = await self.basic.put_subscription(key, name, config)
+            return web.json_response(sub.describe())
+        if request.method == "DELETE":
+            self.basic.delete_subscription(key, name)
+            return web.json_response({})
+        return web.json_response(self.basic.subscription(key, name).describe())
+
+    async def admin_partner_namespace(self, request: web.Request) -> web.Response:
+        """Create, show or delete a partner namespace."""
+        self._require_key(request)
+        namespace = request.match_info["ns"]
+        if request.method == "PUT":
+            self.domains.create_partner_namespace(namespace)
+        elif request.method == "DELETE":
+            for topic in self.domains.channels.pop(namespace, {}).values():
+                self.basic.delete_topic(topic)
+            return web.json_response({})
+        channels = self.domains.partner_namespace(namespace)
+        endpoint = f"{request.scheme}://{request.host}/{namespace}/api/events"
+        return web.json_response({"name": namespace, "endpoint": endpoint, "channels": channels})
+
+    async def admin_channel(self, request: web.Request) -> web.Response:
+        """Create, show or delete a channel (and its partner topic)."""
+        self._require_key(request)
+        namespace, channel = request.match_info["ns"], request.match_info["channel"]
+        if request.method == "PUT":
+            config = await self._json_body(request, {}) or {}
+            unknown = [k for k in config if k != "partnerTopic"]
+            if unknown or not isinstance(config.get("partnerTopic"), str):
+                raise BrokerError(400, "BadRequest", "the body is {\"partnerTopic\": NAME}")
+            self.domains.put_channel(namespace, channel, config["partnerTopic"])
+        elif request.method == "DELETE":
+            topic = self.domains.partner_namespace(namespace).pop(channel, None)
+            if topic is not None:
+                self.basic.delete_topic(topic)
+            return web.json_response({})
+        channels = self.domains.partner_namespace(namespace)
+        if channel not in channels:
+            raise BrokerError(404, "NotFound", f"channel {channel!r} does not exist")
         return web.json_response(
-            {
-                "name": topic,
-                "inputSchema": self.basic.schemas[topic],
-                "endpoint": f"{request.scheme}://{request.host}/{topic}/api/events",
-                "eventSubscriptions": sorted(self.basic.subscriptions[topic]),
-            }
+            {"name": channel, "partnerNamespace": namespace, "partnerTopic": channels[channel]}
         )
 
     async def admin_basic_sub(self, request: web.Request) -> web.Response:
@@ -373,14 +496,16 @@ def _check_cloudevent(event: Any) -> None:
             )
 
 
-def _eventgrid_event(event: Any, topic: str) -> dict[str, Any]:
+def _eventgrid_event(event: Any, topic: str, *, domain: bool = False) -> dict[str, Any]:
+    """Check an Event Grid schema event; fill what Event Grid fills (a domain's keep `topic`)."""
     if not isinstance(event, Mapping):
         raise BrokerError(400, "BadRequest", "each event must be a JSON object")
     for name in ("id", "subject", "eventType", "eventTime", "dataVersion"):
         if not isinstance(event.get(name), str):
             raise BrokerError(400, "BadRequest", f"Event Grid event field {name!r} is required")
     out = dict(event)
-    out.setdefault("topic", f"/emulator/topics/{topic}")
+    if not domain:
+        out.setdefault("topic", f"/emulator/topics/{topic}")
     out.setdefault("metadataVersion", "1")
     out.setdefault("eventTime", utc_iso())
     return out
