@@ -29,7 +29,11 @@ SHAPE = {
     "emulator",
 }
 # Modules a provider keeps beyond the shape, each for a reason docs/layout.md gives.
-EXTRA_MODULES: dict[str, set[str]] = {"aws": {"replay.py"}, "azure": {"push.py"}, "gcp": set()}
+EXTRA_MODULES: dict[str, set[str]] = {
+    "aws": {"replay.py"},
+    "azure": {"push.py", "arm.py", "identity.py"},  # webhooks; ARM provisioning; Entra ID
+    "gcp": set(),
+}
 
 
 def _python_files(*roots: str) -> list[Path]:

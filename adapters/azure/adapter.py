@@ -41,7 +41,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from azure.core import PipelineClient
-from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -58,10 +57,12 @@ from azure.core.rest import HttpRequest, HttpResponse
 from azure.eventgrid import EventGridConsumerClient, EventGridPublisherClient
 from cloudevents.core.v1.event import CloudEvent
 
+from polybus.adapters.azure.arm import ArmProvisioner
 from polybus.adapters.azure.config import AzureConfig
 from polybus.adapters.azure.delivery import NAMESPACE_API_VERSION, Budget, PullConsumer
 from polybus.adapters.azure.errors import status_of, translate_errors
 from polybus.adapters.azure.filters import compile_filter
+from polybus.adapters.azure.identity import client_options, make_credential, token_credential
 from polybus.adapters.azure.mapping import (
     REDELIVERY_SUBSCRIPTION,
     SIZE_LIMIT,
@@ -102,12 +103,14 @@ _PUBLISH_ERRORS = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 class _Sender:
     """Posts encoded batches to one topic through the SDK's pipeline."""
 
-    def __init__(self, config: AzureConfig, credential: AzureKeyCredential, native: str) -> None:
+    def __init__(
+        self, config: AzureConfig, credential: Any, native: str, options: Mapping[str, Any]
+    ) -> None:
         self.config = config
         self._client: EventGridPublisherClient | PipelineClient[HttpRequest, HttpResponse]
         if config.namespace:
             self._client = EventGridPublisherClient(
-                config.endpoint, credential, namespace_topic=native
+                config.endpoint, credential, namespace_topic=native, **options
             )
             self.url = f"/topics/{native}:publish"
             self.params = {"api-version": NAMESPACE_API_VERSION}
@@ -173,7 +176,20 @@ class AzureAdapter:
 
     def __init__(self, config: AzureConfig) -> None:
         self.config = config
-        self.credential = AzureKeyCredential(config.key)
+        self.credential = make_credential(config)  # an access key, or Entra ID
+        self._client_options = client_options(config, self.credential)
+        self.arm = (  # real Azure: topics and subscriptions through Azure Resource Manager
+            ArmProvisioner(
+                self.credential if config.credential == "default" else token_credential(),
+                config.arm_subscription,
+                config.arm_resource_group,
+                config.arm_namespace,
+                config.arm_endpoint,
+                config.arm_dead_letter_container,
+            )
+            if config.arm
+            else None
+        )
         # The emulator's management API exists only when the config says so.
         self.admin = (
             EmulatorAdmin(config.endpoint, config.key, config.timeout) if config.admin else None
@@ -212,6 +228,8 @@ class AzureAdapter:
         native = self.topic_name(topic)
         if self._topics is not None:
             self._topics.ensure(native)
+        elif self.arm is not None:
+            self.arm.ensure_topic(native)
         sender = self._sender(native)
         for start, end in _chunks(encoded):
             self._post(sender, native, ids[start:end], encoded[start:end])
@@ -237,7 +255,9 @@ class AzureAdapter:
         with self._lock:
             sender = self._senders.get(native)
             if sender is None:
-                sender = self._senders[native] = _Sender(self.config, self.credential, native)
+                sender = self._senders[native] = _Sender(
+                    self.config, self.credential, native, self._client_options
+                )
             return sender
 
     # -- subscriptions --------------------------------------------------------
@@ -252,7 +272,7 @@ class AzureAdapter:
         compiled = compile_filter(spec.filter)
         native_filter = compiled.native if isinstance(compiled.native, Mapping) else None
         residual = compiled.residual if native_filter is not None else spec.filter
-        if self._topics is None:  # real Azure: created in ARM; everything filtered client-side
+        if self._topics is None and self.arm is None:  # made elsewhere: filter client-side
             native_filter, residual = None, spec.filter
         if self.push:
             self._provision_push(spec, topic, sub, native_filter)
@@ -261,6 +281,8 @@ class AzureAdapter:
         if self._topics is not None:
             create_pull(self._topics, route, spec, native_filter)
             self._specs[spec.name] = (spec, native_filter)
+        elif self.arm is not None:
+            self._provision_arm(route, spec, native_filter)
         else:
             for topic_name, sub_name in route.consumers():
                 client = self._consumer(topic_name, sub_name).client
@@ -272,6 +294,29 @@ class AzureAdapter:
             if consumer is not None:
                 consumer.budget = budget
         return residual
+
+    def _provision_arm(
+        self, route: PullRoute, spec: SubscriptionSpec, native_filter: Mapping[str, Any] | None
+    ) -> None:
+        """Real Azure: the queue subscription (and any redelivery topic) through ARM."""
+        assert self.arm is not None
+        lock = spec.policy.ack_deadline
+        native_max = min(MAX_DELIVERY_COUNT, route.max_attempts)
+        self.arm.put_subscription(
+            route.topic,
+            route.sub,
+            native_filter=native_filter,
+            lock_seconds=lock,
+            max_delivery_count=native_max,
+        )
+        if route.redelivery_topic is not None:
+            self.arm.put_subscription(
+                route.redelivery_topic,
+                REDELIVERY_SUBSCRIPTION,
+                native_filter=None,
+                lock_seconds=lock,
+                max_delivery_count=MAX_DELIVERY_COUNT,
+            )
 
     def _provision_push(
         self, spec: SubscriptionSpec, topic: str, sub: str, native_filter: Mapping[str, Any] | None
@@ -353,6 +398,7 @@ class AzureAdapter:
                     subscription=sub,
                     retry_total=self.config.retries,
                     connection_timeout=self.config.timeout,
+                    **self._client_options,
                 )
                 consumer = PullConsumer(client, self.config, topic, sub, dead_letters=dead_letters)
                 if budget is not None:
@@ -521,3 +567,5 @@ class AzureAdapter:
             consumer.close(deadline)
         for sender in senders:
             sender.close()
+        if self.arm is not None:
+            self.arm.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,17 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "settle_timeout": (int, float),
     "close_timeout": (int, float),
     "webhook_secret": str,
+    "credential": str,
+    "arm_subscription": str,
+    "arm_resource_group": str,
+    "arm_namespace": str,
+    "arm_endpoint": str,
+    "arm_dead_letter_container": str,
 }
+CREDENTIALS = ("key", "default")
+ARM_KEYS = ("arm_subscription", "arm_resource_group", "arm_namespace")
+# Read when the file leaves them out, so a key never has to be written to a file.
+ENVIRONMENT = {"endpoint": "POLYBUS_AZURE_ENDPOINT", "key": "POLYBUS_AZURE_KEY"}
 DELIVERY_MODES = ("pull", "push")
 MAX_SETTLE_TIMEOUT = 30.0  # Event Grid gives up on a webhook request after 30 s
 SECRET_KEYS = ("key", "webhook_secret")
@@ -53,6 +64,9 @@ class AzureConfig:
     Each webhook URL carries a token derived from `webhook_secret` (random per
     process when empty: set it when the URLs are registered in ARM, so they
     survive a restart). `close` settles what it can within `close_timeout`.
+    `credential` is ``"key"`` or ``"default"`` (Entra ID via DefaultAzureCredential);
+    the three `arm_*` names make the adapter provision through Azure Resource
+    Manager at `arm_endpoint` (arm.py), as `admin` does on the emulator.
     """
 
     endpoint: str
@@ -71,19 +85,65 @@ class AzureConfig:
     settle_timeout: float = 25.0
     close_timeout: float = 5.0
     webhook_secret: str = ""
+    credential: str = "key"
+    arm_subscription: str = ""
+    arm_resource_group: str = ""
+    arm_namespace: str = ""
+    arm_endpoint: str = "https://management.azure.com"
+    arm_dead_letter_container: str = ""
+
+    @property
+    def arm(self) -> bool:
+        """Whether topics and subscriptions are provisioned through ARM (real Azure)."""
+        return bool(self.arm_subscription)
 
 
-def parse_config(settings: Mapping[str, Any]) -> AzureConfig:
-    """Validate the ``[azure]`` section; ConfigError lists every problem at once (no network)."""
+def parse_config(
+    settings: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> AzureConfig:
+    """Validate the ``[azure]`` section; ConfigError lists every problem at once (no network).
+
+    `endpoint` and `key` missing from the section come from ``POLYBUS_AZURE_ENDPOINT``
+    and ``POLYBUS_AZURE_KEY``.
+    """
     check_keys("azure", settings, KEYS)
+    env = os.environ if environ is None else environ
+    settings = {**{k: env[v] for k, v in ENVIRONMENT.items() if env.get(v)}, **settings}
     problems = []
     endpoint = settings.get("endpoint")
     if not endpoint:
         problems.append(Problem("azure.endpoint", endpoint, "required (namespace or emulator URL)"))
     elif not str(endpoint).startswith(("http://", "https://")):
         problems.append(Problem("azure.endpoint", endpoint, "must start with http:// or https://"))
-    if not settings.get("key"):
-        problems.append(Problem("azure.key", "***" if "key" in settings else None, "required"))
+    credential = settings.get("credential", "key")
+    if credential not in CREDENTIALS:
+        problems.append(
+            Problem("azure.credential", credential, "must be 'key' or 'default' (Entra ID)")
+        )
+    elif credential == "key" and not settings.get("key"):
+        problems.append(
+            Problem(
+                "azure.key",
+                "***" if "key" in settings else None,
+                f"required with credential = 'key' (or set {ENVIRONMENT['key']})",
+            )
+        )
+    given_arm = [k for k in ARM_KEYS if settings.get(k)]
+    if given_arm and len(given_arm) != len(ARM_KEYS):
+        missing = [k for k in ARM_KEYS if k not in given_arm]
+        problems.append(
+            Problem(f"azure.{missing[0]}", None, f"ARM provisioning needs all of {', '.join(ARM_KEYS)}")
+        )
+    if given_arm and settings.get("admin"):
+        problems.append(
+            Problem("azure.admin", True, "admin (the emulator's API) and arm_* exclude each other")
+        )
+    if credential == "default" and not settings.get("namespace", True):
+        problems.append(
+            Problem("azure.credential", credential, "Entra ID is supported for namespace topics only")
+        )
+    if given_arm and not settings.get("namespace", True):
+        problems.append(Problem("azure.namespace", False, "ARM provisioning creates namespace topics"))
     for name in ("topics", "subscriptions"):
         table = settings.get(name, {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
@@ -124,7 +184,7 @@ def parse_config(settings: Mapping[str, Any]) -> AzureConfig:
         raise ConfigError("invalid [azure] settings", problems)
     return AzureConfig(
         endpoint=str(settings["endpoint"]).rstrip("/"),
-        key=str(settings["key"]),
+        key=str(settings.get("key", "")),
         namespace=settings.get("namespace", True),
         admin=settings.get("admin", False),
         topics=dict(settings.get("topics", {})),
@@ -139,4 +199,10 @@ def parse_config(settings: Mapping[str, Any]) -> AzureConfig:
         settle_timeout=float(settings.get("settle_timeout", 25.0)),
         close_timeout=float(settings.get("close_timeout", 5.0)),
         webhook_secret=str(settings.get("webhook_secret", "")),
+        credential=str(credential),
+        arm_subscription=str(settings.get("arm_subscription", "")),
+        arm_resource_group=str(settings.get("arm_resource_group", "")),
+        arm_namespace=str(settings.get("arm_namespace", "")),
+        arm_endpoint=str(settings.get("arm_endpoint", "https://management.azure.com")).rstrip("/"),
+        arm_dead_letter_container=str(settings.get("arm_dead_letter_container", "")),
     )

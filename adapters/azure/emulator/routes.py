@@ -44,6 +44,7 @@ from typing import Any
 
 from aiohttp import web
 
+from polybus.adapters.azure.emulator.arm import add_arm_routes
 from polybus.adapters.azure.emulator.domains import DOMAIN_SCOPE, Domains, parse_topic_body
 from polybus.adapters.azure.emulator.input_schema import CUSTOM_SCHEMA, map_event
 from polybus.adapters.azure.emulator.namespace import (
@@ -97,6 +98,7 @@ class Routes:
             "*", dom + "/topics/{topic}/eventsubscriptions/{sub}", self.admin_domain_sub
         )
         app.router.add_route("*", dom + "/eventsubscriptions/{sub}", self.admin_domain_sub)
+        add_arm_routes(app, self.namespace, self._require_bearer)
         app.router.add_route("*", pns, self.admin_partner_namespace)
         app.router.add_route("*", pns + "/channels/{channel}", self.admin_channel)
         app.router.add_route("*", ns, self.admin_namespace_topic)
@@ -126,6 +128,9 @@ class Routes:
         auth = headers.get("Authorization", "")
         if given is None and auth.startswith("SharedAccessKey "):
             given = auth[len("SharedAccessKey ") :]
+        if given is None and auth.startswith("Bearer "):  # Entra ID: the emulator's key as token
+            self._require_bearer(request)
+            return
         if given is not None:
             if given.isascii() and keys_match(given, self.key):
                 return
@@ -137,6 +142,19 @@ class Routes:
                 return
             raise BrokerError(401, "Unauthorized", f"the SAS token is not valid: {why}")
         raise BrokerError(401, "Unauthorized", "missing credentials")
+
+    def _require_bearer(self, request: web.Request) -> None:
+        """ARM and Entra ID requests: ``Authorization: Bearer <token>`` with the emulator's key."""
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            raise BrokerError(
+                401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
+            )
+        token = auth[len("Bearer ") :]
+        if not (token.isascii() and keys_match(token, self.key)):
+            raise BrokerError(
+                401, "InvalidAuthenticationToken", "The access token is invalid (the emulator takes its key)."
+            )
 
     async def _json_body(self, request: web.Request, default: Any = None) -> Any:
         if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
