@@ -15,6 +15,7 @@ import pluggy
 from polybus.core.bus import Bus
 from polybus.core.config import Config, load_config
 from polybus.core.errors import UnknownProviderError
+from polybus.core.extras import require
 from polybus.core.plugins import RegisteredAdapter, collect_adapters, make_plugin_manager
 from polybus.core.tracing import install_if_configured
 
@@ -57,6 +58,11 @@ def connect(
     if not isinstance(config, Config):
         config = load_config(config)
     pm = pm or plugin_manager()
+    if "journal" in config.providers:  # issue 20: record every publish, for replay everywhere
+        require("the event journal", ("sqlalchemy",), "sql")
+        from polybus.core.consistency.journal import install_journal
+
+        install_journal(pm, config)
     adapters = collect_adapters(pm)
     name = provider or config.provider
     if name not in adapters:

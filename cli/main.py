@@ -13,6 +13,8 @@ from polybus.cli.demo import demo_command
 from polybus.cli.dlq import dlq_group
 from polybus.cli.emulate import emulate_command
 from polybus.cli.filter import filter_group
+from polybus.cli.outbox import outbox_group
+from polybus.cli.replay import replay_command
 from polybus.cli.run import run_command
 from polybus.cli.schema import schema_group
 from polybus.cli.sim import sim_group
@@ -54,6 +56,8 @@ for command in (
     dlq_group,
     emulate_command,
     filter_group,
+    outbox_group,
+    replay_command,
     schema_group,
     sim_group,
     status_command,

@@ -6,6 +6,12 @@ cannot start (configuration, a missing extra, the provider unreachable);
 ``--workers K`` a supervisor runs K worker processes as competing consumers,
 restarts one that dies, forwards SIGTERM/SIGINT to all and exits 0 once they
 stopped (1 when workers keep failing at startup).
+
+With ``--outbox-db URL`` (or an [outbox] table with a ``url`` in
+polybus.toml) each worker also runs the transactional-outbox relay in a
+thread, publishing that database's outbox rows through the configured
+provider (see docs/outbox.md); leases keep several workers from publishing
+the same row.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ import click
 
 from polybus.app import App
 from polybus.cli.errors import friendly_errors
+from polybus.cli.outbox import database_errors
+from polybus.core.config import Config, load_config
 from polybus.core.errors import PolybusError
+from polybus.core.extras import require
 from polybus.core.runtime.health import HealthServer, Probes
 
 log = logging.getLogger("polybus.run")
@@ -130,6 +139,11 @@ async def _serve(
     help="Seconds in-flight handlers get on shutdown (default 30).",
 )
 @click.option(
+    "--outbox-db",
+    default=None,
+    help="Also relay this database's outbox (SQLAlchemy URL; default: [outbox] url).",
+)
+@click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option(
@@ -149,6 +163,7 @@ def run_command(
     health_port: int | None,
     health_host: str,
     grace: float | None,
+    outbox_db: str | None,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -165,9 +180,38 @@ def run_command(
     if grace is not None:
         app.with_settings(grace=grace)
     try:
-        asyncio.run(_serve(app, concurrency, health_host, health_port))
+        with database_errors("outbox relay"):
+            relay = _start_relay(app, outbox_db)
+        try:
+            asyncio.run(_serve(app, concurrency, health_host, health_port))
+        finally:
+            if relay is not None:
+                relay.stop()
+                relay.bus.close()
     except PolybusError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _start_relay(app: App, outbox_db: str | None) -> Any:
+    """The outbox relay thread when --outbox-db or an [outbox] table asks for one, else None."""
+    config = app.config if isinstance(app.config, Config) else load_config(app.config)
+    table = config.providers.get("outbox")
+    if not outbox_db and (table is None or "url" not in table):
+        return None
+    require("the outbox relay", ("sqlalchemy",), "sql")
+    from polybus.core.consistency.journal import connect_with_journal
+    from polybus.core.consistency.relay import Relay, parse_outbox
+
+    outbox = parse_outbox(table or {}, outbox_db)
+    bus = connect_with_journal(config, provider=app.provider)
+    try:
+        relay = Relay(outbox.url, bus, outbox.settings)
+    except BaseException:
+        bus.close()
+        raise
+    relay.start()
+    log.info("outbox relay on %s publishing to %s", relay.key, bus.provider)
+    return relay
 
 
 def _worker_argv(ctx: click.Context, index: int, health_port: int | None) -> list[str]:
@@ -177,7 +221,15 @@ def _worker_argv(ctx: click.Context, index: int, health_port: int | None) -> lis
     if config_path:
         argv += ["--config", config_path]
     argv += ["run", params["target"], "--workers", "1"]
-    for name in ("provider", "concurrency", "grace", "log_format", "log_level", "health_host"):
+    for name in (
+        "provider",
+        "concurrency",
+        "grace",
+        "outbox_db",
+        "log_format",
+        "log_level",
+        "health_host",
+    ):
         if params.get(name) is not None:
             argv += [f"--{name.replace('_', '-')}", str(params[name])]
     if health_port is not None:

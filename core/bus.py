@@ -6,6 +6,12 @@ capabilities the adapter does not declare, runs the middleware hooks, evaluates 
 could not, and turns handler outcomes into acks, nacks with backoff and
 dead-letters, counting each so the numbers add up:
 delivered = acked + retried + dead_lettered + filtered.
+
+Replay: natively where the adapter declares it; otherwise from an event
+journal (a `ReplaySource`: `bus.journal`, or a plugin on the bus's hooks such
+as polybus.core.consistency.journal.JournalPlugin), by republishing the
+topic's events marked ``polybusreplay=<subscription>``; every other
+subscription settles such a delivery as filtered (counted and acked).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import pluggy
 from cloudevents.core.v1.event import CloudEvent
@@ -37,6 +43,21 @@ from polybus.core.plugins import make_plugin_manager
 
 log = logging.getLogger("polybus")
 Handler = Callable[[CloudEvent], Any]
+REPLAY_EXTENSION = "polybusreplay"  # names the one subscription a journal replay is for
+REPLAY_CHUNK = 100
+JOURNAL_HINT = (
+    'add a [journal] table to polybus.toml (url = "sqlite:///journal.db") to record '
+    "published events and replay from them"
+)
+
+
+@runtime_checkable
+class ReplaySource(Protocol):
+    """Somewhere published events are kept: what a journal replay republishes."""
+
+    def replay_events(self, topic: str, since: datetime) -> Sequence[CloudEvent]:
+        """Events of `topic` published at or after `since`, oldest first."""
+        ...
 
 
 @dataclass
@@ -74,7 +95,10 @@ class Subscription:
         return self.spec.name
 
     def accepts(self, event: CloudEvent) -> bool:
-        """Whether the residual (client-side) filter lets the event through."""
+        """Whether the event is for this subscription: not a replay for another, and the residual filter passes."""
+        target = event.get_extension(REPLAY_EXTENSION)
+        if target is not None and target != self.spec.name:
+            return False
         return self._residual_match is None or self._residual_match(AttributeView(event))
 
 
@@ -98,6 +122,7 @@ class Bus:
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
         self.subscriptions: dict[str, Subscription] = {}
+        self.journal: ReplaySource | None = None
         # Hooks nobody implements are skipped: a pluggy call costs microseconds per event.
         self._active_hooks = {
             name
@@ -173,16 +198,57 @@ class Bus:
         self.subscriptions[name] = sub
         return sub
 
-    def replay(self, name: str, since: datetime) -> None:
-        """Redeliver to subscription `name` every event of its topic published since `since`."""
-        if self.capabilities is not None:
-            self.capabilities.check_replay(self.adapter.name)
-        if not isinstance(self.adapter, SupportsReplay):
+    def replay(
+        self,
+        name: str,
+        since: datetime,
+        *,
+        topic: str | None = None,
+        source: Literal["auto", "native", "journal"] = "auto",
+    ) -> int | None:
+        """Redeliver to subscription `name` every event of its topic published since `since`.
+
+        Natively when the adapter declares replay (returns None); otherwise
+        (or with ``source="journal"``) from the journal: the topic's events
+        are republished marked for `name` only, and their number is returned.
+        `topic` defaults to the subscription's (when subscribed on this bus).
+        """
+        native = isinstance(self.adapter, SupportsReplay) and (
+            self.capabilities is None or self.capabilities.replay
+        )
+        if source == "native" or (source == "auto" and native):
+            if self.capabilities is not None:
+                self.capabilities.check_replay(self.adapter.name)
+            if not isinstance(self.adapter, SupportsReplay):
+                raise UnsupportedError(
+                    f"provider {self.adapter.name!r} cannot replay",
+                    [Problem("replay", self.adapter.name, "the adapter has no replay method")],
+                )
+            self.adapter.replay(name, since)
+            return None
+        journal = self.journal or self._journal_from_hooks()
+        if journal is None:
             raise UnsupportedError(
-                f"provider {self.adapter.name!r} cannot replay",
-                [Problem("replay", self.adapter.name, "the adapter has no replay method")],
+                f"provider {self.adapter.name!r} cannot replay natively and no event journal is "
+                f"configured: {JOURNAL_HINT}",
+                [Problem("replay", self.adapter.name, f"no native replay and no journal; {JOURNAL_HINT}")],
             )
-        self.adapter.replay(name, since)
+        if topic is None:
+            sub = self.subscriptions.get(name)
+            topic = sub.spec.topic if sub is not None else DEFAULT_TOPIC
+        events = [
+            build_event({**event.get_attributes(), REPLAY_EXTENSION: name}, event.get_data())
+            for event in journal.replay_events(topic, since)
+        ]
+        for start in range(0, len(events), REPLAY_CHUNK):
+            self.adapter.publish(topic, events[start : start + REPLAY_CHUNK])
+        return len(events)
+
+    def _journal_from_hooks(self) -> ReplaySource | None:
+        for impl in self.hooks.polybus_after_publish.get_hookimpls():
+            if isinstance(impl.plugin, ReplaySource):
+                return impl.plugin
+        return None
 
     def poll(self, name: str, max_events: int | None = None, timeout: float = 0.0) -> int:
         """Receive one batch for subscription `name` and handle it; returns deliveries handled."""

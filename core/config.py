@@ -59,7 +59,8 @@ SECRET_WORDS = (
 )
 _SECRET_VALUE = re.compile(
     r"(key|secret|password|passwd|pwd|token|sig|signature|credential)\s*=|-----BEGIN|"
-    r"sharedaccess",
+    r"sharedaccess|"
+    r"://[^/\s@:]*:[^/\s@]+@",  # a URL with a password (postgresql://user:pw@host/db)
     re.IGNORECASE,
 )
 

@@ -13,6 +13,7 @@ _FIXTURE_MODULES = (
     "tests.fixtures.azure",
     "tests.fixtures.gcp",
     "tests.fixtures.thirdparty",
+    "tests.fixtures.postgres",
 )
 pytest_plugins = [m for m in _FIXTURE_MODULES if importlib.util.find_spec(m)] + [
     "polybus.pytest_plugin"  # the fixtures polybus ships to its users, used by our own tests too
