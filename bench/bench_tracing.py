@@ -8,15 +8,21 @@ to a topic nobody reads, so every event costs two publishes and one delivery:
 - off:     the default plugins (correlation on; tracing installed but no
            TracerProvider configured: its hooks return at once)
 - on:      an SDK TracerProvider, BatchSpanProcessor, exporter that drops the
-           spans (four spans per event: send, process, ack, and the follow-up send)
-- on-10%:  the same with ParentBased(TraceIdRatioBased(0.1)) sampling, as
+           spans (three spans per event: the create span of its batch publish,
+           process with its ack event, the follow-up send; plus one send span
+           per batch of 100)
+- settle:  `on` with settle spans opted in (`settle_spans=True`): a CLIENT ack
+           span per delivery instead of the span event (four spans per event)
+- on-10%:  `on` with ParentBased(TraceIdRatioBased(0.1)) sampling, as
            production tracing usually runs (context still travels on every event)
 
 Two workloads: an empty handler (work 0: polybus's own per-event cost is all
 there is, the worst case for relative overhead) and a handler that spends
 `--work` ms of CPU per event (a handler doing something).
-Throughput is events / (time from the first publish to the last handled).
-Issue 16's target: `on` costs at most 15% against `off`.
+Throughput is events / (time from the first publish to the last handled);
+CPU is the process's CPU time (every thread, user + system) per event over the
+same span, which other processes on a shared machine disturb less than the
+wall clock. Issue 16's target: `on` costs at most 15% against `off`.
 
     python -m bench.bench_tracing [--events N] [--rounds R] [--work MS]
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -59,7 +66,7 @@ class DropExporter(SpanExporter):
 
 
 def make_bus(mode: str) -> tuple[Bus, Any]:
-    """A memory bus with no plugins ('bare'), the defaults ('off'), tracing ('on', 'on-10%')."""
+    """A memory bus with no plugins ('bare'), the defaults ('off'), tracing ('on', 'settle', 'on-10%')."""
     if mode == "bare":
         return Bus(MemoryBus(retention=10), hooks=make_plugin_manager().hook), None
     pm = plugin_manager(load_entrypoints=False)
@@ -70,7 +77,7 @@ def make_bus(mode: str) -> tuple[Bus, Any]:
     provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=65536))
     tracing: Tracing = install(pm)
-    tracing.configure(tracer_provider=provider, provider="local")
+    tracing.configure(tracer_provider=provider, provider="local", settle_spans=mode == "settle")
     return Bus(MemoryBus(retention=10), hooks=pm.hook), (provider, exporter)
 
 
@@ -81,8 +88,14 @@ def busy(seconds: float) -> None:
         pass
 
 
-def run_once(mode: str, events: list[Any], work: float = 0.0) -> tuple[float, int]:
-    """Events per second for one mode (handler spending `work` s of CPU), and the spans exported."""
+def cpu_seconds() -> float:
+    """This process's CPU time so far, every thread, user + system."""
+    times = os.times()
+    return times.user + times.system
+
+
+def run_once(mode: str, events: list[Any], work: float = 0.0) -> tuple[float, int, float]:
+    """Events/s for one mode (handler spending `work` s of CPU), spans exported, CPU us per event."""
     bus, traced = make_bus(mode)
     app = App(f"bench-{mode}")
     done = 0
@@ -98,54 +111,65 @@ def run_once(mode: str, events: list[Any], work: float = 0.0) -> tuple[float, in
         if done == len(events):
             finished.set()
 
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         bus.subscribe("s", lambda e: None, topic="t")  # provision before publishing
         await app.start(bus=bus)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         for i in range(0, len(events), 100):
             await app.publish(events[i : i + 100], "t")
         await finished.wait()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         await app.stop()
         bus.close()
-        return len(events) / elapsed
+        return len(events) / elapsed, cpu / len(events) * 1e6
 
-    rate = asyncio.run(main())
+    rate, cpu = asyncio.run(main())
     spans = 0
     if traced is not None:
         provider, exporter = traced
         provider.shutdown()  # flushes the batch processor
         spans = exporter.count
-    return rate, spans
+    return rate, spans, cpu
 
 
 def table(events: list[Any], rounds: int, work: float) -> None:
     """Run every mode `rounds` times, interleaved, and print one table."""
-    modes = ("bare", "off", "on", "on-10%")
+    modes = ("bare", "off", "on", "settle", "on-10%")
     rates: dict[str, list[float]] = {mode: [] for mode in modes}
+    cpus: dict[str, list[float]] = {mode: [] for mode in modes}
     spans = 0
     for _ in range(rounds):  # interleaved, so machine load hits every mode alike
         for mode in modes:
-            rate, exported = run_once(mode, events, work)
+            rate, exported, cpu = run_once(mode, events, work)
             rates[mode].append(rate)
+            cpus[mode].append(cpu)
             if mode == "on":
                 spans = max(spans, exported)
     print(
         f"\n{len(events)} events, async handler with {work * 1000:g} ms of CPU work publishing "
         f"one follow-up, concurrency {CONCURRENCY}; median of {rounds} rounds (min-max)"
     )
-    print(f"{'mode':<8}{'events/s':>12}{'min-max':>20}{'vs off':>9}{'us/event':>10}")
+    print(
+        f"{'mode':<8}{'events/s':>12}{'min-max':>20}{'vs off':>9}{'us/event':>10}"
+        f"{'CPU us/event':>14}{'CPU vs off':>12}"
+    )
     off = statistics.median(rates["off"])
+    off_cpu = statistics.median(cpus["off"])
     for mode in modes:
         median = statistics.median(rates[mode])
+        cpu = statistics.median(cpus[mode])
         span = f"{min(rates[mode]):,.0f}-{max(rates[mode]):,.0f}"
         print(
             f"{mode:<8}{median:>12,.0f}{span:>20}{(median / off - 1) * 100:>+8.1f}%"
-            f"{1e6 / median:>10,.0f}"
+            f"{1e6 / median:>10,.0f}{cpu:>14,.0f}{(cpu / off_cpu - 1) * 100:>+11.1f}%"
         )
     print(f"spans exported per traced round: {spans} ({spans / len(events):.1f} per event)")
     overhead = (1 - statistics.median(rates["on"]) / off) * 100
-    print(f"tracing overhead: {overhead:.1f}% (target <= 15%)")
+    cpu_overhead = (statistics.median(cpus["on"]) / off_cpu - 1) * 100
+    print(
+        f"tracing overhead: {overhead:.1f}% of throughput, {cpu_overhead:.1f}% more CPU per event "
+        "(target <= 15%)"
+    )
 
 
 def main() -> None:

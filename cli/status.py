@@ -53,6 +53,13 @@ def _cell(value: Any) -> str:
     return f"{value:.1f}s" if isinstance(value, float) else str(value)
 
 
+def _age(row: dict[str, Any]) -> str:
+    """The oldest age, "unavailable" when events wait but the provider gave no age (aws without a CloudWatch datapoint)."""
+    if row["oldest_age"] is None and (row["undelivered"] or row["in_flight"]):
+        return "unavailable"
+    return _cell(row["oldest_age"])
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     """The rows as an aligned text table (errors and alarms after each row)."""
     head = ("SUBSCRIPTION", "UNDELIVERED", "IN FLIGHT", "OLDEST AGE", "DEAD LETTERS", "ALARMS")
@@ -67,7 +74,7 @@ def render(rows: list[dict[str, Any]]) -> str:
                 row["subscription"],
                 _cell(row["undelivered"]),
                 _cell(row["in_flight"]),
-                _cell(row["oldest_age"]),
+                _age(row),
                 _cell(row["dead_letters"]),
                 alarms,
             )

@@ -14,6 +14,21 @@ th{background:#eef1f5;font-weight:600}
 button{margin:0 .15rem;padding:.15rem .5rem;cursor:pointer}
 #notes div{margin:.2rem 0}.ok{color:#1b7a36}
 pre{background:#fff;border:1px solid #e3e6ea;padding:.5rem;max-height:20rem;overflow:auto}
+#flow svg{background:#fff;border:1px solid #e3e6ea}
+.node rect{fill:#eef1f5;stroke:#8a94a6;rx:6}.node[data-kind=topic] rect{fill:#fff4d6;stroke:#c9a227}
+.node[data-kind=subscription] rect{fill:#e3f1e6;stroke:#4f9a65}
+.node text{font:12px system-ui,sans-serif;fill:#1d2330}.node text.sub{fill:#6b7380;font-size:11px}
+.edge{fill:none;stroke:#9aa3b2}.edge.failing{stroke:#b3261e}.edge-label{font:11px system-ui;fill:#6b7380}
+#traces tr{cursor:pointer}#traces tr.selected td{background:#e8f0fe}
+#waterfall{background:#fff;border:1px solid #e3e6ea;padding:.4rem;margin-top:.5rem}
+.wf-row{display:flex;align-items:center;height:22px;border-bottom:1px solid #f0f2f5}
+.wf-label{width:34%;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;font-size:12px}
+.wf-track{position:relative;flex:1;height:14px}
+.wf-bar{position:absolute;top:0;height:14px;min-width:2px;border-radius:2px;background:#8a94a6}
+.wf-bar.k-PRODUCER{background:#c9a227}.wf-bar.k-CONSUMER{background:#4f9a65}
+.wf-bar.k-CLIENT{background:#5b7bd5}.wf-bar.k-INTERNAL{background:#8a94a6}.wf-bar.err{background:#b3261e}
+.wf-tick{position:absolute;top:-2px;width:2px;height:18px;background:#1d2330}
+.wf-time{position:absolute;top:0;font-size:11px;color:#6b7380;white-space:nowrap}
 </style></head>
 <body data-polls="0">
 <h1>polybus dashboard</h1>
@@ -23,6 +38,16 @@ pre{background:#fff;border:1px solid #e3e6ea;padding:.5rem;max-height:20rem;over
 <table id="subs"><thead><tr><th>subscription</th><th>backlog</th><th>in flight</th>
 <th>oldest age</th><th>dead letters</th><th>throughput</th><th>error rate</th>
 <th>retries</th><th>p50</th><th>p99</th><th></th></tr></thead><tbody></tbody></table>
+<section id="flow-view" hidden>
+<h2>Flow</h2>
+<div id="flow-notes"></div>
+<div class="muted">publisher service &rarr; topic &rarr; subscription (its service); edges count the spans seen</div>
+<div id="flow"></div>
+<h2>Latest traces</h2>
+<table id="traces"><thead><tr><th>root span</th><th>service</th><th>services</th><th>spans</th>
+<th>duration</th></tr></thead><tbody></tbody></table>
+<div id="waterfall" hidden><div class="muted" id="wf-title"></div><div id="wf-rows"></div></div>
+</section>
 <section id="dlq" hidden>
 <h2>Dead letters of <span id="dlq-sub"></span></h2>
 <div>requeue to topic <input id="dlq-topic" size="24">
@@ -123,9 +148,97 @@ async function act(action, ids) {
   status(action + "d " + doc.done.length + (skipped ? "; skipped " + skipped : ""), "ok");
   document.body.dataset.lastAction = action + ":" + doc.done.join(",");
 }
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, parent) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (parent) parent.appendChild(el); return el;
+}
+function renderFlow(graph) {
+  const notes = $("#flow-notes"); notes.textContent = "";
+  for (const n of graph.notes) { const d = document.createElement("div"); d.className = "warn"; d.textContent = n; notes.appendChild(d); }
+  const cols = {service: 0, topic: 1, subscription: 2}; const count = [0, 0, 0]; const pos = {};
+  const W = 220, H = 40, GAP = 14, X = [20, 340, 660];
+  for (const n of graph.nodes) { const c = cols[n.kind]; pos[n.id] = {x: X[c], y: 20 + count[c] * (H + GAP)}; count[c] += 1; }
+  const height = 40 + Math.max(1, ...count) * (H + GAP);
+  const root = svg("svg", {width: 900, height: height, viewBox: "0 0 900 " + height});
+  for (const e of graph.edges) {
+    const a = pos[e.from], b = pos[e.to]; if (!a || !b) continue;
+    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mx = (x1 + x2) / 2;
+    const path = svg("path", {d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`,
+      "stroke-width": 1 + Math.min(5, Math.log2(1 + e.count)), class: "edge" + (e.errors ? " failing" : "")}, root);
+    path.dataset.from = e.from; path.dataset.to = e.to; path.dataset.count = e.count;
+    const into = e.to.startsWith("topic:");  // label at the service / subscription end, not the busy topic
+    const label = svg("text", {x: into ? x1 + 6 : x2 - 6, y: (into ? y1 : y2) - 4,
+      "text-anchor": into ? "start" : "end", class: "edge-label"}, root);
+    label.textContent = e.count + (e.errors ? " (" + e.errors + " failed)" : "");
+  }
+  for (const n of graph.nodes) {
+    const p = pos[n.id]; const g = svg("g", {class: "node", transform: `translate(${p.x},${p.y})`}, root);
+    g.dataset.kind = n.kind; g.dataset.name = n.name; if (n.service) g.dataset.service = n.service;
+    svg("rect", {width: W, height: H, rx: 6}, g);
+    const t = svg("text", {x: 10, y: n.service && n.kind === "subscription" ? 17 : 25}, g); t.textContent = n.name;
+    if (n.service && n.kind === "subscription") { const s2 = svg("text", {x: 10, y: 32, class: "sub"}, g); s2.textContent = "service " + n.service; }
+  }
+  const box = $("#flow"); box.textContent = ""; box.appendChild(root);
+}
+let selected = null;
+function renderTraces(traces) {
+  const body = $("#traces tbody"); body.textContent = "";
+  for (const t of traces) {
+    const tr = document.createElement("tr"); tr.dataset.trace = t.trace_id;
+    if (t.trace_id === selected) tr.className = "selected";
+    cell(tr, "root", t.root); cell(tr, "service", t.service); cell(tr, "services", String(t.services.length));
+    cell(tr, "spans", String(t.spans)); cell(tr, "duration", t.duration_ms.toFixed(2) + " ms");
+    tr.onclick = () => openTrace(t.trace_id); body.appendChild(tr);
+  }
+}
+let asked = 0;
+async function openTrace(id) {
+  selected = id; const mine = ++asked;
+  for (const tr of document.querySelectorAll("#traces tr[data-trace]")) tr.className = tr.dataset.trace === id ? "selected" : "";
+  const r = await fetch("/api/trace?id=" + encodeURIComponent(id)); const doc = await r.json();
+  if (mine !== asked) return;  // another trace was asked for meanwhile: draw only the latest
+  const box = $("#wf-rows"); box.textContent = ""; const total = doc.total_ms || 1;
+  $("#wf-title").textContent = "trace " + doc.trace_id + ": " + doc.rows.length + " spans, " + total.toFixed(2) + " ms";
+  for (const row of doc.rows) {
+    const div = document.createElement("div"); div.className = "wf-row";
+    div.dataset.span = row.span_id; div.dataset.parent = row.parent_span_id || ""; div.dataset.depth = row.depth;
+    const label = document.createElement("div"); label.className = "wf-label"; label.style.paddingLeft = (row.depth * 14) + "px";
+    label.textContent = row.name; label.title = row.kind + " \u00b7 " + row.service;
+    const svc = document.createElement("span"); svc.className = "muted"; svc.textContent = " " + row.service; label.appendChild(svc);
+    const track = document.createElement("div"); track.className = "wf-track";
+    const bar = document.createElement("div"); bar.className = "wf-bar k-" + row.kind + (row.error ? " err" : "");
+    const left = row.offset_ms / total * 100; bar.style.left = left + "%"; bar.style.width = Math.max(0.3, row.duration_ms / total * 100) + "%";
+    bar.title = row.name + ": " + row.duration_ms.toFixed(3) + " ms at +" + row.offset_ms.toFixed(3) + " ms"; track.appendChild(bar);
+    for (const ev of row.events) {
+      const tick = document.createElement("div"); tick.className = "wf-tick"; tick.title = ev.name;
+      tick.dataset.event = ev.name; tick.style.left = (ev.offset_ms / total * 100) + "%"; track.appendChild(tick);
+    }
+    const time = document.createElement("span"); time.className = "wf-time"; time.textContent = row.duration_ms.toFixed(2) + " ms";
+    const right = left + row.duration_ms / total * 100;
+    if (right > 85) time.style.right = "calc(" + (100 - left) + "% + 4px)"; else time.style.left = "calc(" + right + "% + 4px)";
+    track.appendChild(time);
+    div.appendChild(label); div.appendChild(track); box.appendChild(div);
+  }
+  $("#waterfall").hidden = false; document.body.dataset.waterfall = id;
+}
+async function pollFlow() {
+  try {
+    const r = await fetch("/api/flow"); const graph = await r.json();
+    if (graph.tracing) {
+      $("#flow-view").hidden = false; renderFlow(graph);
+      const t = await fetch("/api/traces"); const traces = await t.json(); renderTraces(traces);
+      if (selected === null && traces.length) openTrace(traces[0].trace_id);  // the newest, until one is picked
+      document.body.dataset.flowPolls = String(Number(document.body.dataset.flowPolls || 0) + 1);
+    }
+  } catch (e) { /* the state poll shows the server as unreachable */ }
+  setTimeout(pollFlow, 2000);
+}
 $("#requeue-all").onclick = () => act("requeue", null);
 $("#purge-all").onclick = () => act("purge", null);
 $("#dlq-refresh").onclick = () => loadDlq();
 poll();
+pollFlow();
 </script></body></html>
 """

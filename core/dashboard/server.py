@@ -2,6 +2,8 @@
 
 GET /                 the page (everything inline: it works offline)
 GET /api/state        every subscription's backlog (SupportsBacklog) and rates (--metrics)
+GET /api/flow         services -> topics -> subscriptions from the spans seen (--traces, recorder)
+GET /api/traces       the newest traces; GET /api/trace?id=T  one as waterfall rows
 GET /api/dlq?subscription=S          the subscription's dead letters
 GET /api/dlq/show?subscription=S&id=I  one dead letter with its whole event
 POST /api/dlq/requeue {"subscription", "topic", "ids": [...] | null}
@@ -16,16 +18,28 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
 from polybus.core.bus import Bus
 from polybus.core.contract import DEFAULT_TOPIC, SupportsBacklog
 from polybus.core.dashboard import dlq
+from polybus.core.dashboard.flow import flow_graph, latest_traces, trace_rows
 from polybus.core.dashboard.metrics import MetricsSource, Rates
 from polybus.core.dashboard.page import PAGE
 from polybus.core.errors import PolybusError
 from polybus.core.page_server import PageHandler, PageServer
+from polybus.core.tracing.records import SpanRecord
+
+
+class SpanSource(Protocol):
+    """Where the dashboard's spans come from: a SpanRecorder or a JsonLinesSource."""
+
+    note: str | None
+
+    def records(self) -> list[SpanRecord]:
+        """The records seen so far, oldest first."""
+        ...
 
 
 @dataclass
@@ -35,7 +49,34 @@ class Dashboard:
     bus: Bus
     topics: dict[str, str] = field(default_factory=dict)  # subscription -> topic for requeue
     sources: list[MetricsSource] = field(default_factory=list)
+    spans: list[SpanSource] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def span_records(self) -> list[SpanRecord]:
+        """Every span source's records, in start order."""
+        records = [r for source in self.spans for r in source.records()]
+        return sorted(records, key=lambda r: r.start_ns)
+
+    def known_subscriptions(self) -> dict[str, str]:
+        """subscription -> topic: the --subscription options and the bus's own subscriptions."""
+        known = {name: sub.spec.topic for name, sub in self.bus.subscriptions.items()}
+        known.update(self.topics)
+        return known
+
+    def flow(self) -> dict[str, Any]:
+        """The flow view: nodes, edges, and each span source's note (a missing file, bad lines)."""
+        graph = flow_graph(self.span_records(), self.known_subscriptions())
+        graph["tracing"] = bool(self.spans)
+        graph["notes"] = [s.note for s in self.spans if s.note]
+        return graph
+
+    def traces(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest traces."""
+        return latest_traces(self.span_records(), limit)
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        """One trace as waterfall rows."""
+        return trace_rows(self.span_records(), trace_id)
 
     def state(self) -> dict[str, Any]:
         """Poll every metrics endpoint and the bus once; the JSON the page renders."""
@@ -148,6 +189,12 @@ def _handler(board: Dashboard) -> type[BaseHTTPRequestHandler]:
                     self._send(200, PAGE.encode(), "text/html; charset=utf-8")
                 elif url.path == "/api/state":
                     self._json(200, board.state())
+                elif url.path == "/api/flow":
+                    self._json(200, board.flow())
+                elif url.path == "/api/traces":
+                    self._json(200, board.traces())
+                elif url.path == "/api/trace" and "id" in query:
+                    self._json(200, board.trace(query["id"]))
                 elif url.path == "/api/dlq" and "subscription" in query:
                     self._json(200, board.dead_letters(query["subscription"]))
                 elif url.path == "/api/dlq/show" and {"subscription", "id"} <= set(query):

@@ -1,35 +1,44 @@
-"""The tracing plugin: OpenTelemetry spans for publish, process and settle, context in the event.
+"""The tracing plugin: OpenTelemetry spans for publish and process, settlement recorded, context in the event.
 
-A PRODUCER span ``send {topic}`` per published event (started in
+Publishing: a PRODUCER span ``send {topic}`` per published event (started in
 ``polybus_before_publish``, ended in ``polybus_after_publish``); its context
 travels in the event's ``traceparent`` / ``tracestate`` (the CloudEvents
-distributed-tracing extension). A CONSUMER span ``process {subscription}``
-per delivery, child of that context (a new root when the event has none),
-started in ``polybus_before_handle`` and made current while the handler runs,
-so what the handler publishes or traces is its child; ``polybus_after_handle``
-(called exactly once per delivery) adds a CLIENT settle span (``ack``,
-``nack``, ``dead_letter``) and ends it. An event published again with a
-``traceparent`` already set (a requeued dead letter) starts a span that links
-to its original trace.
+distributed-tracing extension). A batch (``bus.publish(topic, [e1, e2, ...])``)
+follows the messaging conventions' batch guidance instead: each event's span
+becomes its PRODUCER ``create {topic}`` span (the creation context injected
+into it) and one CLIENT ``send {topic}`` span covers the batch, linked to every
+event's creation context, with ``messaging.batch.message_count``.
 
-Without opentelemetry installed, or without a configured TracerProvider, every
-hook returns at once and events are left untouched.
+Consuming: a CONSUMER span ``process {subscription}`` per delivery, child of
+the event's context (a new root when the event has none), started in
+``polybus_before_handle`` and made current while the handler runs, so what
+the handler publishes or traces is its child; ``polybus_after_handle``
+(called exactly once per delivery) records the settlement and ends it. The
+settlement (``ack``, ``nack``, ``dead_letter``) is a span EVENT on the process
+span by default, a CLIENT span of its own with ``settle_spans=True`` (or
+``POLYBUS_TRACE_SETTLE=span``): a span costs the SDK several times an event.
+
+An event published again with a ``traceparent`` already set (a requeued dead
+letter) starts a span that links to its original trace. Without opentelemetry
+installed, or without a configured TracerProvider, every hook returns at once
+and events are left untouched.
 """
 
 from __future__ import annotations
 
-import re
+import difflib
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
+from polybus.core.errors import ConfigError, Problem
 from polybus.core.hookspecs import hookimpl
-from polybus.core.tracing.carriers import TRACEPARENT, TRACESTATE
+from polybus.core.tracing.spancontext import extract, inject, remote_context
 
 # The `otel` extra, imported on first use so importing polybus stays fast.
 trace: Any = None
@@ -52,7 +61,6 @@ def _load_otel() -> bool:
 
 
 PLUGIN_NAME = "polybus.tracing"
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 INSTRUMENTATION = "polybus"
 #: messaging.system per adapter: registry values where one exists (gcp_pubsub,
 #: eventgrid); EventBridge has none, so `aws.eventbridge` follows the newest AWS
@@ -66,6 +74,9 @@ SETTLE_OPERATIONS = {
     "retried": "nack",
     "dead-lettered": "dead_letter",
 }
+#: The environment variable choosing how settlements are recorded: `event` (default) or `span`.
+SETTLE_ENV = "POLYBUS_TRACE_SETTLE"
+SETTLE_MODES = ("event", "span")
 
 
 def messaging_system(provider: str | None) -> str:
@@ -73,6 +84,20 @@ def messaging_system(provider: str | None) -> str:
     if provider is None:
         return "polybus"
     return SYSTEMS.get(provider, f"polybus.{provider}")
+
+
+def settle_spans_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether POLYBUS_TRACE_SETTLE asks for settle spans (`span`) rather than span events."""
+    value = (os.environ if environ is None else environ).get(SETTLE_ENV, "event")
+    mode = value.strip().lower() or "event"
+    if mode not in SETTLE_MODES:
+        close = difflib.get_close_matches(mode, SETTLE_MODES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            "tracing settings",
+            [Problem(SETTLE_ENV, value, f"{hint}must be 'event' (the default) or 'span'")],
+        )
+    return mode == "span"
 
 
 def event_attributes(event: CloudEvent) -> dict[str, str]:
@@ -88,46 +113,60 @@ def event_attributes(event: CloudEvent) -> dict[str, str]:
     return attrs
 
 
-@dataclass(frozen=True)
 class _Active:
     """The process span of the delivery being handled in this context."""
 
-    subscription: str
-    event_id: str
-    span: Any
-    token: object
+    __slots__ = ("event_id", "span", "subscription", "token")
 
-
-@dataclass(frozen=True)
-class _Pending:
-    span: Any
-    started: float
+    def __init__(self, subscription: str, event_id: str, span: Any, token: object) -> None:
+        self.subscription = subscription
+        self.event_id = event_id
+        self.span = span
+        self.token = token
 
 
 class Tracing:
     """The tracing plugin (registered by polybus.adapters.plugin_manager as ``polybus.tracing``).
 
     `tracer_provider` None means OpenTelemetry's global provider; `provider`
-    is the adapter name, for `messaging.system`.
+    is the adapter name, for `messaging.system`; `settle_spans` records each
+    settlement as a CLIENT span instead of an event on the process span
+    (None: from POLYBUS_TRACE_SETTLE).
     """
 
-    def __init__(self, tracer_provider: Any = None, provider: str | None = None) -> None:
+    def __init__(
+        self,
+        tracer_provider: Any = None,
+        provider: str | None = None,
+        settle_spans: bool | None = None,
+    ) -> None:
         self.tracer_provider = tracer_provider
         self.provider = provider
+        self.settle_spans = settle_spans_from_env() if settle_spans is None else settle_spans
         self._system = messaging_system(provider)
         self._active: ContextVar[_Active | None] = ContextVar("polybus_trace", default=None)
-        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._pending: dict[tuple[str, str], tuple[Any, float]] = {}
         self._lock = threading.Lock()
         self._swept = time.monotonic()
         self._cached: tuple[Any, Any] | None = None
+        self._attrs: dict[tuple[str, str], dict[str, Any]] = {}  # (operation, name) -> attributes
 
-    def configure(self, *, tracer_provider: Any = None, provider: str | None = None) -> Tracing:
-        """Use `tracer_provider` (instead of the global one) and name the adapter; returns self."""
+    def configure(
+        self,
+        *,
+        tracer_provider: Any = None,
+        provider: str | None = None,
+        settle_spans: bool | None = None,
+    ) -> Tracing:
+        """Use `tracer_provider` (instead of the global one), name the adapter, choose settle spans; returns self."""
         if tracer_provider is not None:
             self.tracer_provider = tracer_provider
         if provider is not None:
             self.provider = provider
             self._system = messaging_system(provider)
+            self._attrs = {}
+        if settle_spans is not None:
+            self.settle_spans = settle_spans
         return self
 
     @property
@@ -139,70 +178,118 @@ class Tracing:
         if trace is None and not _load_otel():
             return None
         provider = self.tracer_provider or trace.get_tracer_provider()
+        cached = self._cached
+        if cached is not None and cached[0] is provider:
+            return cached[1]
         if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
             return None
-        cached = self._cached
-        if cached is None or cached[0] is not provider:
-            cached = (provider, provider.get_tracer(INSTRUMENTATION))
-            self._cached = cached
-        return cached[1]
+        self._cached = (provider, provider.get_tracer(INSTRUMENTATION))
+        return self._cached[1]
+
+    def _fixed(self, operation: str, name: str) -> dict[str, Any]:
+        """The attributes every span of `operation` on topic/subscription `name` shares (cached)."""
+        attrs = self._attrs.get((operation, name))
+        if attrs is None:
+            where = (
+                "messaging.destination.name"
+                if operation in ("send", "create")
+                else "messaging.destination.subscription.name"
+            )
+            attrs = {
+                "messaging.system": self._system,
+                where: name,
+                "messaging.operation.name": operation,
+                "messaging.operation.type": "settle"
+                if operation in SETTLE_OPERATIONS.values()
+                else operation,
+            }
+            self._attrs[(operation, name)] = attrs
+        return attrs
 
     # publishing ------------------------------------------------------------------
 
     @hookimpl
     def polybus_before_publish(self, event: CloudEvent, topic: str) -> Mapping[str, Any] | None:
-        """Start the PRODUCER span and return its context as traceparent/tracestate."""
+        """Start the event's PRODUCER span and return its context as traceparent/tracestate."""
         tracer = self._tracer()
         if tracer is None:
             return None
-        links = []
-        earlier = _extract(event)
-        if earlier is not None:  # published again (a requeue): link to where it came from
-            links.append(trace.Link(trace.get_current_span(earlier).get_span_context()))
-        attributes = {
-            "messaging.system": self._system,
-            "messaging.destination.name": topic,
-            "messaging.operation.name": "send",
-            "messaging.operation.type": "send",
-            **event_attributes(event),
-        }
+        attributes = {**self._fixed("send", topic), **event_attributes(event)}
+        earlier = remote_context(trace, event) if event.get_extension("traceparent") else None
+        # Published again (a requeue): a new trace, linked to where it came from.
+        links = None if earlier is None else [trace.Link(earlier)]
         span = tracer.start_span(
             f"send {topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes, links=links
         )
-        carrier = _inject(span.get_span_context())
+        carrier = inject(span.get_span_context())
         if not span.is_recording():  # sampled out: nothing to time, only the context to pass on
             span.end()
             return carrier
         now = time.monotonic()
+        key = (topic, event.get_id())
         with self._lock:
-            stale = self._pending.pop((topic, event.get_id()), None)
-            self._pending[(topic, event.get_id())] = _Pending(span, now)
+            stale = self._pending.pop(key, None)
+            self._pending[key] = (span, now)
         if stale is not None:
-            stale.span.end()
+            stale[0].end()
         if now - self._swept > PENDING_TIMEOUT / 4:
             self._sweep(now)
         return carrier
 
     @hookimpl
     def polybus_after_publish(self, events: Sequence[CloudEvent], topic: str) -> None:
-        """End the PRODUCER spans of a batch the provider accepted."""
+        """End the PRODUCER span of a single event, or the create spans and one send span of a batch."""
+        if len(events) > 1:
+            self._send_batch(events, topic)
+            return
         if not self._pending:
             return
         with self._lock:
             done = [self._pending.pop((topic, event.get_id()), None) for event in events]
         for pending in done:
             if pending is not None:
-                pending.span.end()
+                pending[0].end()
+
+    def _send_batch(self, events: Sequence[CloudEvent], topic: str) -> None:
+        tracer = self._tracer()
+        with self._lock:
+            done = [self._pending.pop((topic, event.get_id()), None) for event in events]
+        created = {"messaging.operation.name": "create", "messaging.operation.type": "create"}
+        started = time.time_ns()
+        for pending in done:
+            if pending is not None:
+                span = pending[0]
+                span.update_name(f"create {topic}")
+                span.set_attributes(created)
+                started = min(started, span.start_time or started)
+                span.end()
+        if tracer is None:
+            return
+        links = []
+        for event in events:  # every creation context, sampled or not (at most 128 are kept)
+            ctx = remote_context(trace, event)
+            if ctx is not None:
+                links.append(trace.Link(ctx))
+        attributes = {**self._fixed("send", topic), "messaging.batch.message_count": len(events)}
+        tracer.start_span(
+            f"send {topic}",
+            kind=trace.SpanKind.CLIENT,
+            attributes=attributes,
+            links=links,
+            start_time=started,
+        ).end()
 
     def _sweep(self, now: float) -> None:
         """End producer spans whose publish raised (after_publish never came), as errors."""
         self._swept = now
         with self._lock:
-            old = [k for k, p in self._pending.items() if now - p.started > PENDING_TIMEOUT]
+            old = [
+                k for k, (_, started) in self._pending.items() if now - started > PENDING_TIMEOUT
+            ]
             stale = [self._pending.pop(k) for k in old]
-        for pending in stale:
-            pending.span.set_status(trace.Status(trace.StatusCode.ERROR, "publish not confirmed"))
-            pending.span.end()
+        for span, _ in stale:
+            span.set_status(trace.Status(trace.StatusCode.ERROR, "publish not confirmed"))
+            span.end()
 
     def flush(self) -> None:
         """End every producer span still waiting for its publish to report back."""
@@ -216,20 +303,14 @@ class Tracing:
         tracer = self._tracer()
         if tracer is None:
             return
-        self._end_active("delivery not settled")  # a previous delivery whose after_handle never ran
-        parent = _extract(event) or otel_context.Context()  # no context: a new root
-        attributes = {
-            "messaging.system": self._system,
-            "messaging.destination.subscription.name": subscription,
-            "messaging.operation.name": "process",
-            "messaging.operation.type": "process",
-            **event_attributes(event),
-        }
+        if self._active.get() is not None:  # a previous delivery whose after_handle never ran
+            self._end_active("delivery not settled")
+        parent = extract(trace, otel_context, event) or otel_context.Context()  # none: a new root
         span = tracer.start_span(
             f"process {subscription}",
             context=parent,
             kind=trace.SpanKind.CONSUMER,
-            attributes=attributes,
+            attributes={**self._fixed("process", subscription), **event_attributes(event)},
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         self._active.set(_Active(subscription, event.get_id(), span, token))
@@ -238,35 +319,35 @@ class Tracing:
     def polybus_after_handle(
         self, event: CloudEvent, subscription: str, outcome: str, error: BaseException | None
     ) -> None:
-        """Record the settle span (ack, nack, dead_letter) and end the CONSUMER span."""
+        """Record the settlement (ack, nack, dead_letter) and end the CONSUMER span."""
         active = self._active.get()
-        if active is None or (active.subscription, active.event_id) != (
-            subscription,
-            event.get_id(),
+        if (
+            active is None
+            or active.subscription != subscription
+            or active.event_id != event.get_id()
         ):
             return
-        tracer = self._tracer()
         operation = SETTLE_OPERATIONS.get(outcome, outcome)
         span = active.span
-        if tracer is not None and span.is_recording():
-            settle = tracer.start_span(
-                f"{operation} {subscription}",
-                context=trace.set_span_in_context(span),
-                kind=trace.SpanKind.CLIENT,
-                attributes={
-                    "messaging.system": self._system,
-                    "messaging.destination.subscription.name": subscription,
-                    "messaging.operation.name": operation,
-                    "messaging.operation.type": "settle",
-                },
-            )
-            settle.end()
-        span.set_attribute("polybus.outcome", outcome)
-        if error is not None:
-            span.record_exception(error)
-            span.set_status(
-                trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}")
-            )
+        if span.is_recording():
+            settle = self._fixed(operation, subscription)
+            if self.settle_spans:
+                tracer = self._tracer()
+                if tracer is not None:
+                    tracer.start_span(
+                        f"{operation} {subscription}",
+                        context=trace.set_span_in_context(span),
+                        kind=trace.SpanKind.CLIENT,
+                        attributes=settle,
+                    ).end()
+            else:
+                span.add_event(operation, settle)
+            span.set_attribute("polybus.outcome", outcome)
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(
+                    trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}")
+                )
         self._end_active(None)
 
     def _end_active(self, problem: str | None) -> None:
@@ -280,37 +361,22 @@ class Tracing:
         otel_context.detach(active.token)
 
 
-def _inject(ctx: Any) -> dict[str, str]:
-    """traceparent (and tracestate) for a span context, W3C format, without a propagator."""
-    carrier = {TRACEPARENT: f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"}
-    if ctx.trace_state:
-        carrier[TRACESTATE] = ctx.trace_state.to_header()
-    return carrier
-
-
-def _extract(event: CloudEvent) -> Any:
-    """The OpenTelemetry context in the event's traceparent/tracestate, or None."""
-    value = event.get_extension(TRACEPARENT)
-    parsed = _TRACEPARENT.fullmatch(value) if isinstance(value, str) else None
-    if parsed is None:
-        return None
-    trace_id, span_id = int(parsed[1], 16), int(parsed[2], 16)
-    if not trace_id or not span_id:
-        return None
-    tracestate = event.get_extension(TRACESTATE)
-    state = trace.TraceState.from_header([tracestate]) if isinstance(tracestate, str) else None
-    remote = trace.SpanContext(trace_id, span_id, True, trace.TraceFlags(int(parsed[3], 16)), state)
-    return trace.set_span_in_context(trace.NonRecordingSpan(remote), otel_context.Context())
-
-
-def install(pm: Any, *, tracer_provider: Any = None, provider: str | None = None) -> Tracing:
+def install(
+    pm: Any,
+    *,
+    tracer_provider: Any = None,
+    provider: str | None = None,
+    settle_spans: bool | None = None,
+) -> Tracing:
     """The Tracing plugin of `pm`, registered now if it is not yet; configured as given."""
     tracing = pm.get_plugin(PLUGIN_NAME)
     if tracing is None:
         tracing = Tracing()
         pm.register(tracing, name=PLUGIN_NAME)
     assert isinstance(tracing, Tracing)
-    return tracing.configure(tracer_provider=tracer_provider, provider=provider)
+    return tracing.configure(
+        tracer_provider=tracer_provider, provider=provider, settle_spans=settle_spans
+    )
 
 
 def install_if_configured(pm: Any) -> Tracing | None:

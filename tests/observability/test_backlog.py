@@ -79,7 +79,7 @@ def test_published_unconsumed_events_are_the_backlog(bus: Bus) -> None:
     stats = _eventually(lambda: _stats(bus, name), lambda s: s.undelivered == N)
     assert (stats.subscription, stats.undelivered, stats.dead_letters) == (name, N, 0)
     assert stats.in_flight in (0, None)
-    if bus.provider != "aws":  # SQS has no oldest-age attribute (documented: None)
+    if bus.provider != "aws":  # aws: a CloudWatch metric, which moto never has (documented: None)
         assert stats.oldest_age is not None
         assert WAIT <= stats.oldest_age <= time.time() - before + 1.0
     else:

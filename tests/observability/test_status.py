@@ -85,3 +85,16 @@ def test_status_reports_an_unknown_subscription_in_its_row(
     assert code == 0, output
     (row,) = json.loads(output)["subscriptions"]
     assert row["subscription"] == "nope" and "nope" in row["error"]
+
+
+def test_status_says_unavailable_when_events_wait_without_an_age() -> None:
+    """An oldest age the provider cannot give is "unavailable" while events wait, "-" when none do."""
+    from polybus.cli.status import render
+
+    row = {"undelivered": 3, "in_flight": 0, "oldest_age": None, "dead_letters": 0, "alarms": []}
+    text = render(
+        [{"subscription": "waiting", **row}, {"subscription": "empty", **row, "undelivered": 0}]
+    )
+    waiting, empty = text.splitlines()[1:]
+    assert waiting.split()[:4] == ["waiting", "3", "0", "unavailable"]
+    assert empty.split()[:4] == ["empty", "0", "0", "-"]

@@ -23,6 +23,7 @@ from polybus.core.events import new_event
 from polybus.core.hookspecs import hookimpl
 from polybus.core.tracing import PLUGIN_NAME, Tracing, install
 from polybus.core.tracing.memory import MemoryTracing, memory_tracing
+from polybus.core.tracing.records import SpanRecord
 from polybus.testing import TestBus
 
 SERVICES = {"cart", "orders", "inventory", "payments", "notifications"}
@@ -44,13 +45,8 @@ def traced_bus(memory: MemoryTracing, *plugins: object) -> tuple[Bus, Tracing]:
     return Bus(MemoryBus(), hooks=pm.hook), tracing
 
 
-def test_demo_order_is_one_trace_across_five_services(memory: MemoryTracing) -> None:
-    """The five demo services' spans of one order share one trace with correct kinds and parents."""
-    bus, tracing = traced_bus(memory)
-    with bus:
-        flow, records = run_traced(bus, tracing, orders=2, timeout=20.0)
-    assert flow.notified == {"order-1", "order-2"}
-    one = order_trace(records, "order-1")
+def check_order_trace(one: list[SpanRecord], settle_spans: bool) -> None:
+    """Kinds, parents and semconv attributes of one demo order's spans."""
     assert {r.service for r in one} == SERVICES
     assert len({r.trace_id for r in one}) == 1
     by_id = {r.span_id: r for r in one}
@@ -58,7 +54,7 @@ def test_demo_order_is_one_trace_across_five_services(memory: MemoryTracing) -> 
     # send: cart, orders, inventory, payments, confirmation; process: 6 deliveries, each acked
     assert kinds.count("PRODUCER") == 5
     assert kinds.count("CONSUMER") == 6
-    assert kinds.count("CLIENT") == 6
+    assert kinds.count("CLIENT") == (6 if settle_spans else 0)
     for record in one:
         parent = by_id.get(record.parent_span_id or "")
         if record.kind == "CONSUMER":
@@ -72,6 +68,10 @@ def test_demo_order_is_one_trace_across_five_services(memory: MemoryTracing) -> 
                 == f"process {record.attributes['messaging.destination.subscription.name']}"
             )
             assert record.attributes["messaging.operation.type"] == "process"
+            settles = [e for e in record.events if e["name"] == "ack"]
+            assert len(settles) == (0 if settle_spans else 1)
+            for settle in settles:
+                assert settle["attributes"]["messaging.operation.type"] == "settle"
         elif record.kind == "PRODUCER":
             assert parent is not None and parent.kind in ("CONSUMER", "INTERNAL")
             assert record.name == "send shop"
@@ -85,8 +85,28 @@ def test_demo_order_is_one_trace_across_five_services(memory: MemoryTracing) -> 
             assert record.parent_span_id is None and record.service == "cart"
         if record.kind != "INTERNAL":
             assert record.attributes["messaging.system"] == "polybus.local"
+
+
+def test_demo_order_is_one_trace_across_five_services(memory: MemoryTracing) -> None:
+    """The five demo services' spans of one order share one trace; settlements are span events."""
+    bus, tracing = traced_bus(memory)
+    with bus:
+        flow, records = run_traced(bus, tracing, orders=2, timeout=20.0)
+    assert flow.notified == {"order-1", "order-2"}
+    one = order_trace(records, "order-1")
+    check_order_trace(one, settle_spans=False)
     other = order_trace(records, "order-2")
     assert other and other[0].trace_id != one[0].trace_id
+
+
+def test_settle_spans_opt_in_records_a_client_span_per_settlement(memory: MemoryTracing) -> None:
+    """With settle_spans=True every delivery of an order gets an `ack` CLIENT span, child of process."""
+    bus, tracing = traced_bus(memory)
+    tracing.configure(settle_spans=True)
+    with bus:
+        flow, records = run_traced(bus, tracing, orders=1, timeout=20.0)
+    assert flow.notified == {"order-1"}
+    check_order_trace(order_trace(records, "order-1"), settle_spans=True)
 
 
 def test_event_without_context_starts_a_new_root(memory: MemoryTracing) -> None:
@@ -145,14 +165,14 @@ def test_republished_event_links_to_its_original_trace(memory: MemoryTracing) ->
 
 
 def test_failures_record_nack_then_dead_letter_settle_spans(memory: MemoryTracing) -> None:
-    """A failing handler: process spans with error status, settled by nack then dead_letter."""
+    """Settle spans opted in: a failing handler's process spans are errors, settled nack then dead_letter."""
     app = App("failing")
 
     @app.subscriber("boom", topic="t", policy=DeliveryPolicy(max_delivery_attempts=2))
     def boom(event: Any) -> None:
         raise RuntimeError("no stock")
 
-    tracing = Tracing(tracer_provider=memory.provider)
+    tracing = Tracing(tracer_provider=memory.provider, settle_spans=True)
     with TestBus(app, plugins=[tracing]) as test_bus:
         test_bus.publish(new_event("com.example.boom", "/test", {}), topic="t")
     spans = memory.spans()
@@ -167,6 +187,38 @@ def test_failures_record_nack_then_dead_letter_settle_spans(memory: MemoryTracin
     assert {s.parent.span_id for s in settles if s.parent} == {
         s.get_span_context().span_id for s in process
     }
+
+
+def test_failures_record_settlements_as_events_by_default(memory: MemoryTracing) -> None:
+    """By default a failing delivery's process span carries a nack, then a dead_letter, event."""
+    app = App("failing")
+
+    @app.subscriber("boom", topic="t", policy=DeliveryPolicy(max_delivery_attempts=2))
+    def boom(event: Any) -> None:
+        raise RuntimeError("no stock")
+
+    with TestBus(app, plugins=[Tracing(tracer_provider=memory.provider)]) as test_bus:
+        test_bus.publish(new_event("com.example.boom", "/test", {}), topic="t")
+    process = sorted(
+        (s for s in memory.spans() if s.kind is SpanKind.CONSUMER),
+        key=lambda s: s.start_time or 0,
+    )
+    assert not [s for s in memory.spans() if s.kind is SpanKind.CLIENT]
+    assert [[e.name for e in s.events] for s in process] == [
+        ["nack", "exception"],
+        ["dead_letter", "exception"],
+    ]
+    settle = process[1].events[0].attributes or {}
+    assert dict(settle) == {
+        "messaging.system": "polybus",
+        "messaging.destination.subscription.name": "boom",
+        "messaging.operation.name": "dead_letter",
+        "messaging.operation.type": "settle",
+    }
+    assert [s.attributes["polybus.outcome"] for s in process if s.attributes] == [
+        "retried",
+        "dead-lettered",
+    ]
 
 
 class _Refuse:
@@ -185,7 +237,9 @@ def test_refused_delivery_still_ends_its_span(memory: MemoryTracing) -> None:
         bus.publish(new_event("com.example.refused", "/test", {}), topic="t")
         bus.poll("refused", timeout=1.0)
     names = sorted(s.name for s in memory.spans())
-    assert names == ["dead_letter refused", "process refused", "send t"]
+    assert names == ["process refused", "send t"]
+    (process,) = [s for s in memory.spans() if s.kind is SpanKind.CONSUMER]
+    assert [e.name for e in process.events] == ["dead_letter", "exception"]
     assert trace.get_current_span() is trace.INVALID_SPAN  # nothing left attached
 
 
@@ -222,7 +276,8 @@ def test_demo_trace_out_writes_json_lines(tmp_path: Any, monkeypatch: pytest.Mon
     assert result.exit_code == 0, result.output
     assert "process demo-notifications" in result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 18  # checkout + 5 sends + 6 process + 6 acks
+    assert len(lines) == 12  # checkout + 5 sends + 6 process (each with its ack event)
+    assert sum(e["name"] == "ack" for line in lines for e in line["events"]) == 6
     assert {line["service"] for line in lines} == SERVICES
     assert len({line["trace_id"] for line in lines}) == 1
     keys = {"trace_id", "span_id", "parent_span_id", "name", "kind", "service", "attributes"}
