@@ -16,6 +16,11 @@ bus by default), runs the startup hooks, provisions every subscription and
 starts the runtime (polybus.core.runtime). `await app.stop()` shuts down
 cleanly: stop leasing, let handlers finish within the grace period, release
 the rest, run the shutdown hooks, close the bus.
+
+Issue 20: ``App(name, database=URL_or_Engine)`` (or ``[inbox] url`` in
+polybus.toml) gives the app a database for ``@app.subscriber(...,
+idempotent=True)`` (polybus.core.consistency.inbox) and for sagas declared
+with ``app.saga(...)`` (polybus.core.consistency.saga). See docs/consistency.md.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cloudevents.core.v1.event import CloudEvent
 
@@ -37,8 +42,16 @@ from polybus.core.bus import Bus, Subscription
 from polybus.core.config import Config, load_config
 from polybus.core.contract import DEFAULT_TOPIC, DeliveryPolicy
 from polybus.core.errors import Problem, ValidationError
+from polybus.core.extras import require
 from polybus.core.runtime import RuntimeSettings, Worker, bind_handler
+from polybus.core.runtime.handlers import HandlerCall
 from polybus.core.runtime.metrics import prometheus_text
+
+if TYPE_CHECKING:  # SQLAlchemy is the optional `sql` extra, imported when a database is used
+    from sqlalchemy import Engine
+
+    from polybus.core.consistency.inbox import Inbox
+    from polybus.core.consistency.saga import Saga, SagaRunner
 
 log = logging.getLogger("polybus.app")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,6 +68,7 @@ class SubscriberSpec:
     filter: Any = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     concurrency: int = 1
+    idempotent: bool = False  # issue 20: run inside the inbox transaction
 
 
 class App:
@@ -68,6 +82,7 @@ class App:
         provider: str | None = None,
         settings: RuntimeSettings | None = None,
         connect: Callable[[], Bus] | None = None,
+        database: str | Engine | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -84,6 +99,12 @@ class App:
         self._owns_bus = True
         self._stop_requested: asyncio.Event | None = None
         self.monitor: Monitor | None = None  # lag gauge and alarms (issue 16)
+        self.database = database  # issue 20: the inbox's and the sagas' database
+        self.inbox: Inbox | None = None
+        self.sagas: dict[str, SagaRunner] = {}
+        self._saga_ticks: dict[str, float] = {}
+        self._engine: Engine | None = None
+        self._timers: list[asyncio.Task[None]] = []
 
     # declaring ------------------------------------------------------------------
 
@@ -95,8 +116,14 @@ class App:
         filter: Any = None,
         policy: DeliveryPolicy | None = None,
         concurrency: int = 1,
+        idempotent: bool = False,
     ) -> Callable[[F], F]:
-        """Declare a subscription handled by the decorated function (sync or async)."""
+        """Declare a subscription handled by the decorated function (sync or async).
+
+        `idempotent` runs the handler inside the inbox transaction (needs a
+        database): a redelivered event is acked without calling it again,
+        and ``ctx.connection`` / ``ctx.session`` commit with the inbox row.
+        """
         if any(s.name == name for s in self.subscribers):
             raise ValidationError(
                 f"app {self.name!r}", [Problem("subscriber", name, "declared twice")]
@@ -109,12 +136,57 @@ class App:
         def decorate(func: F) -> F:
             bind_handler(func)  # a handler that cannot take an event fails here, at import
             spec = SubscriberSpec(
-                name, func, topic, filter, policy or DeliveryPolicy(), concurrency
+                name, func, topic, filter, policy or DeliveryPolicy(), concurrency, idempotent
             )
             self.subscribers.append(spec)
             return func
 
         return decorate
+
+    def saga(
+        self,
+        saga: Saga,
+        *,
+        topic: str = DEFAULT_TOPIC,
+        subscription: str | None = None,
+        policy: DeliveryPolicy | None = None,
+        concurrency: int = 1,
+        tick: float = 1.0,
+        outbox: bool = False,
+    ) -> SagaRunner:
+        """Run `saga` in this app: replies on `topic`, timeouts checked every `tick` seconds.
+
+        Declares the reply subscription (default name ``<saga>-saga``, filtered
+        to the reply types) and returns the runner; call ``runner.start(id,
+        data)`` (from a handler or after ``app.start()``) to begin one.
+        `outbox` writes the saga's commands to the transactional outbox of the
+        app's database, atomically with each transition; a relay on that
+        database must run (``polybus run --outbox-db URL``, docs/outbox.md).
+        """
+        from polybus.core.consistency.saga import SagaRunner
+
+        if saga.name in self.sagas:
+            raise ValidationError(f"app {self.name!r}", [Problem("saga", saga.name, "declared twice")])
+        if not tick > 0:
+            raise ValidationError(f"saga {saga.name!r}", [Problem("tick", tick, "must be > 0 seconds")])
+        runner = SagaRunner(saga, outbox=outbox)
+        types = saga.reply_types()
+        reply_filter = "type IN (" + ", ".join(_quoted(t) for t in types) + ")" if types else None
+
+        def on_reply(event: CloudEvent) -> None:
+            runner.handle_reply(event)
+
+        on_reply.__qualname__ = f"saga {saga.name}"
+        self.subscriber(
+            subscription or f"{saga.name}-saga",
+            topic=topic,
+            filter=reply_filter,
+            policy=policy,
+            concurrency=concurrency,
+        )(on_reply)
+        self.sagas[saga.name] = runner
+        self._saga_ticks[saga.name] = tick
+        return runner
 
     def publishes(self, topic: str, *event_types: str) -> None:
         """Declare that the app publishes `event_types` to `topic` (for its AsyncAPI document)."""
@@ -148,12 +220,14 @@ class App:
         )
         self.bus = connected
         self.worker = Worker(connected, self.settings)
+        await loop.run_in_executor(None, self._open_database)  # issue 20: inbox and sagas
         for hook in self._startup:
             await _call_hook(hook)
         for spec in self.subscribers:
             sub = await loop.run_in_executor(None, partial(_subscribe, connected, spec))
-            self.worker.add(sub, bind_handler(spec.handler), concurrency or spec.concurrency)
+            self.worker.add(sub, self._handler(spec), concurrency or spec.concurrency)
         await self.worker.start()
+        self._start_saga_timers()  # issue 20: step timeouts
         self._start_monitor(connected, alarms)  # issue 16: lag gauge and alarms
         self.ready = True
         log.info(
@@ -171,6 +245,10 @@ class App:
         if self.monitor is not None:  # issue 16: lag gauge and alarms
             await self.monitor.stop()
             self.monitor = None
+        for timer in self._timers:  # issue 20: saga timeouts
+            timer.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        self._timers.clear()
         await self.worker.stop()
         for hook in self._shutdown:
             try:
@@ -179,6 +257,9 @@ class App:
                 log.exception("%s: shutdown hook failed", self.name)
         await self.worker.close(close_bus=self._owns_bus)  # a bus passed to start() is the caller's
         self.worker = None
+        if self._engine is not None and not _is_engine(self.database):  # ours, made from a URL
+            self._engine.dispose()
+        self._engine = None
         log.info("%s: stopped", self.name)
 
     def request_stop(self) -> None:
@@ -234,7 +315,23 @@ class App:
         monitor = self.monitor  # issue 16: the latest lag gauge and the firing alarms
         backlog = [] if monitor is None else list(monitor.backlog.values())
         alarms = [] if monitor is None else [(a.rule, a.subscription) for a in monitor.firing()]
-        return prometheus_text(self.worker.stats(), self.name, backlog, alarms)
+        text = prometheus_text(self.worker.stats(), self.name, backlog, alarms)
+        return text + self._inbox_metrics()
+
+    def _inbox_metrics(self) -> str:
+        """Issue 20: duplicates the idempotent inbox acked without calling the handler."""
+        if self.inbox is None or not self.inbox.stats:
+            return ""
+        lines = [
+            "# HELP polybus_inbox_duplicates_total Redelivered events acked without calling the handler.",
+            "# TYPE polybus_inbox_duplicates_total counter",
+        ]
+        for name, stats in sorted(self.inbox.stats.items()):
+            lines.append(
+                f'polybus_inbox_duplicates_total{{app="{self.name}",subscription="{name}"}} '
+                f"{stats.duplicates}"
+            )
+        return "\n".join(lines) + "\n"
 
     def alarm_detail(self) -> str:
         """One line per firing alarm (for the /readyz body); empty when none fires."""
@@ -251,6 +348,56 @@ class App:
         assert worker is not None
         self.monitor = Monitor(bus, lambda: [s for s, _ in worker.stats()], alarms, self.name)
         self.monitor.start()
+
+    # issue 20: the database of the inbox and the sagas ------------------------------
+
+    def _open_database(self) -> None:
+        """Resolve the database (argument, else ``[inbox] url``) when something needs it."""
+        needs = [s.name for s in self.subscribers if s.idempotent]
+        config = self.config if isinstance(self.config, Config) else load_config(self.config)
+        table = config.settings("inbox")
+        if not needs and not self.sagas and self.database is None and not table:
+            return
+        require("the idempotent inbox and sagas", ("sqlalchemy",), "sql")
+        from polybus.core.consistency.inbox import Inbox, open_database, parse_inbox_settings
+
+        url, settings = parse_inbox_settings(table)
+        database = self.database if self.database is not None else url
+        if database is None:
+            if not needs and not self.sagas:
+                return
+            raise ValidationError(
+                f"app {self.name!r}",
+                [
+                    Problem(
+                        "database",
+                        None,
+                        f"needed by {', '.join(needs + sorted(self.sagas))}: pass "
+                        "App(name, database=URL) or set [inbox] url in polybus.toml",
+                    )
+                ],
+            )
+        engine = open_database(database)
+        self._engine = engine
+        self.inbox = Inbox(engine, settings)
+        self.inbox.setup()
+        worker = self.worker
+        assert worker is not None
+        for runner in self.sagas.values():
+            runner.bind(engine, worker.publish_now)
+
+    def _handler(self, spec: SubscriberSpec) -> HandlerCall:
+        call = bind_handler(spec.handler)
+        if not spec.idempotent:
+            return call
+        from polybus.core.consistency.inbox import idempotent
+
+        assert self.inbox is not None
+        return idempotent(call, self.inbox, spec.name)
+
+    def _start_saga_timers(self) -> None:
+        for name, runner in self.sagas.items():
+            self._timers.append(asyncio.create_task(_expire_loop(runner, self._saga_ticks[name])))
 
     def with_settings(self, **changes: Any) -> App:
         """Change runtime settings before start (e.g. ``grace=5``); returns the app."""
@@ -269,6 +416,24 @@ def _subscribe(bus: Bus, spec: SubscriberSpec) -> Subscription:
     return bus.subscribe(
         spec.name, spec.handler, topic=spec.topic, filter=spec.filter, policy=spec.policy
     )
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _is_engine(database: object) -> bool:
+    return database is not None and not isinstance(database, str)
+
+
+async def _expire_loop(runner: SagaRunner, tick: float) -> None:
+    """Issue 20: compensate the sagas whose step timed out, every `tick` seconds."""
+    while True:
+        await asyncio.sleep(tick)
+        try:
+            await asyncio.to_thread(runner.expire)
+        except Exception:  # a database hiccup: the next tick tries again
+            log.exception("saga %s: the timeout check failed", runner.saga.name)
 
 
 async def _call_hook(hook: Hook) -> None:

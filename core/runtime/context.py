@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cloudevents.core.v1.event import CloudEvent
 
 from polybus.core.contract import DEFAULT_TOPIC
+
+if TYPE_CHECKING:  # SQLAlchemy is the optional `sql` extra; only idempotent handlers get these
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 Publisher = Callable[[CloudEvent | Sequence[CloudEvent], str], Awaitable[None]]
 BlockingPublisher = Callable[[CloudEvent | Sequence[CloudEvent], str], None]
@@ -30,6 +35,10 @@ class Context:
     loop; a sync handler (running in a worker thread) calls
     ``ctx.publish_now(...)`` instead. ``ctx.nack(delay)`` and
     ``ctx.dead_letter(reason)`` replace the ack that follows a normal return.
+    An idempotent subscriber (``@app.subscriber(..., idempotent=True)``) also
+    gets the inbox transaction: ``ctx.connection`` (an SQLAlchemy Connection)
+    and ``ctx.session`` (an ORM Session joined to it); what the handler writes
+    through either commits with the inbox row, or not at all.
     """
 
     subscription: str
@@ -38,6 +47,8 @@ class Context:
     _publish: Publisher = field(repr=False)
     _publish_now: BlockingPublisher = field(repr=False)
     decision: Decision | None = None
+    connection: Connection | None = field(default=None, repr=False)
+    session: Session | None = field(default=None, repr=False)
 
     def nack(self, delay: float = 0.0) -> None:
         """Settle as failed: redeliver after `delay` seconds (dead-lettered when attempts are used up)."""
