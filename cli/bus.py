@@ -5,18 +5,28 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from polybus.adapters import available_adapters, connect
 from polybus.cli.errors import friendly_errors
-from polybus.core.config import load_config
+from polybus.core.config import (
+    Config,
+    ProviderSettings,
+    Setting,
+    load_config,
+    misspelt_tables,
+    provider_settings,
+    unknown_provider_problem,
+)
 from polybus.core.contract import DEFAULT_TOPIC
-from polybus.core.errors import EventValidationError, Problem
+from polybus.core.errors import ConfigError, EventValidationError, Problem
 from polybus.core.events import new_event
 from polybus.core.formats import from_dict, to_dict
 from polybus.core.plugins import RegisteredAdapter
@@ -82,23 +92,120 @@ def config_group() -> None:
     """Inspect the configuration."""
 
 
+class InvalidConfig(click.ClickException):
+    """A configuration that does not validate: the problems on stderr, exit code 2."""
+
+    exit_code = 2
+
+
 @config_group.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Every registered provider, not only the chosen one."
+)
 @click.pass_context
 @friendly_errors
-def config_show(ctx: click.Context, as_json: bool) -> None:
-    """Print the effective configuration, secrets masked."""
-    config = load_config(ctx.obj["config_path"])
-    secrets = {name: reg.info.secret_keys for name, reg in available_adapters().items()}
-    shown = config.masked(secrets)
+def config_show(ctx: click.Context, as_json: bool, show_all: bool) -> None:
+    """Validate and print the effective configuration: defaults, origins, secrets masked.
+
+    Exit 2 when it does not validate (unknown keys, wrong types, bad values).
+    """
+    registry = available_adapters()
+    try:
+        config = load_config(ctx.obj["config_path"])
+        views = effective_tables(config, registry, show_all)
+    except ConfigError as exc:
+        raise InvalidConfig(str(exc)) from exc
+    secrets = {name: reg.info.secret_keys for name, reg in registry.items()}
+    masked = config.masked(secrets)
+    others = {
+        k: v for k, v in masked.items() if k not in ("provider", "source") and k not in registry
+    }
     if as_json:
+        shown: dict[str, Any] = {
+            "provider": masked["provider"],
+            "provider_from": config.provider_origin,
+            "source": config.source,
+        }
+        shown.update({v.name: masked[v.name] for v in views if v.name in masked})
+        shown.update(others)
+        shown["effective"] = {
+            v.name: {s.key: {"value": s.value, "from": s.origin} for s in v.settings} for v in views
+        }
+        shown["notes"] = {v.name: v.note for v in views if v.note}
         click.echo(json.dumps(shown, indent=2, default=str))
         return
-    console.print(f"provider = [bold]{shown.pop('provider')}[/]   (from {shown.pop('source')})")
-    for name, table in shown.items():
-        console.print(f"[{name}]")
-        for key, value in table.items():
-            console.print(f"  {key} = {value!r}")
+    console.print(
+        f"provider = {escape(repr(masked['provider']))}   "
+        f"(from {escape(config.provider_origin)}; file: {escape(config.source)})",
+        highlight=False,
+    )
+    for view in views:
+        title = f"[{view.name}]" + ("" if view.chosen else "  (not the chosen provider)")
+        if view.note:
+            console.print(escape(f"{title}: {view.note}"), highlight=False)
+            continue
+        table = Table("key", "value", "from", title=escape(title), title_justify="left")
+        for setting in view.settings:
+            table.add_row(escape(setting.key), escape(_show(setting.value)), escape(setting.origin))
+        console.print(table)
+    for name, values in others.items():
+        console.print(
+            escape(f"[{name}]  (not a provider table: shown as written)"), highlight=False
+        )
+        rows = values.items() if isinstance(values, dict) else [("", values)]
+        for key, value in rows:
+            console.print(escape(f"  {key} = {_show(value)}"), highlight=False)
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+
+
+def effective_tables(
+    config: Config, registry: Mapping[str, RegisteredAdapter], show_all: bool
+) -> list[ProviderSettings]:
+    """The providers to show (the chosen one, or all), after validating every provider table.
+
+    Every table the file has for a registered provider is validated, shown or
+    not; one ConfigError carries every problem found.
+    """
+    problems = list(misspelt_tables(config, registry))
+    if config.provider not in registry:
+        problems.append(unknown_provider_problem("provider", config.provider, registry))
+    checked = [n for n in registry if n == config.provider or n in config.providers]
+    shown = set(registry) if show_all else {config.provider}
+    views = []
+    for name in sorted(registry, key=lambda n: (n != config.provider, n)):
+        if name not in shown and name not in checked:
+            continue
+        view = _provider_view(config, name, registry[name], problems, name in checked)
+        if view is not None and name in shown:
+            views.append(view)
+    if problems:
+        raise ConfigError(f"invalid configuration {config.source}", problems)
+    return views
+
+
+def _provider_view(
+    config: Config, name: str, reg: RegisteredAdapter, problems: list[Problem], checked: bool
+) -> ProviderSettings | None:
+    """One provider's effective table; its problems go to `problems` when it is `checked`."""
+    info = reg.info
+    chosen = name == config.provider
+    table = config.settings(name)
+    if info.settings is None:  # a third-party adapter without a parser: shown as written
+        raw = config.masked({name: info.secret_keys}).get(name, {})
+        rows = tuple(Setting(str(k), v, "file") for k, v in raw.items())
+        return ProviderSettings(name, rows, chosen, "" if table else "not configured")
+    try:
+        return provider_settings(name, table, info.settings, info.secret_keys, chosen=chosen)
+    except ConfigError as exc:
+        if checked:
+            problems.extend(exc.problems)
+            return None
+        first = exc.problems[0]
+        return ProviderSettings(name, (), chosen, f"not configured ({first.field}: {first.rule})")
 
 
 def _events_from_input(
@@ -206,10 +313,14 @@ def tail_command(
 
     with connect(ctx.obj["config_path"]) as bus:
         bus.subscribe(name, show, topic=topic, filter=flt)
-        idle = 0.0
-        while count == 0 or seen < count:
-            before = seen
-            bus.poll(name, timeout=0.5)
-            idle = 0.0 if seen > before else idle + 0.5
-            if timeout and idle >= timeout:
-                break
+        try:
+            idle = 0.0
+            while count == 0 or seen < count:
+                before = seen
+                bus.poll(name, timeout=0.5)
+                idle = 0.0 if seen > before else idle + 0.5
+                if timeout and idle >= timeout:
+                    break
+        finally:
+            if subscription is None:  # the fresh tail-<id> subscription: remove what it created
+                bus.adapter.delete_subscription(name)

@@ -30,6 +30,7 @@ from polybus.adapters import connect, plugin_manager
 from polybus.app import App
 from polybus.cli.errors import friendly_errors
 from polybus.core.bus import Bus
+from polybus.core.errors import PolybusError
 from polybus.core.events import new_event
 from polybus.core.runtime import Context
 from polybus.core.tracing import Tracing, install
@@ -207,6 +208,16 @@ def run_demo(bus: Bus, orders: int = 3, timeout: float = 30.0, tracer: Any = Non
     return flow
 
 
+def remove_subscriptions(bus: Bus, apps: list[App]) -> None:
+    """Delete the demo's subscriptions (with their queues, rules, dead-letter targets) from the provider."""
+    for app in apps:
+        for spec in app.subscribers:
+            try:
+                bus.adapter.delete_subscription(spec.name)
+            except PolybusError as exc:  # reported, not raised: the flow's outcome is what counts
+                click.echo(f"could not remove subscription {spec.name}: {exc}", err=True)
+
+
 def span_records(flow: ShopFlow, spans: list[Any]) -> list[SpanRecord]:
     """The demo's spans as records, each named with its service.
 
@@ -279,10 +290,13 @@ def demo_command(
     tracing = install(pm) if show_trace or trace_out is not None else None
     with connect(ctx.obj["config_path"], pm=pm) as bus:
         console.print(f"polybus demo on provider [bold]{bus.provider}[/], {orders} order(s)")
-        if tracing is not None:
-            flow, records = run_traced(bus, tracing, orders, timeout)
-        else:
-            flow = run_demo(bus, orders, timeout)
+        try:
+            if tracing is not None:
+                flow, records = run_traced(bus, tracing, orders, timeout)
+            else:
+                flow = run_demo(bus, orders, timeout)
+        finally:
+            remove_subscriptions(bus, ShopFlow(None).apps)
     table = Table("t (ms)", "service", "handled event", "order", "hop (ms)")
     for hop in sorted(flow.trace, key=lambda h: h.at_ms):
         table.add_row(

@@ -14,11 +14,13 @@ from polybus.cli.dlq import dlq_group
 from polybus.cli.emulate import emulate_command
 from polybus.cli.filter import filter_group
 from polybus.cli.outbox import outbox_group
+from polybus.cli.provision import provision_command
 from polybus.cli.replay import replay_command
 from polybus.cli.run import run_command
 from polybus.cli.schema import schema_group
 from polybus.cli.sim import sim_group
 from polybus.cli.status import status_command
+from polybus.cli.subscriptions import subscriptions_group
 
 
 def _version() -> str:
@@ -57,10 +59,12 @@ for command in (
     emulate_command,
     filter_group,
     outbox_group,
+    provision_command,
     replay_command,
     schema_group,
     sim_group,
     status_command,
+    subscriptions_group,
 ):
     cli.add_command(command)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -40,8 +42,11 @@ def schema_group() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A schema file (.json or .avsc) to check as the next version of --type, without storing it.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON (same exit code).")
 @friendly_errors
-def check_command(location: str, event_type: str | None, candidate: Path | None) -> None:
+def check_command(
+    location: str, event_type: str | None, candidate: Path | None, as_json: bool
+) -> None:
     """Check each version against the earlier ones under its type's mode; exit 1 on any break."""
     registry = SchemaRegistry(location)
     reports: list[CompatibilityReport] = []
@@ -56,14 +61,37 @@ def check_command(location: str, event_type: str | None, candidate: Path | None)
     else:
         for name in [event_type] if event_type else registry.event_types():
             reports.extend(registry.history_reports(name))
+    broken = [r for r in reports if not r.compatible]
+    if as_json:
+        click.echo(json.dumps(reports_json(reports), indent=2))
+        if broken:
+            sys.exit(1)
+        return
     if not reports:
         click.echo("nothing to check: no event type has two versions")
     for report in reports:
         click.echo(str(report))
-    broken = [r for r in reports if not r.compatible]
     if broken:
         click.echo(f"{len(broken)} breaking change(s)", err=True)
         sys.exit(1)
+
+
+def reports_json(reports: list[CompatibilityReport]) -> dict[str, Any]:
+    """The reports as plain JSON: each version, its mode, what it was checked against, its breaks."""
+    return {
+        "compatible": all(r.compatible for r in reports),
+        "reports": [
+            {
+                "event_type": r.event_type,
+                "version": r.version,
+                "mode": r.mode,
+                "against": list(r.against),
+                "compatible": r.compatible,
+                "breaks": [dataclasses.asdict(b) for b in r.breaks],
+            }
+            for r in reports
+        ],
+    }
 
 
 @schema_group.command("docs")

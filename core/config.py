@@ -27,11 +27,12 @@ with the file and the rule.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,8 @@ class Config:
     provider: str = DEFAULT_PROVIDER
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = "defaults"
+    #: Where `provider` came from: "file", "environment ($POLYBUS_PROVIDER)" or "default".
+    provider_origin: str = "default"
 
     def settings(self, provider: str | None = None) -> Mapping[str, Any]:
         """The settings table of `provider` (default: the chosen one), empty when absent."""
@@ -154,7 +157,12 @@ def load_config(
     config = Config() if chosen is None else parse_config_file(Path(chosen))
     override = env.get(ENV_PROVIDER)
     if override:
-        config = Config(override.strip(), config.providers, f"{config.source} + ${ENV_PROVIDER}")
+        config = Config(
+            override.strip(),
+            config.providers,
+            f"{config.source} + ${ENV_PROVIDER}",
+            f"environment (${ENV_PROVIDER})",
+        )
     return config
 
 
@@ -242,7 +250,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<dict>") -> Config:
             )
     if problems:
         raise ConfigError(f"malformed configuration {source}", problems)
-    return Config(str(provider), tables, source)
+    return Config(str(provider), tables, source, "file" if "provider" in raw else "default")
 
 
 def unknown_key_rule(key: str, allowed: Iterable[str]) -> str:
@@ -276,3 +284,117 @@ def check_keys(
             )
     if problems:
         raise ConfigError(f"invalid [{provider}] settings", problems)
+
+
+# -- what `polybus config show` shows ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingsSchema:
+    """How an adapter reads its table, registered with it (AdapterInfo.settings).
+
+    `parse(table)` validates the table and returns the effective settings with
+    defaults filled in (a dataclass), raising ConfigError; `environment` maps a
+    key to the variable read when the table leaves the key out.
+    """
+
+    parse: Callable[[Mapping[str, Any]], Any]
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One effective setting: its key, the value used (masked when secret) and its origin."""
+
+    key: str
+    value: Any
+    origin: str  # "file", "environment ($NAME)" or "default"
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """A provider's effective table; `note` says why it has none (e.g. not configured)."""
+
+    name: str
+    settings: tuple[Setting, ...]
+    chosen: bool
+    note: str = ""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _effective_items(parsed: Any, table: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    if dataclasses.is_dataclass(parsed) and not isinstance(parsed, type):
+        return [(f.name, getattr(parsed, f.name)) for f in dataclasses.fields(parsed)]
+    return [(str(k), v) for k, v in table.items()]  # a parser without a dataclass: the table
+
+
+def provider_settings(
+    name: str,
+    table: Mapping[str, Any],
+    schema: SettingsSchema,
+    secret_keys: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+    *,
+    chosen: bool = True,
+) -> ProviderSettings:
+    """Validate `table` with the adapter's parser; every effective setting with its origin.
+
+    Raises the parser's ConfigError. Secret values (declared, or looking
+    secret by key or value) are replaced by MASK; empty ones stay empty.
+    """
+    env = os.environ if environ is None else environ
+    parsed = schema.parse(table)
+    secrets = frozenset(secret_keys)
+    out = []
+    for key, value in _effective_items(parsed, table):
+        variable = schema.environment.get(key)
+        if key in table:
+            origin = "file"
+        elif variable is not None and env.get(variable):
+            origin = f"environment (${variable})"
+        else:
+            origin = "default"
+        shown = _plain(value)
+        if shown not in (None, "", {}, []) and (
+            key in secrets
+            or (isinstance(shown, str) and (looks_secret(key) or looks_secret_value(shown)))
+        ):
+            shown = MASK
+        elif isinstance(shown, Mapping):
+            shown = {k: _mask(k, v, secrets) for k, v in shown.items()}
+        out.append(Setting(key, shown, origin))
+    return ProviderSettings(name, tuple(out), chosen)
+
+
+def unknown_provider_problem(field_name: str, name: str, known: Iterable[str]) -> Problem:
+    """A provider name no adapter registers: the name, a did-you-mean, the names known."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return Problem(field_name, name, f"no adapter of that name; {hint}registered: {known}")
+
+
+def misspelt_tables(config: Config, providers: Iterable[str]) -> list[Problem]:
+    """Tables whose name is close to, but not, a registered provider (``[gpc]`` for gcp)."""
+    known = sorted(providers)
+    problems = []
+    for name in config.providers:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if close:
+            problems.append(
+                Problem(
+                    f"{config.source}: [{name}]",
+                    HIDDEN,
+                    f"no provider of that name; did you mean [{close[0]}]?",
+                )
+            )
+    return problems

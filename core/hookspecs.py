@@ -16,11 +16,13 @@ import pluggy
 from cloudevents.core.v1.event import CloudEvent
 
 from polybus.core.capabilities import Capabilities
+from polybus.core.config import SettingsSchema
 from polybus.core.contract import Adapter
 from polybus.core.emulation import EmulatorSpec
 from polybus.core.extras import Requirement
 from polybus.core.filters.dialects import Filter
 from polybus.core.filters.native import Compiled
+from polybus.core.provisioning_plan import ProvisioningSupport
 from polybus.core.sizing import Sizing
 
 PROJECT = "polybus"
@@ -56,6 +58,11 @@ class AdapterInfo:
     - `secret_keys`: settings never printed.
     - `sim_profile`: a YAML file of the provider's latencies, quotas and prices
       for the simulator (None: not simulated).
+    - `settings`: the parser of the provider's table and the environment
+      variables it reads, for ``polybus config show`` (None: shown unchecked).
+    - `provisioning`: the plan of what the adapter creates for given
+      subscriptions and topics, and how to list what it created, for
+      ``polybus provision`` and ``polybus subscriptions`` (None: it cannot say).
     """
 
     name: str
@@ -68,6 +75,8 @@ class AdapterInfo:
     requires: Requirement | None = None
     secret_keys: tuple[str, ...] = ()
     sim_profile: Path | None = None
+    settings: SettingsSchema | None = None
+    provisioning: ProvisioningSupport | None = None
 
 
 @hookspec

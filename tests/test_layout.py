@@ -24,6 +24,7 @@ SHAPE = {
     "mapping.py",
     "filters.py",
     "provisioning.py",
+    "plan.py",
     "errors.py",
     "sim_profile.yaml",
     "emulator",

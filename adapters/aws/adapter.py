@@ -55,16 +55,19 @@ RETRYABLE_CODES = frozenset({"ThrottlingException", "InternalFailure", "Internal
 
 @dataclass(frozen=True)
 class Clients:
-    """The EventBridge and SQS clients an adapter talks through."""
+    """The EventBridge, SQS and CloudWatch clients an adapter talks through."""
 
     events: Any
     sqs: Any
     region: str
+    cloudwatch: Any = None  # the oldest age of backlog_stats; None: not read
 
     def close(self) -> None:
         """Close the clients' connection pools."""
         self.events.close()
         self.sqs.close()
+        if self.cloudwatch is not None:
+            self.cloudwatch.close()
 
 
 def make_clients(config: AwsConfig, *, max_pool_connections: int = 20) -> Clients:
@@ -84,7 +87,13 @@ def make_clients(config: AwsConfig, *, max_pool_connections: int = 20) -> Client
         sqs = session.client(
             "sqs", region_name=region, endpoint_url=config.endpoint_url, config=botocore_config
         )
-    return Clients(events=events, sqs=sqs, region=region)
+        cloudwatch = session.client(
+            "cloudwatch",
+            region_name=region,
+            endpoint_url=config.endpoint_url,
+            config=botocore_config,
+        )
+    return Clients(events=events, sqs=sqs, region=region, cloudwatch=cloudwatch)
 
 
 class AwsAdapter:
@@ -101,7 +110,9 @@ class AwsAdapter:
     ) -> None:
         self.config = config
         self._clients = clients or make_clients(config)
-        self._provisioner = Provisioner(self._clients.events, self._clients.sqs, config)
+        self._provisioner = Provisioner(
+            self._clients.events, self._clients.sqs, config, self._clients.cloudwatch
+        )
         self._publisher = Publisher(self._clients.events, sleep=sleep)
         self._replays = ReplayGate(self._clients.events, self._provisioner)
         self._consumer = Consumer(self._clients.sqs, config, self._replays, sleep=sleep)
@@ -172,7 +183,7 @@ class AwsAdapter:
         return list(self._consumer.receive_dead_letters(sub, max_events, timeout))
 
     def backlog_stats(self, subscription: str) -> BacklogStats:
-        """Waiting, in flight and dead letters from SQS attributes; no oldest age (see backlog)."""
+        """Waiting, in flight and dead letters from SQS attributes; oldest age from CloudWatch."""
         return self._provisioner.backlog(subscription)
 
     def delete_subscription(self, subscription: str) -> None:

@@ -27,15 +27,22 @@ The capabilities, checked against the code:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polybus.adapters.aws import config, filters, mapping
 from polybus.core.capabilities import Capabilities
+from polybus.core.config import SettingsSchema
+from polybus.core.contract import SubscriptionSpec
 from polybus.core.emulation import EmulatorSpec
 from polybus.core.extras import Requirement
 from polybus.core.hookspecs import AdapterInfo, FilterSupport, hookimpl
+from polybus.core.provisioning_plan import (
+    ListedSubscription,
+    ProvisioningPlan,
+    ProvisioningSupport,
+)
 from polybus.core.sizing import Sizing
 
 if TYPE_CHECKING:
@@ -74,6 +81,22 @@ def start_emulator(host: str, port: int) -> RunningEmulator:
     return start(host, port)
 
 
+def plan(
+    section: Mapping[str, Any], specs: Sequence[SubscriptionSpec], publications: Sequence[str]
+) -> ProvisioningPlan:
+    """What the adapter creates for `specs` (plan.py; imported only now)."""
+    from polybus.adapters.aws.plan import plan as build
+
+    return build(section, specs, publications)
+
+
+def list_subscriptions(adapter: Any) -> Sequence[ListedSubscription]:
+    """The subscriptions polybus made on the provider (plan.py; imported only now)."""
+    from polybus.adapters.aws.plan import list_subscriptions as listing
+
+    return listing(adapter)
+
+
 @hookimpl
 def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
     """Register the aws adapter."""
@@ -95,5 +118,7 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
             requires=REQUIRES,
             secret_keys=config.SECRET_KEYS,
             sim_profile=Path(__file__).parent / "sim_profile.yaml",
+            settings=SettingsSchema(config.parse_config),
+            provisioning=ProvisioningSupport(plan, list_subscriptions),
         )
     )

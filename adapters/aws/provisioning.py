@@ -15,31 +15,39 @@ a subscription again from its name alone.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from polybus.adapters.aws import mapping
 from polybus.adapters.aws.config import AwsConfig
 from polybus.adapters.aws.errors import error_code, is_not_found, translate_errors
 from polybus.adapters.aws.filters import event_pattern
+from polybus.adapters.aws.plan import (  # shared with the plan, which imports no SDK
+    MAX_VISIBILITY,
+    MESSAGE_GROUP,
+    POLICY_SID,
+    RETENTION_SECONDS,
+    SUBSCRIPTION_TAG,
+    TARGET_ID,
+    TARGET_RETRY,
+    TOPIC_TAG,
+)
 from polybus.core.contract import BacklogStats, SubscriptionSpec
 from polybus.core.errors import AdapterError, Problem, ValidationError
 from polybus.core.filters.dialects import Filter
 
-TARGET_ID = "polybus-sqs"
-# EventBridge gives a FIFO target one static message group: one group, total order.
-MESSAGE_GROUP = "polybus"
-TOPIC_TAG = "polybus-topic"
-SUBSCRIPTION_TAG = "polybus-subscription"
-POLICY_SID = "polybus-eventbridge"
-RETENTION_SECONDS = "1209600"  # 14 days, the SQS maximum, for both queues
-MAX_VISIBILITY = 43200  # 12 hours, the SQS maximum
-# EventBridge's documented defaults, set explicitly so the target says what it does.
-TARGET_RETRY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+# The oldest message's age is a CloudWatch metric only (SQS sends it once a minute).
+AGE_METRIC = "ApproximateAgeOfOldestMessage"
+AGE_LOOKBACK = 900  # seconds of metric history searched for the newest datapoint
+AGE_CACHE = 60.0  # seconds a reading is reused: the metric has one value per minute
+log = logging.getLogger("polybus.aws")
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,18 @@ class Subscription:
 class Provisioner:
     """Idempotent create / lookup / delete of buses, rules and queues."""
 
-    def __init__(self, events_client: Any, sqs_client: Any, config: AwsConfig) -> None:
+    def __init__(
+        self,
+        events_client: Any,
+        sqs_client: Any,
+        config: AwsConfig,
+        cloudwatch_client: Any = None,
+    ) -> None:
         self._events = events_client
         self._sqs = sqs_client
+        self._cloudwatch = cloudwatch_client
+        self._ages: dict[str, tuple[float, float | None]] = {}  # queue -> (read at, age)
+        self._age_warned = False
         self._config = config
         self._buses: dict[str, Bus] = {}
         self._subscriptions: dict[str, Subscription] = {}
@@ -248,12 +265,13 @@ class Provisioner:
         return subscription
 
     def backlog(self, name: str) -> BacklogStats:
-        """The queue's approximate counts and its dead-letter queue's depth (SQS attributes).
+        """The queue's approximate counts, its oldest age (CloudWatch) and its dead-letter depth.
 
-        SQS has no queue attribute for the oldest message's age (that is the
-        CloudWatch metric ApproximateAgeOfOldestMessage, per minute), so
-        `oldest_age` is None. A dead-letter queue shared by several
-        subscriptions reports its whole depth.
+        The counts are SQS attributes. SQS has no attribute for the oldest
+        message's age: it is the CloudWatch metric ApproximateAgeOfOldestMessage
+        (one value per minute), read with GetMetricData (see `oldest_age`).
+        A dead-letter queue shared by several subscriptions reports its whole
+        depth.
         """
         sub = self.lookup(name)
         counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
@@ -265,14 +283,71 @@ class Provisioner:
             dead = self._sqs.get_queue_attributes(
                 QueueUrl=sub.dlq_url, AttributeNames=list(counts)
             )["Attributes"]
+        undelivered = int(main.get(counts[0], 0)) + int(
+            main.get("ApproximateNumberOfMessagesDelayed", 0)
+        )
+        in_flight = int(main.get(counts[1], 0))
         return BacklogStats(
             name,
-            undelivered=int(main.get(counts[0], 0))
-            + int(main.get("ApproximateNumberOfMessagesDelayed", 0)),
-            in_flight=int(main.get(counts[1], 0)),
-            oldest_age=None,
+            undelivered=undelivered,
+            in_flight=in_flight,
+            oldest_age=self.oldest_age(sub) if undelivered + in_flight else None,
             dead_letters=sum(int(dead.get(key, 0)) for key in counts),
         )
+
+    def oldest_age(self, sub: Subscription) -> float | None:
+        """The queue's newest ApproximateAgeOfOldestMessage datapoint (seconds), or None.
+
+        None ("unavailable") when the adapter has no CloudWatch client, when no
+        datapoint exists in the last AGE_LOOKBACK seconds (a new queue, or an
+        endpoint such as moto that has none), or when CloudWatch refuses
+        (e.g. no cloudwatch:GetMetricData permission: logged once). A reading
+        is reused for AGE_CACHE seconds: GetMetricData is billed per metric
+        read, and the metric changes once a minute.
+        """
+        if self._cloudwatch is None:
+            return None
+        queue = sub.queue_url.rstrip("/").rsplit("/", 1)[-1]
+        now = time.monotonic()
+        cached = self._ages.get(queue)
+        if cached is not None and now - cached[0] < AGE_CACHE:
+            return cached[1]
+        end = datetime.now(UTC)
+        query = {
+            "Id": "age",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/SQS",
+                    "MetricName": AGE_METRIC,
+                    "Dimensions": [{"Name": "QueueName", "Value": queue}],
+                },
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+            "ReturnData": True,
+        }
+        try:
+            result = self._cloudwatch.get_metric_data(
+                MetricDataQueries=[query],
+                StartTime=end - timedelta(seconds=AGE_LOOKBACK),
+                EndTime=end,
+                ScanBy="TimestampDescending",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if not self._age_warned:
+                self._age_warned = True
+                log.warning("oldest age unavailable: CloudWatch GetMetricData failed: %s", exc)
+            age = None
+        else:
+            series = result.get("MetricDataResults") or [{}]
+            points = sorted(
+                zip(series[0].get("Timestamps", []), series[0].get("Values", []), strict=False),
+                reverse=True,
+            )
+            age = float(points[0][1]) if points else None
+        with self._lock:
+            self._ages[queue] = (now, age)
+        return age
 
     def forget(self, name: str) -> None:
         """Drop the cached subscription (e.g. after its queue vanished)."""

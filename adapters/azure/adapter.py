@@ -239,6 +239,13 @@ class AzureAdapter:
             with translate_errors(f"publish to {native}", ids):
                 sender.post(batch_body(encoded))
         except PublishError as exc:
+            if status_of(exc) == 404 and self._topics is None and self.arm is None:
+                hint = (
+                    f"azure: topic {native!r} does not exist (404): create it (polybus provision "
+                    "--dry-run --format bicep), set arm_subscription, arm_resource_group and "
+                    "arm_namespace to let polybus create it, or admin = true on the polybus emulator"
+                )
+                raise PublishError(dict.fromkeys(ids, hint)) from exc
             if status_of(exc) == 404 and self._topics is not None:  # emulator restarted: re-create
                 self._topics.forget(native)
                 self._topics.ensure(native)

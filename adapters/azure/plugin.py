@@ -22,16 +22,18 @@ modes (one registration covers pull and push):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from polybus.adapters.azure import config, filters, mapping
 from polybus.core.capabilities import Capabilities
-from polybus.core.contract import Adapter
+from polybus.core.config import SettingsSchema
+from polybus.core.contract import Adapter, SubscriptionSpec
 from polybus.core.emulation import EmulatorSpec, RunningEmulator
 from polybus.core.extras import Requirement
 from polybus.core.hookspecs import AdapterInfo, FilterSupport, hookimpl
+from polybus.core.provisioning_plan import ProvisioningPlan, ProvisioningSupport
 from polybus.core.sizing import Sizing
 
 DEFAULT_EMULATOR_PORT = 8086
@@ -55,11 +57,27 @@ def make_adapter(settings: Mapping[str, Any]) -> Adapter:
     return AzureAdapter(parsed)
 
 
-def start_emulator(host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
-    """Start polybus's Event Grid emulator (aiohttp is imported only now)."""
-    from polybus.adapters.azure.emulator import start
+def start_emulator(
+    host: str = "127.0.0.1", port: int = 0, key: str | None = None
+) -> RunningEmulator:
+    """Start polybus's Event Grid emulator (aiohttp is imported only now).
 
-    return start(host, port)
+    `key` is the access key clients must present; the default is the emulator's
+    stable, public `DEFAULT_EMULATOR_KEY`, so a pasted polybus.toml survives restarts.
+    """
+    from polybus.adapters.azure.emulator.sas import DEFAULT_EMULATOR_KEY
+    from polybus.adapters.azure.emulator.server import start_emulator as start
+
+    return start(host, port, key or DEFAULT_EMULATOR_KEY)
+
+
+def plan(
+    section: Mapping[str, Any], specs: Sequence[SubscriptionSpec], publications: Sequence[str]
+) -> ProvisioningPlan:
+    """What the adapter creates for `specs` (plan.py; imported only now)."""
+    from polybus.adapters.azure.plan import plan as build
+
+    return build(section, specs, publications)
 
 
 @hookimpl
@@ -82,5 +100,7 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
             requires=Requirement("the azure adapter", ("azure.eventgrid",), "azure"),
             secret_keys=config.SECRET_KEYS,
             sim_profile=Path(__file__).parent / "sim_profile.yaml",
+            settings=SettingsSchema(config.parse_config, config.ENVIRONMENT),
+            provisioning=ProvisioningSupport(plan),
         )
     )

@@ -5,7 +5,12 @@
 
 Binary mode (the default): the message data is the event data as is;
 attribute ``content-type`` carries datacontenttype; every other attribute and
-extension goes to ``ce-<name>`` in its canonical string form. Structured mode:
+extension goes to ``ce-<name>`` in its canonical string form. Data follows
+polybus's one data model (docs/data-model.md): with no datacontenttype the
+data is JSON, as in the JSON event format, so it is parsed back to the same
+value. Data whose type the message data and content type cannot tell apart
+(bytes under a JSON or text type or none, a str under a binary type, empty
+data) is written in structured mode instead, where it keeps its type. Structured mode:
 ``content-type: application/cloudevents+json; charset=UTF-8`` and the JSON
 event format as data; the ``ce-*`` attributes are added too (the spec allows
 it) so that subscription filters work in both modes.
@@ -85,14 +90,12 @@ def decode_data(payload: bytes, datacontenttype: str | None) -> Any:
     """Message bytes back to event data: JSON parsed, text/* decoded, anything else bytes."""
     if not payload:
         return None
-    if datacontenttype is None:
-        return payload
-    if is_json_content_type(datacontenttype):
+    if is_json_content_type(datacontenttype):  # absent means JSON, as in the JSON event format
         try:
             return json.loads(payload)
         except ValueError:
             return payload  # not JSON after all: hand over the bytes rather than fail
-    if _TEXT_TYPE.match(datacontenttype):
+    if datacontenttype is not None and _TEXT_TYPE.match(datacontenttype):
         try:
             return payload.decode("utf-8")
         except UnicodeDecodeError:
@@ -108,6 +111,19 @@ def _key(name: str) -> str:
     if key is None:
         key = _KEYS[name] = PREFIX + name
     return key
+
+
+def binary_keeps(data: Any, datacontenttype: str | None) -> bool:
+    """Whether `decode_data` reads this data back as the same value and type in binary mode."""
+    if data is None:
+        return True
+    json_type = is_json_content_type(datacontenttype)
+    text_type = not json_type and _TEXT_TYPE.match(datacontenttype or "") is not None
+    if isinstance(data, bytes | bytearray):
+        return bool(data) and not json_type and not text_type
+    if isinstance(data, str):
+        return json_type or (text_type and bool(data))
+    return json_type
 
 
 def binary_attributes(event: CloudEvent) -> dict[str, str]:
@@ -141,7 +157,7 @@ def to_message(event: CloudEvent, mode: str = "binary", event_format: str = "jso
     """
     attributes = binary_attributes(event)
     fits = fits_attribute_limits(attributes)
-    if mode == "binary" and fits:
+    if mode == "binary" and fits and binary_keeps(event.get_data(), event.get_datacontenttype()):
         return encode_data(event.get_data(), event.get_datacontenttype()), attributes
     structured: dict[str, str] = {}
     if fits:

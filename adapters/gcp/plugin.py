@@ -18,17 +18,23 @@ making up the difference itself (provisioning.py):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from polybus.adapters.gcp import filters, mapping
 from polybus.adapters.gcp.config import SECRET_KEYS, parse_config
 from polybus.core.capabilities import Capabilities
-from polybus.core.contract import Adapter
+from polybus.core.config import SettingsSchema
+from polybus.core.contract import Adapter, SubscriptionSpec
 from polybus.core.emulation import EmulatorSpec, RunningEmulator
 from polybus.core.extras import Requirement
 from polybus.core.hookspecs import AdapterInfo, FilterSupport, hookimpl
+from polybus.core.provisioning_plan import (
+    ListedSubscription,
+    ProvisioningPlan,
+    ProvisioningSupport,
+)
 from polybus.core.sizing import Sizing
 
 CAPABILITIES = Capabilities(
@@ -59,6 +65,22 @@ def start_emulator(host: str, port: int) -> RunningEmulator:
     return emulator.start(host, port)
 
 
+def plan(
+    section: Mapping[str, Any], specs: Sequence[SubscriptionSpec], publications: Sequence[str]
+) -> ProvisioningPlan:
+    """What the adapter creates for `specs` (plan.py; imported only now)."""
+    from polybus.adapters.gcp.plan import plan as build
+
+    return build(section, specs, publications)
+
+
+def list_subscriptions(adapter: Any) -> Sequence[ListedSubscription]:
+    """The subscriptions polybus made on the provider (plan.py; imported only now)."""
+    from polybus.adapters.gcp.plan import list_subscriptions as listing
+
+    return listing(adapter)
+
+
 @hookimpl
 def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
     """Google Cloud Pub/Sub: topics and streaming-pull subscriptions (or the polybus emulator)."""
@@ -79,5 +101,7 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
             requires=Requirement("the gcp adapter", ("google.cloud.pubsub_v1",), "gcp"),
             secret_keys=SECRET_KEYS,
             sim_profile=Path(__file__).parent / "sim_profile.yaml",
+            settings=SettingsSchema(parse_config),
+            provisioning=ProvisioningSupport(plan, list_subscriptions),
         )
     )

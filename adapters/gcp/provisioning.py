@@ -22,9 +22,7 @@ translates SDK errors with errors.translate_errors.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from google.api_core.exceptions import AlreadyExists, NotFound
@@ -33,93 +31,27 @@ from google.protobuf import field_mask_pb2
 
 from polybus.adapters.gcp.errors import translate_errors
 from polybus.adapters.gcp.mapping import subscription_path, topic_path
-from polybus.core.contract import DeliveryPolicy, SubscriptionSpec
-
-MIN_NATIVE_ATTEMPTS = 5
-MAX_NATIVE_ATTEMPTS = 100
-MIN_ACK_DEADLINE = 10
-MAX_ACK_DEADLINE = 600
-MAX_BACKOFF = 600.0
-ATTEMPTS_LABEL = "polybus-max-delivery-attempts"
-IMMUTABLE = ("topic", "filter", "enable_message_ordering")
-MUTABLE = (
-    "ack_deadline_seconds",
-    "retain_acked_messages",
-    "dead_letter_policy",
-    "retry_policy",
-    "labels",
+from polybus.adapters.gcp.plan import (  # the pure part, shared with `polybus provision`
+    ATTEMPTS_LABEL,
+    IMMUTABLE,
+    MUTABLE,
+    Route,
+    SubscriptionPlan,
+    client_side_limit,
+    native_attempts,
+    plan_subscription,
 )
 
-
-def native_attempts(policy: DeliveryPolicy) -> int:
-    """Pub/Sub's max_delivery_attempts for the policy (clamped to 5..100)."""
-    return max(MIN_NATIVE_ATTEMPTS, min(MAX_NATIVE_ATTEMPTS, policy.max_delivery_attempts))
-
-
-def client_side_limit(portable: int | None) -> int | None:
-    """The attempt count the adapter enforces itself (None: Pub/Sub's own policy does)."""
-    return portable if portable is not None and portable < MIN_NATIVE_ATTEMPTS else None
-
-
-def _duration(seconds: float) -> dict[str, int]:
-    whole = int(seconds)
-    return {"seconds": whole, "nanos": round((seconds - whole) * 1e9)}
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where a subscription's dead letters go, and from which attempt the adapter sends them."""
-
-    dead_letter_subscription: str
-    dead_letter_topic: str
-    exhausted_at: int | None  # None: Pub/Sub's dead-letter policy counts the attempts
-
-
-@dataclass(frozen=True)
-class SubscriptionPlan:
-    """Everything provision() creates for one portable subscription."""
-
-    subscription: str
-    topic: str
-    route: Route
-    settings: dict[str, Any]
-
-
-def plan_subscription(
-    project: str, spec: SubscriptionSpec, native_filter: str | None, retain_acked: bool
-) -> SubscriptionPlan:
-    """The Pub/Sub resources and subscription settings for `spec`."""
-    policy = spec.policy
-    dead_name = policy.dead_letter_name(spec.name)
-    dead_topic = topic_path(project, dead_name)
-    minimum = max(0.0, min(MAX_BACKOFF, policy.retry.initial_backoff))
-    maximum = max(minimum, min(MAX_BACKOFF, policy.retry.max_backoff))
-    deadline = max(MIN_ACK_DEADLINE, min(MAX_ACK_DEADLINE, math.ceil(policy.ack_deadline)))
-    name = subscription_path(project, spec.name)
-    settings: dict[str, Any] = {
-        "name": name,
-        "topic": topic_path(project, spec.topic),
-        "filter": native_filter or "",
-        "ack_deadline_seconds": deadline,
-        "enable_message_ordering": policy.ordered,
-        "retain_acked_messages": retain_acked,
-        "labels": {ATTEMPTS_LABEL: str(policy.max_delivery_attempts)},
-        "dead_letter_policy": {
-            "dead_letter_topic": dead_topic,
-            "max_delivery_attempts": native_attempts(policy),
-        },
-        "retry_policy": {
-            "minimum_backoff": _duration(minimum),
-            "maximum_backoff": _duration(maximum),
-        },
-    }
-    route = Route(
-        subscription_path(project, dead_name),
-        dead_topic,
-        client_side_limit(policy.max_delivery_attempts),
-    )
-    return SubscriptionPlan(name, settings["topic"], route, settings)
-
+__all__ = [
+    "Route",
+    "SubscriptionPlan",
+    "apply",
+    "create_topic",
+    "delete",
+    "lookup_route",
+    "native_attempts",
+    "plan_subscription",
+]
 
 def create_topic(publisher: Any, path: str) -> None:
     """Create the topic unless it exists."""

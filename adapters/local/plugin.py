@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,17 @@ from polybus.adapters.local.memory import (
 )
 from polybus.core import codecs
 from polybus.core.capabilities import Capabilities
-from polybus.core.config import check_keys
-from polybus.core.contract import Adapter
+from polybus.core.config import SettingsSchema, check_keys
+from polybus.core.contract import Adapter, SubscriptionSpec
 from polybus.core.errors import ConfigError, Problem
 from polybus.core.filters.dialects import Filter, to_json
 from polybus.core.filters.native import Compiled
 from polybus.core.hookspecs import AdapterInfo, FilterSupport, hookimpl
+from polybus.core.provisioning_plan import (
+    ListedSubscription,
+    ProvisioningPlan,
+    ProvisioningSupport,
+)
 
 # The embedded bus implements every policy itself: ordering per partition key,
 # replay from its retained log, dead-letter topics, any filter dialect, no size limit.
@@ -129,6 +134,26 @@ def make_local_adapter(settings: Mapping[str, Any]) -> Adapter:
     )
 
 
+def plan(
+    section: Mapping[str, Any], specs: Sequence[SubscriptionSpec], publications: Sequence[str]
+) -> ProvisioningPlan:
+    """Nothing to create: the local bus keeps subscriptions in memory or in its SQLite file."""
+    cfg = parse_config(section)
+    where = f"the SQLite file {cfg.path}" if cfg.durable else "memory"
+    return ProvisioningPlan(
+        "local",
+        (),
+        notes=(f"the local bus creates subscriptions itself, in {where}, when the app starts",),
+    )
+
+
+def list_subscriptions(adapter: Adapter) -> Sequence[ListedSubscription]:
+    """The durable bus's subscriptions (in its file); a fresh memory bus has none."""
+    if isinstance(adapter, DurableBus):
+        return [ListedSubscription(name, "") for name in adapter.subscriptions()]
+    return []
+
+
 @hookimpl
 def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
     """The embedded bus, the default when nothing is configured."""
@@ -140,5 +165,7 @@ def polybus_register_adapters(register: Callable[[AdapterInfo], None]) -> None:
             capabilities=CAPABILITIES,
             filters=FilterSupport(compile_filter, "local adapter (evaluates every dialect itself)"),
             sim_profile=Path(__file__).parent / "sim_profile.yaml",
+            settings=SettingsSchema(parse_config),
+            provisioning=ProvisioningSupport(plan, list_subscriptions),
         )
     )

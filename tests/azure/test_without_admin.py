@@ -60,7 +60,8 @@ def test_publish_to_a_missing_topic_is_refused_not_created(
     event = new_event("t", "/s")
     with pytest.raises(PublishError) as refused:
         plain.publish(topic, [event])
-    assert "404" in refused.value.failures[event.get_id()]
+    failure = refused.value.failures[event.get_id()]
+    assert "404" in failure and "admin = true" in failure  # says how to make it exist
     assert not _exists(lambda: azure_admin.request("GET", f"/admin/namespace/topics/{topic}"))
 
 

@@ -32,10 +32,10 @@ class Printed:
 
 
 @contextmanager
-def emulate(provider: str) -> Iterator[tuple[subprocess.Popen[str], Printed]]:
-    """Run `polybus emulate PROVIDER --port 0` and yield it with what it printed."""
+def emulate(provider: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], Printed]]:
+    """Run `polybus emulate PROVIDER --port 0 [EXTRA...]` and yield it with what it printed."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "polybus", "emulate", provider, "--port", "0"],
+        [sys.executable, "-m", "polybus", "emulate", provider, "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import urllib.request
 from typing import Any
@@ -80,8 +81,29 @@ class AwsEmulator:
         )
 
 
+#: Seconds moto may take to listen before `start` gives up (it starts in milliseconds).
+START_TIMEOUT = 5.0
+
+
+def check_port(host: str, port: int) -> None:
+    """OSError when host:port cannot be bound (as werkzeug binds it: SO_REUSEADDR)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def start(host: str = "127.0.0.1", port: int = 0) -> AwsEmulator:
-    """Start moto's ThreadedMotoServer on host:port (0 picks a free port)."""
+    """Start moto's ThreadedMotoServer on host:port (0 picks a free port).
+
+    A port that cannot be bound is an OSError at once. ThreadedMotoServer
+    itself waits forever when its thread fails to bind, so its start runs
+    in a helper thread given `START_TIMEOUT` seconds.
+    """
     try:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
@@ -89,7 +111,12 @@ def start(host: str = "127.0.0.1", port: int = 0) -> AwsEmulator:
             "the aws emulator", exc.name or "moto.server", "aws-emulator"
         ) from exc
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    check_port(host, port)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
+    starter = threading.Thread(target=server.start, name="moto-start", daemon=True)
+    starter.start()
+    starter.join(START_TIMEOUT)
+    if starter.is_alive():
+        raise OSError(f"cannot listen on {host}:{port}: moto did not start in {START_TIMEOUT:g} s")
     bound_host, bound_port = server.get_host_and_port()
     return AwsEmulator(server, f"http://{bound_host}:{bound_port}")

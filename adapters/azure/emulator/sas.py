@@ -16,6 +16,10 @@ import secrets
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
+#: The key `polybus emulate azure` uses unless given ``--key``: stable across restarts so a
+#: pasted polybus.toml keeps working. Public on purpose; it guards nothing but the emulator.
+DEFAULT_EMULATOR_KEY = base64.b64encode(b"polybus-emulator-key-not-secret!").decode("ascii")
+
 
 def new_key() -> str:
     """A random access key in Event Grid's form (base64 of 32 bytes)."""
