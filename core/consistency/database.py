@@ -1,8 +1,8 @@
 """Database plumbing shared by the outbox, the relay and the journal.
 
-- `make_engine(url)`: an SQLAlchemy engine; on SQLite in WAL mode with a busy
-  timeout, and (``immediate=True``) with every transaction opened by
-  ``BEGIN IMMEDIATE``, so a relay's claim takes the write lock up front.
+- `make_engine(url)`: the one engine factory (SQLite: WAL, a busy timeout,
+  ``BEGIN IMMEDIATE`` for `immediate` engines and `write_transaction`s);
+  `open_database(url_or_engine)` validates and calls it.
 - `is_postgres(engine)`.
 - `Wakeups`: in-process wake-up signals keyed by database, so a relay in the
   writer's process wakes at once on commit (SQLite has no LISTEN/NOTIFY).
@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -35,29 +36,78 @@ def is_postgres(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "postgresql"
 
 
+WRITE_OPTION = "polybus_write"  # execution option: begin with the write lock on SQLite
+
+
 def make_engine(url: str | URL, *, immediate: bool = False, pool_size: int = 5) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and optionally BEGIN IMMEDIATE."""
+    """The one engine factory of the consistency patterns.
+
+    SQLite engines use WAL (a reader never blocks a commit) with
+    ``synchronous=NORMAL`` (a commit survives a killed process; a power cut
+    may lose the last ones) and wait up to 30 s for a lock. Transactions
+    begin with ``BEGIN IMMEDIATE`` (the write lock up front, so concurrent
+    writers queue instead of failing on a read-to-write upgrade) when the
+    engine is `immediate` (the relay's claims) or the connection is marked by
+    `write_transaction`; others begin deferred.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_size=pool_size, pool_pre_ping=True)
-    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+    engine = create_engine(
+        parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        if immediate:
-            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        dbapi_connection.isolation_level = None  # SQLAlchemy's BEGIN is issued below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    if immediate:
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is not None and dbapi.in_transaction:  # left open by a failed statement
+            dbapi.rollback()
+        writes = immediate or conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
+
+
+def open_database(database: str | Engine) -> Engine:
+    """An Engine for `database`: a URL (through `make_engine`) or an Engine, returned as it is."""
+    if isinstance(database, Engine):
+        return database
+    if not isinstance(database, str) or "://" not in database:
+        raise ConfigError(
+            "invalid database",
+            [
+                Problem(
+                    "database",
+                    database,
+                    "must be an SQLAlchemy URL (e.g. sqlite:///app.db) or Engine",
+                )
+            ],
+        )
+    return make_engine(database)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write (``BEGIN IMMEDIATE`` on SQLite); commits unless it raises."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+def write_connection(engine: Engine) -> Connection:
+    """A connection whose transactions begin with the write lock on SQLite (caller closes it)."""
+    conn = engine.connect()
+    conn.execution_options(**{WRITE_OPTION: True})
+    return conn
 
 
 def database_key(bind: Engine | Connection | Session) -> str:

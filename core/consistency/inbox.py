@@ -28,8 +28,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,15 +41,17 @@ from sqlalchemy import (
     Index,
     String,
     Table,
-    create_engine,
     delete,
-    event,
     insert,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from polybus.core.config import check_keys
+from polybus.core.consistency.database import (  # re-exported: the inbox's public helpers
+    open_database as open_database,
+)
+from polybus.core.consistency.database import write_connection, write_transaction
 from polybus.core.consistency.tables import create_tables, metadata
 from polybus.core.errors import ConfigError, Problem
 from polybus.core.runtime.context import Context
@@ -69,7 +70,6 @@ inbox_table = Table(
 )
 
 WEEK = 7 * 24 * 3600.0
-WRITE_OPTION = "polybus_write"  # execution option: begin with the write lock on SQLite
 INBOX_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "url": str,
     "window": (int, float),
@@ -105,61 +105,6 @@ def parse_inbox_settings(table: Mapping[str, Any]) -> tuple[str | None, InboxSet
         window=float(table.get("window", WEEK)), prune_every=float(table.get("prune_every", 60.0))
     )
     return (str(url) if url is not None else None), settings
-
-
-def open_database(database: str | Engine) -> Engine:
-    """An Engine for `database` (a URL or an Engine, returned as it is).
-
-    SQLite engines made here use WAL (a reader never blocks a commit) with
-    ``synchronous=NORMAL`` (a commit survives a killed process; a power cut
-    may lose the last ones), wait up to 30 s for a lock, and begin the
-    transactions of `write_transaction` (the inbox's, the sagas') with
-    ``BEGIN IMMEDIATE``, so concurrent handlers queue for the write lock
-    instead of failing on a read-to-write upgrade; other transactions begin
-    as usual (``BEGIN``, deferred).
-    """
-    if isinstance(database, Engine):
-        return database
-    if not isinstance(database, str) or "://" not in database:
-        raise ConfigError(
-            "invalid database",
-            [Problem("database", database, "must be an SQLAlchemy URL (e.g. sqlite:///app.db) or Engine")],
-        )
-    if not database.startswith("sqlite"):
-        return create_engine(database, pool_pre_ping=True)
-    engine = create_engine(database, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _setup(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")  # readers never block a commit
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # WAL: safe against process kills
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        dbapi = conn.connection.dbapi_connection
-        if dbapi is not None and dbapi.in_transaction:  # left open by a failed statement
-            dbapi.rollback()
-        writes = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
-
-    return engine
-
-
-@contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write (``BEGIN IMMEDIATE`` on SQLite); commits unless it raises."""
-    with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            yield conn
-
-
-def write_connection(engine: Engine) -> Connection:
-    """A connection whose transactions begin with the write lock on SQLite (caller closes it)."""
-    conn = engine.connect()
-    conn.execution_options(**{WRITE_OPTION: True})
-    return conn
 
 
 @dataclass

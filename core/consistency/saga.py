@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from cloudevents.core.v1.event import CloudEvent
 from sqlalchemy import Connection, Engine
 
-from polybus.core.consistency.inbox import write_transaction
+from polybus.core.consistency.database import write_transaction
 from polybus.core.consistency.saga_store import (
     COMPENSATED,
     COMPLETED,
