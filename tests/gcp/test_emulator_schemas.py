@@ -73,7 +73,7 @@ def test_schema_revisions_commit_rollback_and_delete(
 def test_schema_validation_refuses_bad_definitions_and_messages(
     pubsub: PubSubClients, schemas: pubsub_v1.SchemaServiceClient
 ) -> None:
-    """ValidateSchema and ValidateMessage say INVALID_ARGUMENT; protobuf schemas are UNIMPLEMENTED."""
+    """ValidateSchema and ValidateMessage say INVALID_ARGUMENT naming the problem."""
     parent = f"projects/{pubsub.project}"
     with pytest.raises(exceptions.InvalidArgument, match="Invalid AVRO"):
         schemas.validate_schema(parent=parent, schema=_avro(BAD_TYPE))
@@ -91,9 +91,49 @@ def test_schema_validation_refuses_bad_definitions_and_messages(
                 "encoding": Encoding.JSON,
             }
         )
-    proto = Schema(type_=Schema.Type.PROTOCOL_BUFFER, definition="syntax = 'proto3';")
-    with pytest.raises(exceptions.MethodNotImplemented, match="AVRO"):
-        schemas.create_schema(parent=parent, schema=proto, schema_id=f"p-{pubsub.suffix}")
+    two_messages = Schema(
+        type_=Schema.Type.PROTOCOL_BUFFER,
+        definition='syntax = "proto3"; message A { string x = 1; } message B { int32 y = 1; }',
+    )
+    with pytest.raises(exceptions.InvalidArgument, match="exactly one"):
+        schemas.validate_schema(parent=parent, schema=two_messages)
+    broken = Schema(type_=Schema.Type.PROTOCOL_BUFFER, definition="message { nope")
+    with pytest.raises(exceptions.InvalidArgument, match="PROTOCOL_BUFFER"):
+        schemas.create_schema(parent=parent, schema=broken, schema_id=f"p-{pubsub.suffix}")
+
+
+ORDER_PROTO = """
+syntax = "proto3";
+package shop;
+message Order {
+  string id = 1;
+  int32 amount = 2;
+}
+"""
+
+
+def test_protobuf_schema_validates_binary_and_json_messages(
+    pubsub: PubSubClients, schemas: pubsub_v1.SchemaServiceClient
+) -> None:
+    """A .proto schema is compiled; BINARY wire-format and JSON-mapped messages are checked on publish."""
+    parent = f"projects/{pubsub.project}"
+    schema = schemas.create_schema(
+        parent=parent,
+        schema=Schema(type_=Schema.Type.PROTOCOL_BUFFER, definition=ORDER_PROTO),
+        schema_id=f"proto-order-{pubsub.suffix}",
+    )
+    binary_topic, json_topic = pubsub.topic("proto-bin"), pubsub.topic("proto-json")
+    for topic, encoding in ((binary_topic, Encoding.BINARY), (json_topic, Encoding.JSON)):
+        pubsub.publisher.create_topic(
+            request={"name": topic, "schema_settings": {"schema": schema.name, "encoding": encoding}}
+        )
+    order = b"\x0a\x02o1\x10\x03"  # Order{id: "o1", amount: 3} on the wire: field 1 "o1", field 2 = 3
+    pubsub.publisher.publish(binary_topic, order).result()
+    with pytest.raises(exceptions.InvalidArgument, match="failed schema validation"):
+        pubsub.publisher.publish(binary_topic, b"\xff\xff\xff").result()
+    pubsub.publisher.publish(json_topic, json.dumps({"id": "o1", "amount": 3}).encode()).result()
+    with pytest.raises(exceptions.InvalidArgument, match="failed schema validation"):
+        pubsub.publisher.publish(json_topic, json.dumps({"id": "o1", "colour": "red"}).encode()).result()
 
 
 def test_topic_with_schema_validates_every_publish(

@@ -8,9 +8,10 @@ revisions in their range (Pub/Sub accepts a message matching any of them) and
 delivered with the ``googclient_schema*`` attributes Pub/Sub adds.
 
 AVRO is validated with fastavro in Pub/Sub's two encodings (JSON: Avro's JSON
-encoding; BINARY: Avro binary, schemaless). PROTOCOL_BUFFER schemas need a
-.proto compiler, which no package from the registries brings: they are
-refused with UNIMPLEMENTED rather than accepted unchecked.
+encoding; BINARY: Avro binary, schemaless); PROTOCOL_BUFFER definitions are
+compiled with protoc from grpcio-tools (proto_schema.py) and messages parsed
+as their one top-level type (BINARY: the wire format; JSON: protobuf's JSON
+mapping). Both come with the `emulators` extra.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from google.pubsub_v1.types import pubsub as pubsub_types
 from google.pubsub_v1.types import schema as types
 
 from polybus.adapters.gcp.emulator.errors import RpcError
+from polybus.adapters.gcp.emulator.proto_schema import ProtoSchemaError, Validator, compile_proto
 
 Schema = types.Schema.pb()
 SchemaSettings = pubsub_types.SchemaSettings.pb()
@@ -46,7 +48,7 @@ _BAD = grpc.StatusCode.INVALID_ARGUMENT
 @dataclass
 class _Revision:
     message: Any  # a google.pubsub.v1.Schema protobuf
-    parsed: Any  # the fastavro parsed schema
+    validate: Validator  # raises unless the data conforms
 
 
 @dataclass
@@ -239,12 +241,13 @@ def _view(message: Any, view: int) -> Any:
     return basic
 
 
-def _parse(schema: Any) -> Any:
+def _parse(schema: Any) -> Validator:
+    """A validator of messages for `schema` (INVALID_ARGUMENT naming what is wrong with it)."""
     if schema.type_ == PROTOCOL_BUFFER:
-        raise RpcError(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "PROTOCOL_BUFFER schemas are not emulated (they need a .proto compiler); use AVRO",
-        )
+        try:
+            return compile_proto(schema.definition)
+        except ProtoSchemaError as exc:
+            raise RpcError(_BAD, f"Invalid PROTOCOL_BUFFER schema definition: {exc}") from exc
     if schema.type_ != AVRO:
         raise RpcError(_BAD, "Schema type must be AVRO or PROTOCOL_BUFFER")
     try:
@@ -252,12 +255,13 @@ def _parse(schema: Any) -> Any:
     except ImportError as exc:  # the emulator runs without the schemas extra otherwise
         raise RpcError(
             grpc.StatusCode.FAILED_PRECONDITION,
-            "AVRO schemas need fastavro: pip install 'polybus[schemas]'",
+            "AVRO schemas need fastavro: pip install 'polybus[emulators]'",
         ) from exc
     try:
-        return fastavro.parse_schema(json.loads(schema.definition))
+        parsed = fastavro.parse_schema(json.loads(schema.definition))
     except Exception as exc:  # fastavro raises several unrelated types for bad schemas
         raise RpcError(_BAD, f"Invalid AVRO schema definition: {exc}") from exc
+    return lambda data, binary: _decode_avro(parsed, data, binary)
 
 
 def _check_any(candidates: list[_Revision], data: bytes, encoding: int) -> _Revision:
@@ -265,17 +269,17 @@ def _check_any(candidates: list[_Revision], data: bytes, encoding: int) -> _Revi
     problem = "no revision"
     for revision in candidates:
         try:
-            _decode(revision.parsed, data, encoding)
+            revision.validate(data, encoding == BINARY)
             return revision
-        except Exception as exc:  # fastavro raises many types for malformed data
+        except Exception as exc:  # fastavro and protobuf raise many types for malformed data
             problem = str(exc) or type(exc).__name__
     raise RpcError(_BAD, f"Invalid data in message: Message failed schema validation ({problem})")
 
 
-def _decode(parsed: Any, data: bytes, encoding: int) -> None:
+def _decode_avro(parsed: Any, data: bytes, binary: bool) -> None:
     import fastavro
 
-    if encoding == BINARY:
+    if binary:
         stream = io.BytesIO(data)
         fastavro.schemaless_reader(stream, parsed, None)
         if stream.tell() != len(data):
