@@ -274,24 +274,25 @@ def _plan_subscription(
     return residual
 
 
+def queue_policy(arn: Any, sources: list[Any]) -> dict[str, Any]:
+    """The SQS policy letting EventBridge rules `sources` send to the queue `arn` (plan and provisioner)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": POLICY_SID,
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": sources}},
+            }
+        ],
+    }
+
+
 def _plan_policy(resources: dict[str, Resource], queue: str, rules: list[Ref]) -> None:
     """The queue policy letting EventBridge send from `rules` (Terraform attribute names)."""
-
-    def document(arn: Any, sources: list[Any]) -> dict[str, Any]:
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": POLICY_SID,
-                    "Effect": "Allow",
-                    "Principal": {"Service": "events.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": sources}},
-                }
-            ],
-        }
-
     name = resources[queue].name
     cfn_rules = [Ref(r.key, "Arn") for r in rules]
     _add(
@@ -307,14 +308,14 @@ def _plan_policy(resources: dict[str, Resource], queue: str, rules: list[Ref]) -
                     "aws_sqs_queue_policy",
                     {
                         "queue_url": Ref(queue, "url"),
-                        "policy": JsonText(document(Ref(queue, "arn"), list(rules))),
+                        "policy": JsonText(queue_policy(Ref(queue, "arn"), list(rules))),
                     },
                 ),
                 "cloudformation": Template(
                     "AWS::SQS::QueuePolicy",
                     {
                         "Queues": [Ref(queue)],
-                        "PolicyDocument": document(Ref(queue, "Arn"), cfn_rules),
+                        "PolicyDocument": queue_policy(Ref(queue, "Arn"), cfn_rules),
                     },
                 ),
             },

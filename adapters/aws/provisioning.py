@@ -38,6 +38,7 @@ from polybus.adapters.aws.plan import (  # shared with the plan, which imports n
     TARGET_ID,
     TARGET_RETRY,
     TOPIC_TAG,
+    queue_policy,
 )
 from polybus.core.contract import BacklogStats, SubscriptionSpec
 from polybus.core.errors import AdapterError, Problem, ValidationError
@@ -459,19 +460,7 @@ class Provisioner:
         sources = {rule_arn}
         if merge:
             sources |= _allowed_sources(current.get("Policy"))
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": POLICY_SID,
-                    "Effect": "Allow",
-                    "Principal": {"Service": "events.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": sorted(sources)}},
-                }
-            ],
-        }
+        policy = queue_policy(arn, sorted(sources))
         self._sqs.set_queue_attributes(
             QueueUrl=url, Attributes={**attributes, "Policy": json.dumps(policy)}
         )

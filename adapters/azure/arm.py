@@ -51,6 +51,34 @@ def namespace_filters(native: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def subscription_body(
+    native_filter: Mapping[str, Any] | None,
+    lock_seconds: float,
+    max_delivery_count: int,
+    dead_letter_container: str = "",
+) -> dict[str, Any]:
+    """The ARM body of a queue event subscription (what the provisioner sends and plans show)."""
+    queue: dict[str, Any] = {
+        "receiveLockDurationInSeconds": int(min(MAX_LOCK_SECONDS, max(MIN_LOCK_SECONDS, lock_seconds))),
+        "maxDeliveryCount": max(1, min(MAX_DELIVERY_COUNT, max_delivery_count)),
+    }
+    if dead_letter_container:
+        account, _, container = dead_letter_container.rpartition("/blobServices/default/containers/")
+        queue["deadLetterDestinationWithResourceIdentity"] = {
+            "deadLetterDestination": {
+                "endpointType": "StorageBlob",
+                "properties": {"resourceId": account, "blobContainerName": container},
+            }
+        }
+    return {
+        "properties": {
+            "deliveryConfiguration": {"deliveryMode": "Queue", "queue": queue},
+            "eventDeliverySchema": "CloudEventSchemaV1_0",
+            "filtersConfiguration": namespace_filters(native_filter),
+        }
+    }
+
+
 class ArmProvisioner:
     """Creates and deletes namespace topics and queue subscriptions through ARM."""
 
@@ -98,25 +126,9 @@ class ArmProvisioner:
     ) -> dict[str, Any]:
         """Create or update a queue event subscription; returns what ARM answered."""
         self.ensure_topic(topic)
-        queue: dict[str, Any] = {
-            "receiveLockDurationInSeconds": int(min(MAX_LOCK_SECONDS, max(MIN_LOCK_SECONDS, lock_seconds))),
-            "maxDeliveryCount": max(1, min(MAX_DELIVERY_COUNT, max_delivery_count)),
-        }
-        if self.dead_letter_container:
-            account, _, container = self.dead_letter_container.rpartition("/blobServices/default/containers/")
-            queue["deadLetterDestinationWithResourceIdentity"] = {
-                "deadLetterDestination": {
-                    "endpointType": "StorageBlob",
-                    "properties": {"resourceId": account, "blobContainerName": container},
-                }
-            }
-        body = {
-            "properties": {
-                "deliveryConfiguration": {"deliveryMode": "Queue", "queue": queue},
-                "eventDeliverySchema": "CloudEventSchemaV1_0",
-                "filtersConfiguration": namespace_filters(native_filter),
-            }
-        }
+        body = subscription_body(
+            native_filter, lock_seconds, max_delivery_count, self.dead_letter_container
+        )
         with translate_errors(f"provision {name} (ARM)"):
             result = self.client.namespace_topic_event_subscriptions.begin_create_or_update(
                 self.resource_group, self.namespace, topic, name, _json(body), **self._options

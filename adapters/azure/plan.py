@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from polybus.adapters.azure.arm import MAX_LOCK_SECONDS, MIN_LOCK_SECONDS, namespace_filters
+from polybus.adapters.azure.arm import subscription_body
 from polybus.adapters.azure.config import AzureConfig, parse_config
 from polybus.adapters.azure.filters import compile_filter
 from polybus.adapters.azure.mapping import (
@@ -149,26 +149,7 @@ def _subscription(
     lock: float,
     max_delivery_count: int,
 ) -> None:
-    queue: dict[str, Any] = {
-        "receiveLockDurationInSeconds": int(min(MAX_LOCK_SECONDS, max(MIN_LOCK_SECONDS, lock))),
-        "maxDeliveryCount": max(1, max_delivery_count),
-    }
-    container = config.arm_dead_letter_container
-    if container:
-        account, _, blob = container.rpartition("/blobServices/default/containers/")
-        queue["deadLetterDestinationWithResourceIdentity"] = {
-            "deadLetterDestination": {
-                "endpointType": "StorageBlob",
-                "properties": {"resourceId": account, "blobContainerName": blob},
-            }
-        }
-    body = {
-        "properties": {
-            "deliveryConfiguration": {"deliveryMode": "Queue", "queue": queue},
-            "eventDeliverySchema": "CloudEventSchemaV1_0",
-            "filtersConfiguration": namespace_filters(native),
-        }
-    }
+    body = subscription_body(native, lock, max_delivery_count, config.arm_dead_letter_container)
     topic = resources[topic_key].name
     key = resource_key("subscription", topic, name)
     resources[key] = Resource(
