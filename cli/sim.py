@@ -26,6 +26,7 @@ from rich.table import Table
 
 from polybus.cli.errors import friendly_errors
 from polybus.cli.sim_lab import lab_command
+from polybus.cli.sim_live import calibrate_command, from_traces_command, live_command
 from polybus.core.errors import ConfigError, Problem
 from polybus.sim.loader import load_scenario
 from polybus.sim.output import dumps, print_document
@@ -380,3 +381,6 @@ def report_command(
 
 
 sim_group.add_command(lab_command)
+sim_group.add_command(live_command)
+sim_group.add_command(calibrate_command)
+sim_group.add_command(from_traces_command)
