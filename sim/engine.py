@@ -40,7 +40,25 @@ class Ctx:
         self.row = -1
 
 
-class Station:
+class FaultWindows:
+    """Outage and slowdown windows of a station (simulated or live): `faults` is set by the station."""
+
+    faults: tuple[Fault, ...]
+
+    def down(self, t: float) -> bool:
+        """True during an outage."""
+        return any(f.kind == "outage" and f.start <= t < f.end for f in self.faults)
+
+    def factor(self, t: float) -> float:
+        """Slowdown factor at time t (1 outside slowdowns)."""
+        k = 1.0
+        for f in self.faults:
+            if f.kind == "slowdown" and f.start <= t < f.end:
+                k *= f.factor
+        return k
+
+
+class Station(FaultWindows):
     """A service or a read-model projector: lanes of workers and a service-time stream."""
 
     def __init__(
@@ -65,18 +83,6 @@ class Station:
         self.read_model: ReadModel | None = None
         self.errors: Stream | None = None
         self.route: Stream | None = None
-
-    def down(self, t: float) -> bool:
-        """True during an outage."""
-        return any(f.kind == "outage" and f.start <= t < f.end for f in self.faults)
-
-    def factor(self, t: float) -> float:
-        """Slowdown factor at time t (1 outside slowdowns)."""
-        k = 1.0
-        for f in self.faults:
-            if f.kind == "slowdown" and f.start <= t < f.end:
-                k *= f.factor
-        return k
 
 
 class Topic:

@@ -21,6 +21,7 @@ from typing import Any
 
 from polybus.core.tracing.records import SpanRecord
 from polybus.sim.distributions import Uniform
+from polybus.sim.engine import FaultWindows
 from polybus.sim.live.clock import RunClock
 from polybus.sim.metrics import ERROR, OK, TIMEOUT, FlowStats, Recorder, StationStats, TopicStats
 from polybus.sim.results import Replication
@@ -55,7 +56,7 @@ class LiveCtx:
         self.row = -1
 
 
-class LiveStation:
+class LiveStation(FaultWindows):
     """A service or read-model projector: lanes of workers, its service-time stream, faults."""
 
     def __init__(
@@ -74,18 +75,6 @@ class LiveStation:
         self.errors: Stream | None = None
         self.route: Stream | None = None
         self.freed_at = -math.inf  # when a visit last left the station with every worker busy
-
-    def down(self, t: float) -> bool:
-        """True during an outage."""
-        return any(f.kind == "outage" and f.start <= t < f.end for f in self.faults)
-
-    def factor(self, t: float) -> float:
-        """Slowdown factor at run time t."""
-        k = 1.0
-        for f in self.faults:
-            if f.kind == "slowdown" and f.start <= t < f.end:
-                k *= f.factor
-        return k
 
 
 class LiveModel:
