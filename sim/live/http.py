@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from polybus.core.extras import Requirement
@@ -120,6 +120,24 @@ def _socket() -> socket.socket:
     return sock
 
 
+def _server(uvicorn: Any, config: Any) -> Any:
+    """A uvicorn Server that leaves the process's signal handlers alone.
+
+    uvicorn swaps in its own SIGINT/SIGTERM handlers while it serves and puts
+    back what it found when it stops. Several servers stopping in another
+    order than they started leave one server's handler installed for good:
+    the process then ignores SIGTERM, and so does every child it forks.
+    A live run's servers are stopped by the run itself; Ctrl-C stays Python's.
+    """
+
+    class Server(uvicorn.Server):  # type: ignore[misc,name-defined]
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config)
+
+
 @asynccontextmanager
 async def serve(model: LiveModel) -> AsyncIterator[dict[str, int]]:
     """Start one service per called station; route the model's calls over HTTP; yield their ports."""
@@ -134,7 +152,7 @@ async def serve(model: LiveModel) -> AsyncIterator[dict[str, int]]:
             service_app(model, station), log_level="error", access_log=False, lifespan="off",
             timeout_keep_alive=60,
         )  # fmt: skip
-        server = uvicorn.Server(config)
+        server = _server(uvicorn, config)
         servers.append(server)
         tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
     while not all(s.started for s in servers):
