@@ -151,19 +151,22 @@ class Bus:
         batch = [events] if isinstance(events, CloudEvent) else list(events)
         if not batch:
             return
-        batch = [self._prepare(event, topic) for event in batch]
+        size = len(batch)
+        batch = [self._prepare(event, topic, size) for event in batch]
         self.adapter.publish(topic, batch)
         if "polybus_after_publish" in self._active_hooks:
             self.hooks.polybus_after_publish(events=batch, topic=topic)
 
-    def _prepare(self, event: CloudEvent, topic: str) -> CloudEvent:
+    def _prepare(self, event: CloudEvent, topic: str, batch_size: int = 1) -> CloudEvent:
         if not isinstance(event, CloudEvent):
             raise TypeError(f"expected a CloudEvent, got {type(event).__name__}")
         validate_event(event)
         if "polybus_before_publish" not in self._active_hooks:
             return event
         additions: dict[str, Any] = {}
-        for extra in self.hooks.polybus_before_publish(event=event, topic=topic):
+        for extra in self.hooks.polybus_before_publish(
+            event=event, topic=topic, batch_size=batch_size
+        ):
             if extra:
                 additions.update(extra)
         if not additions:

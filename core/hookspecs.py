@@ -94,12 +94,16 @@ def polybus_register_schema_backends(register: Callable[[str, Callable[[str], An
 
 
 @hookspec
-def polybus_before_publish(event: CloudEvent, topic: str) -> Mapping[str, Any] | None:
+def polybus_before_publish(
+    event: CloudEvent, topic: str, batch_size: int
+) -> Mapping[str, Any] | None:
     """Inspect an event before it is published.
 
     Return a mapping of attributes to add (enrichment, e.g. a trace id), or
     None; raise a ValidationError to reject the event before the network.
-    Every implementation sees the event as the caller built it.
+    Every implementation sees the event as the caller built it. `batch_size`
+    is how many events the publish carries (1: a single event); like every
+    hook argument, an implementation may leave it out of its signature.
     """
 
 

@@ -79,6 +79,11 @@ SETTLE_ENV = "POLYBUS_TRACE_SETTLE"
 SETTLE_MODES = ("event", "span")
 
 
+def settle_event(operation: str) -> dict[str, str]:
+    """The attributes of a settlement's span event (the process span names system and subscription)."""
+    return {"messaging.operation.name": operation, "messaging.operation.type": "settle"}
+
+
 def messaging_system(provider: str | None) -> str:
     """The `messaging.system` value for an adapter name (None: not known)."""
     if provider is None:
@@ -209,17 +214,20 @@ class Tracing:
     # publishing ------------------------------------------------------------------
 
     @hookimpl
-    def polybus_before_publish(self, event: CloudEvent, topic: str) -> Mapping[str, Any] | None:
-        """Start the event's PRODUCER span and return its context as traceparent/tracestate."""
+    def polybus_before_publish(
+        self, event: CloudEvent, topic: str, batch_size: int = 1
+    ) -> Mapping[str, Any] | None:
+        """Start the event's PRODUCER span (`create` in a batch) and return its context as traceparent/tracestate."""
         tracer = self._tracer()
         if tracer is None:
             return None
-        attributes = {**self._fixed("send", topic), **event_attributes(event)}
+        operation = "create" if batch_size > 1 else "send"
+        attributes = {**self._fixed(operation, topic), **event_attributes(event)}
         earlier = remote_context(trace, event) if event.get_extension("traceparent") else None
         # Published again (a requeue): a new trace, linked to where it came from.
         links = None if earlier is None else [trace.Link(earlier)]
         span = tracer.start_span(
-            f"send {topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes, links=links
+            f"{operation} {topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes, links=links
         )
         carrier = inject(span.get_span_context())
         if not span.is_recording():  # sampled out: nothing to time, only the context to pass on
@@ -254,22 +262,21 @@ class Tracing:
         tracer = self._tracer()
         with self._lock:
             done = [self._pending.pop((topic, event.get_id()), None) for event in events]
-        created = {"messaging.operation.name": "create", "messaging.operation.type": "create"}
         started = time.time_ns()
-        for pending in done:
+        links = []
+        for event, pending in zip(events, done, strict=True):
+            # every creation context, sampled or not (the SDK keeps at most 128 links)
             if pending is not None:
                 span = pending[0]
-                span.update_name(f"create {topic}")
-                span.set_attributes(created)
                 started = min(started, span.start_time or started)
                 span.end()
+                links.append(trace.Link(span.get_span_context()))
+            elif tracer is not None:
+                ctx = remote_context(trace, event)  # sampled out: its context is in the event
+                if ctx is not None:
+                    links.append(trace.Link(ctx))
         if tracer is None:
             return
-        links = []
-        for event in events:  # every creation context, sampled or not (at most 128 are kept)
-            ctx = remote_context(trace, event)
-            if ctx is not None:
-                links.append(trace.Link(ctx))
         attributes = {**self._fixed("send", topic), "messaging.batch.message_count": len(events)}
         tracer.start_span(
             f"send {topic}",
@@ -330,8 +337,8 @@ class Tracing:
         operation = SETTLE_OPERATIONS.get(outcome, outcome)
         span = active.span
         if span.is_recording():
-            settle = self._fixed(operation, subscription)
             if self.settle_spans:
+                settle = self._fixed(operation, subscription)
                 tracer = self._tracer()
                 if tracer is not None:
                     tracer.start_span(
@@ -340,8 +347,8 @@ class Tracing:
                         kind=trace.SpanKind.CLIENT,
                         attributes=settle,
                     ).end()
-            else:
-                span.add_event(operation, settle)
+            else:  # the span already names the system and the subscription
+                span.add_event(operation, settle_event(operation))
             span.set_attribute("polybus.outcome", outcome)
             if error is not None:
                 span.record_exception(error)
