@@ -47,6 +47,10 @@ def describe_all(running: Mapping[str, RunningEmulator]) -> list[str]:
     for name, emulator in running.items():
         lines.append(f"[{name}]")
         lines += [f"{key} = {toml_value(value)}" for key, value in emulator.settings().items()]
+        # Settings an emulator serves but does not turn on (e.g. a monitoring API stand-in).
+        optional = getattr(emulator, "optional_settings", None)
+        if callable(optional):
+            lines += [f"# {key} = {toml_value(value)}" for key, value in optional().items()]
     env = {k: v for emulator in running.values() for k, v in emulator.environment().items()}
     if env:
         lines += ["", "# environment"]

@@ -26,6 +26,7 @@ SHAPE = {
     "provisioning.py",
     "plan.py",
     "errors.py",
+    "monitoring.py",
     "sim_profile.yaml",
     "emulator",
 }

@@ -15,20 +15,18 @@ a subscription again from its name alone.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import threading
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from polybus.adapters.aws import mapping
 from polybus.adapters.aws.config import AwsConfig
 from polybus.adapters.aws.errors import error_code, is_not_found, translate_errors
 from polybus.adapters.aws.filters import event_pattern
+from polybus.adapters.aws.monitoring import OldestAge
 from polybus.adapters.aws.plan import (  # shared with the plan, which imports no SDK
     MAX_VISIBILITY,
     MESSAGE_GROUP,
@@ -43,12 +41,6 @@ from polybus.adapters.aws.plan import (  # shared with the plan, which imports n
 from polybus.core.contract import BacklogStats, SubscriptionSpec
 from polybus.core.errors import AdapterError, Problem, ValidationError
 from polybus.core.filters.dialects import Filter
-
-# The oldest message's age is a CloudWatch metric only (SQS sends it once a minute).
-AGE_METRIC = "ApproximateAgeOfOldestMessage"
-AGE_LOOKBACK = 900  # seconds of metric history searched for the newest datapoint
-AGE_CACHE = 60.0  # seconds a reading is reused: the metric has one value per minute
-log = logging.getLogger("polybus.aws")
 
 
 @dataclass(frozen=True)
@@ -87,9 +79,7 @@ class Provisioner:
     ) -> None:
         self._events = events_client
         self._sqs = sqs_client
-        self._cloudwatch = cloudwatch_client
-        self._ages: dict[str, tuple[float, float | None]] = {}  # queue -> (read at, age)
-        self._age_warned = False
+        self._oldest_age = OldestAge(cloudwatch_client)
         self._config = config
         self._buses: dict[str, Bus] = {}
         self._subscriptions: dict[str, Subscription] = {}
@@ -270,7 +260,7 @@ class Provisioner:
 
         The counts are SQS attributes. SQS has no attribute for the oldest
         message's age: it is the CloudWatch metric ApproximateAgeOfOldestMessage
-        (one value per minute), read with GetMetricData (see `oldest_age`).
+        (one value per minute), read with GetMetricData (monitoring.py).
         A dead-letter queue shared by several subscriptions reports its whole
         depth.
         """
@@ -297,58 +287,8 @@ class Provisioner:
         )
 
     def oldest_age(self, sub: Subscription) -> float | None:
-        """The queue's newest ApproximateAgeOfOldestMessage datapoint (seconds), or None.
-
-        None ("unavailable") when the adapter has no CloudWatch client, when no
-        datapoint exists in the last AGE_LOOKBACK seconds (a new queue, or an
-        endpoint such as moto that has none), or when CloudWatch refuses
-        (e.g. no cloudwatch:GetMetricData permission: logged once). A reading
-        is reused for AGE_CACHE seconds: GetMetricData is billed per metric
-        read, and the metric changes once a minute.
-        """
-        if self._cloudwatch is None:
-            return None
-        queue = sub.queue_url.rstrip("/").rsplit("/", 1)[-1]
-        now = time.monotonic()
-        cached = self._ages.get(queue)
-        if cached is not None and now - cached[0] < AGE_CACHE:
-            return cached[1]
-        end = datetime.now(UTC)
-        query = {
-            "Id": "age",
-            "MetricStat": {
-                "Metric": {
-                    "Namespace": "AWS/SQS",
-                    "MetricName": AGE_METRIC,
-                    "Dimensions": [{"Name": "QueueName", "Value": queue}],
-                },
-                "Period": 60,
-                "Stat": "Maximum",
-            },
-            "ReturnData": True,
-        }
-        try:
-            result = self._cloudwatch.get_metric_data(
-                MetricDataQueries=[query],
-                StartTime=end - timedelta(seconds=AGE_LOOKBACK),
-                EndTime=end,
-                ScanBy="TimestampDescending",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            if not self._age_warned:
-                self._age_warned = True
-                log.warning("oldest age unavailable: CloudWatch GetMetricData failed: %s", exc)
-            age = None
-        else:
-            series = result.get("MetricDataResults") or [{}]
-            points = sorted(
-                zip(series[0].get("Timestamps", []), series[0].get("Values", []), strict=False),
-                reverse=True,
-            )
-            age = float(points[0][1]) if points else None
-        with self._lock:
-            self._ages[queue] = (now, age)
-        return age
+        """The queue's newest ApproximateAgeOfOldestMessage (seconds), or None: see monitoring.py."""
+        return self._oldest_age.read(sub.queue_url.rstrip("/").rsplit("/", 1)[-1])
 
     def forget(self, name: str) -> None:
         """Drop the cached subscription (e.g. after its queue vanished)."""

@@ -71,6 +71,7 @@ from polybus.adapters.azure.mapping import (
     encode_wire,
     native_name,
 )
+from polybus.adapters.azure.monitoring import AzureMonitor
 from polybus.adapters.azure.provisioning import (
     DLQ_SUBSCRIPTION,
     MAX_DELIVERY_ATTEMPTS,
@@ -178,14 +179,30 @@ class AzureAdapter:
         self.config = config
         self.credential = make_credential(config)  # an access key, or Entra ID
         self._client_options = client_options(config, self.credential)
+        arm_credential = (
+            (self.credential if config.credential == "default" else token_credential())
+            if config.arm
+            else None
+        )
         self.arm = (  # real Azure: topics and subscriptions through Azure Resource Manager
             ArmProvisioner(
-                self.credential if config.credential == "default" else token_credential(),
+                arm_credential,
                 config.arm_subscription,
                 config.arm_resource_group,
                 config.arm_namespace,
                 config.arm_endpoint,
                 config.arm_dead_letter_container,
+            )
+            if config.arm
+            else None
+        )
+        self.monitor = (  # real Azure: the lag gauge from Azure Monitor's namespace metrics
+            AzureMonitor(
+                arm_credential,
+                config.arm_subscription,
+                config.arm_resource_group,
+                config.arm_namespace,
+                config.arm_endpoint,
             )
             if config.arm
             else None
@@ -481,26 +498,45 @@ class AzureAdapter:
         return list(consumer.receive(max_events, timeout))
 
     def backlog_stats(self, subscription: str) -> BacklogStats:
-        """Waiting, locked, oldest age and dead letters of a pull subscription (emulator only).
+        """The lag gauge of a pull subscription: the emulator's admin API, or Azure Monitor.
 
-        Azure reports these through Azure Monitor metrics of the namespace
-        (no data-plane call), which this adapter does not read: without the
-        emulator's admin API (`admin`), and for push subscriptions, this
-        raises UnsupportedError.
+        With `admin` (the emulator) the figures are exact queue depths. With
+        the ARM settings (real Azure) they are derived from Azure Monitor's
+        namespace metrics (monitoring.py): backlog including locked events,
+        dead-lettered count, and None for in-flight and oldest age, which
+        Azure does not expose. Push subscriptions, and pull subscriptions
+        with neither, raise UnsupportedError naming the settings to add.
         """
-        if self.admin is None or self.push:
+        if self.push:
             raise UnsupportedError(
                 "azure backlog",
                 [
                     Problem(
                         "backlog_stats",
                         subscription,
-                        "Event Grid reports backlog only through Azure Monitor (not read yet)",
+                        "the lag gauge reads pull (namespace queue) subscriptions only, "
+                        "not webhook (push) ones",
                     )
                 ],
             )
-        with translate_errors(f"read the backlog of {subscription}"):
-            return pull_backlog(self.admin, self._route(subscription), subscription)
+        route = self._route(subscription)
+        if self.admin is not None:
+            with translate_errors(f"read the backlog of {subscription}"):
+                return pull_backlog(self.admin, route, subscription)
+        if self.monitor is not None:
+            return self.monitor.backlog(subscription, route.consumers())
+        raise UnsupportedError(
+            "azure backlog",
+            [
+                Problem(
+                    "backlog_stats",
+                    subscription,
+                    "Event Grid reports backlog only through Azure Monitor: set "
+                    "arm_subscription, arm_resource_group and arm_namespace (real Azure) "
+                    "or admin = true (the polybus emulator)",
+                )
+            ],
+        )
 
     def delete_subscription(self, subscription: str) -> None:
         """Delete the subscription and what was created for it (idempotent)."""
@@ -576,3 +612,5 @@ class AzureAdapter:
             sender.close()
         if self.arm is not None:
             self.arm.close()
+        if self.monitor is not None:
+            self.monitor.close()

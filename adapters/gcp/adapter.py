@@ -56,8 +56,9 @@ from polybus.adapters.gcp.mapping import (
     to_message,
     topic_path,
 )
+from polybus.adapters.gcp.monitoring import MONITORING_ENDPOINT, CloudMonitoring, make_session
 from polybus.core.contract import BacklogStats, Delivery, SubscriptionSpec
-from polybus.core.errors import AdapterError, Problem, PublishError, UnsupportedError
+from polybus.core.errors import AdapterError, PublishError
 from polybus.core.filters.dialects import Filter
 
 MAX_ACK_IDS_PER_CALL = 1000
@@ -120,6 +121,7 @@ class GcpAdapter:
         self._routes: dict[str, provisioning.Route] = {}
         self._consumers: dict[str, PullConsumer] = {}
         self._specs: dict[str, SubscriptionSpec] = {}
+        self._monitoring: CloudMonitoring | None = None  # backlog_stats without the emulator
         self._closed = False
 
     # -- clients ----------------------------------------------------------------
@@ -302,26 +304,32 @@ class GcpAdapter:
         return deliveries(consumer, consumer.take(max_events, timeout), None, None)
 
     def backlog_stats(self, subscription: str) -> BacklogStats:
-        """Backlog, leased, oldest unacked age and dead-letter depth (emulator only).
+        """Backlog, oldest unacked age and dead-letter depth: Cloud Monitoring, or the emulator.
 
-        Real Pub/Sub publishes these figures only to Cloud Monitoring
-        (subscription/num_undelivered_messages, oldest_unacked_message_age,
-        and the dead-letter subscription's backlog), which this adapter does
-        not read yet: without `emulator_host` this raises UnsupportedError.
-        The emulator answers a polybus-only admin call instead.
+        Real Pub/Sub publishes these figures only to Cloud Monitoring, read by
+        monitoring.py (one to three minutes late; no lease count, so `in_flight`
+        is None). With `emulator_host` and no `monitoring_endpoint`, the
+        emulator answers a polybus-only admin call instead, exact and with
+        the in-flight count.
         """
-        if not self.config.emulator_host:
-            raise UnsupportedError(
-                "gcp backlog",
-                [
-                    Problem(
-                        "backlog_stats",
-                        subscription,
-                        "real Pub/Sub reports backlog only through Cloud Monitoring (not read yet)",
-                    )
-                ],
-            )
         route = self._route(subscription)
+        if self.config.emulator_host and not self.config.monitoring_endpoint:
+            return self._admin_backlog(subscription, route)
+        dead_letter = route.dead_letter_subscription.rsplit("/", 1)[-1]
+        return self._cloud_monitoring().backlog(subscription, dead_letter)
+
+    def _cloud_monitoring(self) -> CloudMonitoring:
+        """The Cloud Monitoring reader, created on first use."""
+        with self._lock:
+            if self._monitoring is None:
+                endpoint = self.config.monitoring_endpoint or MONITORING_ENDPOINT
+                self._monitoring = CloudMonitoring(
+                    self.config.project, endpoint, make_session(endpoint)
+                )
+            return self._monitoring
+
+    def _admin_backlog(self, subscription: str, route: provisioning.Route) -> BacklogStats:
+        """The emulator's exact figures (its polybus-only Backlog call)."""
         main = self._emulator_backlog(subscription_path(self.config.project, subscription))
         dead = self._emulator_backlog(route.dead_letter_subscription)
         oldest = main["oldest_publish"]
@@ -428,6 +436,8 @@ class GcpAdapter:
                 self._subscriber.close()
             if self._publisher is not None:
                 self._publisher.stop()
+        if self._monitoring is not None:
+            self._monitoring.close()
 
 
 def _bounded(work: Callable[[], None], seconds: float, what: str) -> None:

@@ -24,6 +24,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "max_outstanding_bytes": int,
     "retain_acked": bool,
     "publish_timeout": (int, float),
+    "monitoring_endpoint": str,
 }
 SECRET_KEYS: tuple[str, ...] = ()  # credentials come from Application Default Credentials
 CONTENT_MODES = ("binary", "structured")
@@ -46,6 +47,11 @@ class GcpConfig:
     each message's ordering key from the event's ``partitionkey`` extension.
     The batch settings are the PublisherClient's; the outstanding limits are
     the streaming pull's flow control per subscription.
+    `monitoring_endpoint` (``http(s)://host[:port]``) is where backlog_stats
+    reads Cloud Monitoring (monitoring.py); unset, it is
+    https://monitoring.googleapis.com, except with `emulator_host`, where the
+    emulator's own backlog call answers instead. Set it to the emulator's
+    Monitoring stand-in to read the gauges the way real Pub/Sub is read.
     """
 
     project: str = "polybus-local"
@@ -60,6 +66,7 @@ class GcpConfig:
     max_outstanding_bytes: int = 100 * 1024 * 1024
     retain_acked: bool = True
     publish_timeout: float = 60.0
+    monitoring_endpoint: str | None = None
 
 
 def parse_config(settings: Mapping[str, Any]) -> GcpConfig:
@@ -107,6 +114,11 @@ def parse_config(settings: Mapping[str, Any]) -> GcpConfig:
         problems.append(
             Problem("gcp.batch_max_latency", get("batch_max_latency"), "must be 0..10 seconds")
         )
+    monitoring = settings.get("monitoring_endpoint")
+    if monitoring is not None and not monitoring.startswith(("http://", "https://")):
+        problems.append(
+            Problem("gcp.monitoring_endpoint", monitoring, "must start with http:// or https://")
+        )
     if get("publish_timeout") <= 0:
         problems.append(Problem("gcp.publish_timeout", get("publish_timeout"), "must be > 0"))
     if problems:
@@ -124,4 +136,5 @@ def parse_config(settings: Mapping[str, Any]) -> GcpConfig:
         max_outstanding_bytes=get("max_outstanding_bytes"),
         retain_acked=get("retain_acked"),
         publish_timeout=float(get("publish_timeout")),
+        monitoring_endpoint=None if monitoring is None else monitoring.rstrip("/"),
     )

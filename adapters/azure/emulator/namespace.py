@@ -84,6 +84,9 @@ class PullSubscription:
     locked: dict[str, Stored] = field(default_factory=dict)
     lock_heap: list[tuple[float, int, str]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    acknowledged: int = (
+        0  # events acknowledged so far (Azure Monitor's SuccessfulAcknowledgedEvents)
+    )
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
@@ -211,7 +214,9 @@ class Namespace:
 
     def acknowledge(self, topic: str, name: str, tokens: list[str]) -> dict[str, Any]:
         """Drop the locked events; unknown or expired tokens fail."""
-        return self._settle(topic, name, tokens, lambda sub, item: None)
+        result = self._settle(topic, name, tokens, lambda sub, item: None)
+        self.subscription(topic, name).acknowledged += len(result["succeededLockTokens"])
+        return result
 
     def release(self, topic: str, name: str, tokens: list[str], delay: int) -> dict[str, Any]:
         """Make the locked events visible again after `delay` (scaled) seconds."""

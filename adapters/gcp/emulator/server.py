@@ -35,6 +35,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from polybus.adapters.gcp.emulator.backend import Backend, RpcError
+from polybus.adapters.gcp.emulator.monitoring import MonitoringServer
 from polybus.adapters.gcp.emulator.subscription import MAX_BATCH_MESSAGES, StreamLimits
 
 _EMPTY = empty_pb2.Empty()
@@ -57,13 +58,22 @@ class GcpEmulator:
     """A running emulator (a core.emulation.RunningEmulator); stop() ends it.
 
     `endpoint` is ``host:port``, the PUBSUB_EMULATOR_HOST value; `backend` is
-    its state, for tests. A context manager that stops on exit.
+    its state, for tests; `monitoring` serves Cloud Monitoring's
+    timeSeries.list for Pub/Sub's gauges (monitoring.py) at
+    `monitoring_endpoint`. A context manager that stops on exit.
     """
 
     def __init__(
-        self, server: grpc.Server, host: str, port: int, backend: Backend, project: str
+        self,
+        server: grpc.Server,
+        host: str,
+        port: int,
+        backend: Backend,
+        project: str,
+        monitoring: MonitoringServer | None = None,
     ) -> None:
         self._server = server
+        self.monitoring = monitoring
         self.host = host
         self.port = port
         self.backend = backend
@@ -75,9 +85,18 @@ class GcpEmulator:
         """``host:port`` (gRPC, no scheme): what PUBSUB_EMULATOR_HOST and emulator_host take."""
         return f"{self.host}:{self.port}"
 
+    @property
+    def monitoring_endpoint(self) -> str | None:
+        """``http://host:port`` of the Cloud Monitoring stand-in (gcp.monitoring_endpoint)."""
+        return None if self.monitoring is None else self.monitoring.endpoint
+
     def settings(self) -> dict[str, Any]:
         """The ``[gcp]`` table that points the adapter here."""
         return {"project": self.project, "emulator_host": self.endpoint}
+
+    def optional_settings(self) -> dict[str, Any]:
+        """``[gcp]`` keys it serves but leaves off: printed commented by `polybus emulate`."""
+        return {} if self.monitoring is None else {"monitoring_endpoint": self.monitoring.endpoint}
 
     def environment(self) -> dict[str, str]:
         """What google-cloud-pubsub's own clients read to find an emulator."""
@@ -88,6 +107,8 @@ class GcpEmulator:
         if self._stopped:
             return
         self._stopped = True
+        if self.monitoring is not None:
+            self.monitoring.stop()
         self._server.stop(grace).wait()
 
     def __enter__(self) -> GcpEmulator:
@@ -110,7 +131,8 @@ def start_server(
 ) -> GcpEmulator:
     """Start an emulator on `host:port` (0 picks a free port) and return it running.
 
-    Each open StreamingPull holds one of `max_workers` server threads.
+    Each open StreamingPull holds one of `max_workers` server threads. The
+    Cloud Monitoring stand-in listens on its own free port of `host`.
     `project` only names the project in `settings()`: any project is served.
     """
     backend = Backend()
@@ -128,7 +150,8 @@ def start_server(
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     server.start()
-    return GcpEmulator(server, host, bound, backend, project)
+    monitoring = MonitoringServer(backend, host)
+    return GcpEmulator(server, host, bound, backend, project, monitoring)
 
 
 def _unary(
