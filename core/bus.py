@@ -59,6 +59,10 @@ class ReplaySource(Protocol):
         """Events of `topic` published at or after `since`, oldest first."""
         ...
 
+    def close(self) -> None:
+        """Release what it holds open (e.g. database connections); it may be used again after."""
+        ...
+
 
 @dataclass
 class SubscriptionStats:
@@ -361,9 +365,12 @@ class Bus:
         self._threads.clear()
 
     def close(self) -> None:
-        """Stop consumers and close the adapter."""
+        """Stop consumers, close the adapter and release the journal's connections."""
         self.stop()
         self.adapter.close()
+        journal = self.journal or self._journal_from_hooks()
+        if journal is not None:
+            journal.close()
 
     def __enter__(self) -> Bus:
         return self

@@ -172,6 +172,10 @@ class JournalPlugin:
         """The journal's events of `topic` since `since` (what `Bus.replay` republishes)."""
         return self.journal.replay_events(topic, since)
 
+    def close(self) -> None:
+        """Release the journal's database connections (a later publish opens new ones)."""
+        self.journal.close()
+
 
 def journal_plugin(config: Config) -> JournalPlugin | None:
     """The plugin configured by the [journal] table, or None without one."""

@@ -188,6 +188,10 @@ class Outbox:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def close(self) -> None:
+        """Release the engine's pooled connections (the outbox stays usable: it reconnects)."""
+        self.engine.dispose()
+
     def replay_events(self, topic: str, since: datetime) -> list[CloudEvent]:
         """Published events of `topic` published at or after `since`, in outbox order."""
         query = (

@@ -99,3 +99,17 @@ def test_explicit_journal_on_the_bus_is_used(tmp_path: Path) -> None:
     bus.drain(idle=0.05)
     journal.close()
     assert [e.get_id() for e in seen] == ["one"]
+
+
+def test_closing_the_bus_releases_the_journal_connections(tmp_path: Path) -> None:
+    """Bus.close disposes the journal's pooled connections; the journal still works after."""
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
+    bus = Bus(MemoryBus())
+    bus.journal = journal
+    journal.record([new_event("t", "/s", {"n": 1}, id="one")], DEFAULT_TOPIC)
+    assert journal.engine.pool.checkedin() >= 1  # a pooled connection is held open
+    bus.close()
+    assert journal.engine.pool.checkedin() == 0
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    assert [e.get_id() for e in journal.replay_events(DEFAULT_TOPIC, since)] == ["one"]
+    journal.close()
