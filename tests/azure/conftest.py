@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from azure.core.credentials import AzureKeyCredential
@@ -74,3 +78,22 @@ def sdk(azure_emulator: EventGridEmulator) -> Iterator[SdkClients]:
     yield clients
     for client in clients.made:
         client.close()
+
+
+@pytest.fixture
+def azure_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, azure_emulator: EventGridEmulator
+) -> None:
+    """An `az` on PATH that hands out the emulator's key as an Entra ID token (what `az login` would)."""
+    token = {
+        "accessToken": azure_emulator.key,
+        "expires_on": int(time.time()) + 3600,
+        "tokenType": "Bearer",
+    }
+    script = tmp_path / "az"
+    script.write_text(f"#!/bin/sh\nprintf '%s' '{json.dumps(token)}'\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "AzureCliCredential")  # skip the IMDS probe
+    for variable in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+        monkeypatch.delenv(variable, raising=False)

@@ -20,19 +20,6 @@ from polybus.core.filters.dialects import Exact
 from tests.contract.helpers import receive_n
 
 
-@pytest.fixture
-def azure_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, azure_emulator: EventGridEmulator) -> None:
-    """An `az` on PATH that hands out the emulator's key as an Entra ID token (what `az login` would)."""
-    token = {"accessToken": azure_emulator.key, "expires_on": int(time.time()) + 3600, "tokenType": "Bearer"}
-    script = tmp_path / "az"
-    script.write_text(f"#!/bin/sh\nprintf '%s' '{json.dumps(token)}'\n")
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
-    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "AzureCliCredential")  # skip the IMDS probe
-    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def _settings(emulator: EventGridEmulator, **extra: Any) -> dict[str, Any]:
     return {
         "endpoint": emulator.endpoint,

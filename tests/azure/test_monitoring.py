@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,21 +30,6 @@ ARM = {
     "arm_namespace": "polybus-ns",
 }
 RESOURCE = namespace_id(ARM["arm_subscription"], ARM["arm_resource_group"], ARM["arm_namespace"])
-
-
-@pytest.fixture
-def azure_cli(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, azure_emulator: EventGridEmulator
-) -> None:
-    """An `az` on PATH handing out the emulator's key as an Entra ID token (as in test_arm.py)."""
-    token = {"accessToken": azure_emulator.key, "expires_on": int(time.time()) + 3600}
-    script = tmp_path / "az"
-    script.write_text(f"#!/bin/sh\nprintf '%s' '{json.dumps(token)}'\n")
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "AzureCliCredential")  # skip the IMDS probe
-    for variable in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
-        monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.fixture
