@@ -1,6 +1,6 @@
 """Simulation against reality: the issue-18 figures (simulated vs live p50 within 10%, p99 within 20%).
 
-    .venv/bin/python bench/bench_sim_live.py [--duration S] [--rate-scale X] [--fit lognormal|empirical] [--quick] [--json]
+    .venv/bin/python bench/bench_sim_live.py [--duration S] [--rate-scale X] [--fit lognormal|empirical] [--quick] [--demo-only] [--json]
 
 Method:
 1. Calibrate the local profile: run the shopping cart's event topology live
@@ -19,8 +19,13 @@ Method:
    the memory bus, checkouts arriving as a Poisson stream (--demo-rate), and
    measure each order's completion (checkout start to the notification
    handled) from its spans; rebuild the scenario from the spans (`sim
-   from-traces`), take the broker latencies from the same spans (`sim
-   calibrate`), simulate it for as long, and compare the completion p50/p99.
+   from-traces`, with `--fit`), simulate it for as long, and compare the
+   completion p50/p99. The confirmation service waits for both of its
+   inputs; from-traces sees that in the spans and rebuilds it as a join
+   (`join: all`). Broker latencies are the rebuilt scenario's own, per topic
+   (publish: PRODUCER spans; delivery: consumer start minus producer end,
+   for deliveries that found their service's worker free).
+   `--demo-only` runs only this case (no local calibration needed).
 """
 
 from __future__ import annotations
@@ -128,7 +133,6 @@ def demo_round_trip(
     from polybus.cli.demo import ShopFlow, span_records
     from polybus.core.tracing import install
     from polybus.core.tracing.memory import memory_tracing
-    from polybus.sim.calibrate import empirical
     from polybus.sim.from_traces import from_traces
     from polybus.sim.live.compare import relative_error, simulate
 
@@ -168,19 +172,9 @@ def demo_round_trip(
         if r.kind == "CONSUMER" and r.name == "process demo-notifications"
     }
     live = np.array([(ends[t] - roots[t].start_ns) / 1e9 for t in roots if t in ends])
-    doc, scenario = from_traces(spans, "demo")
-    cal = calibrate(spans, "local")
-    if fit == "empirical":
-        overrides = {
-            "publish_latency": empirical(cal.publish_samples),
-            "delivery_latency": empirical(cal.delivery_samples),
-        }
-    else:
-        overrides = {
-            "publish_latency": cal.publish.distribution(),
-            "delivery_latency": cal.delivery.distribution(),
-        }
-    sc = prepare(scenario, provider="local", duration=orders / rate, overrides=overrides, seed=seed)
+    # the rebuilt scenario carries each topic's publish and delivery latency from the same spans
+    doc, scenario = from_traces(spans, "demo", fit)
+    sc = prepare(scenario, provider="local", duration=orders / rate, seed=seed)
     sim = simulate(sc, "event").flows["checkout"].completion
     rows = []
     for q, value in (("p50", sim.p50.value), ("p99", sim.p99.value)):
@@ -195,6 +189,7 @@ def demo_round_trip(
     return {
         "scenario": "demo (from traces)", "topology": "event", "rate": rate, "orders": orders,
         "flows": len(live), "services": sorted(services), "rows": rows,
+        "joins": sorted(n for n, spec in services.items() if spec.get("join") == "all"),
     }  # fmt: skip
 
 
@@ -207,21 +202,28 @@ def main() -> None:
     parser.add_argument("--fit", choices=("lognormal", "empirical"), default="lognormal")
     parser.add_argument("--demo-rate", type=float, default=20.0, help="checkouts/s in the demo run")
     parser.add_argument("--quick", action="store_true", help="20 s runs, 20 s calibration")
+    parser.add_argument(
+        "--demo-only", action="store_true", help="only the demo rebuilt from traces"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     duration = 20.0 if args.quick else args.duration
     cal_s = 20.0 if args.quick else args.calibration
+    calibration: dict[str, Any] | None = None
+    cases: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        profile, cal = calibrate_local(cal_s, args.rate_scale, args.fit, Path(tmp))
-        calibration = {
-            "seconds": cal_s, "fit": args.fit,
-            "publish": {"n": cal.publish.n, "median_ms": cal.publish.median * 1e3,
-                        "p99_ms": cal.publish.p99 * 1e3, "sigma": cal.publish.sigma, "ks": cal.publish.ks},
-            "delivery": {"n": cal.delivery.n, "median_ms": cal.delivery.median * 1e3,
-                         "p99_ms": cal.delivery.p99 * 1e3, "sigma": cal.delivery.sigma,
-                         "ks": cal.delivery.ks},
-        }  # fmt: skip
-        cases = [run_case(n, t, duration, args.rate_scale, profile) for n, t in CASES]
+        if not args.demo_only:
+            profile, cal = calibrate_local(cal_s, args.rate_scale, args.fit, Path(tmp))
+            calibration = {
+                "seconds": cal_s, "fit": args.fit,
+                "publish": {"n": cal.publish.n, "median_ms": cal.publish.median * 1e3,
+                            "p99_ms": cal.publish.p99 * 1e3, "sigma": cal.publish.sigma,
+                            "ks": cal.publish.ks},
+                "delivery": {"n": cal.delivery.n, "median_ms": cal.delivery.median * 1e3,
+                             "p99_ms": cal.delivery.p99 * 1e3, "sigma": cal.delivery.sigma,
+                             "ks": cal.delivery.ks},
+            }  # fmt: skip
+            cases = [run_case(n, t, duration, args.rate_scale, profile) for n, t in CASES]
         orders = int(args.demo_rate * duration)
         cases.append(demo_round_trip(args.demo_rate, orders, Path(tmp), args.fit))
     if args.json:
@@ -230,12 +232,13 @@ def main() -> None:
         )
         return
     print(machine())
-    p, d = calibration["publish"], calibration["delivery"]
-    print(
-        f"calibrated local profile ({cal_s:g} s live, {args.fit}): publish median {p['median_ms']:.3f} ms "
-        f"(n={p['n']}, KS D {p['ks']:.3f}), delivery median {d['median_ms']:.3f} ms "
-        f"(n={d['n']}, KS D {d['ks']:.3f})"
-    )
+    if calibration is not None:
+        p, d = calibration["publish"], calibration["delivery"]
+        print(
+            f"calibrated local profile ({cal_s:g} s live, {args.fit}): publish median "
+            f"{p['median_ms']:.3f} ms (n={p['n']}, KS D {p['ks']:.3f}), delivery median "
+            f"{d['median_ms']:.3f} ms (n={d['n']}, KS D {d['ks']:.3f})"
+        )
     print(f"{'case':34s} {'figure':40s} {'sim ms':>9s} {'live ms':>9s} {'error':>8s}  target")
     for case in cases:
         label = f"{case['scenario']}/{case['topology']} ({case['flows']} flows)"[:34]

@@ -262,16 +262,23 @@ def calibrate_command(
     default=None,
     help="Write the scenario YAML here (default: print it).",
 )
+@click.option(
+    "--fit",
+    type=click.Choice(["lognormal", "empirical"]),
+    default="lognormal",
+    show_default=True,
+    help="Fit 30+ samples with a log-normal, or keep 200 empirical quantiles (keeps the tail).",
+)
 @friendly_errors
-def from_traces_command(spans: str, name: str | None, out_file: str | None) -> None:
-    """Derive a scenario (services, publications, service times, arrival rates) from SPANS (JSON lines)."""
+def from_traces_command(spans: str, name: str | None, out_file: str | None, fit: str) -> None:
+    """Derive a scenario (services, calls, publications, joins, latencies, rates) from SPANS (JSON lines)."""
     from polybus.sim.from_traces import from_traces, to_yaml
 
-    doc, scenario = from_traces(spans, name)
+    doc, scenario = from_traces(spans, name, fit)
     text = to_yaml(doc)
     if out_file:
         Path(out_file).write_text(text, encoding="utf-8")
-        top = scenario.topologies["event"]
+        top = next(iter(scenario.topologies.values()))  # "event", or "request" (calls only)
         click.echo(
             f"wrote {out_file}: {len(top.services)} service(s), "
             f"{len({p.topic for s in top.services.values() for p in s.publishes})} topic(s), "

@@ -12,8 +12,8 @@ dead-lettering from the provider profile.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
-from typing import Any, cast
+from collections.abc import Generator, Iterable, Sequence
+from typing import Any, Protocol, cast
 
 import simpy
 
@@ -29,15 +29,43 @@ Proc = Generator[simpy.Event, Any, int]
 
 
 class Ctx:
-    """One flow instance: when it started, what is still pending, where its row is."""
+    """One flow instance: when it started, what is still pending, where its row, its open joins."""
 
-    __slots__ = ("flow", "pending", "row", "t0")
+    __slots__ = ("flow", "joins", "pending", "row", "t0")
 
     def __init__(self, flow: FlowStats, t0: float) -> None:
         self.flow = flow
         self.t0 = t0
         self.pending = 1
         self.row = -1
+        self.joins: dict[str, set[str]] | None = None
+
+
+class Joins(Protocol):
+    """A flow instance's partial joins: join service -> the topics it has handled so far."""
+
+    joins: dict[str, set[str]] | None
+
+
+def join_input(ctx: Joins, service: Service, topic: str) -> bool:
+    """Record that `service` handled `topic` for this flow instance; True when that completes its join.
+
+    The partial join lives on the flow instance, so its memory goes with it; a
+    completed join is removed (a later input starts a new one).
+    """
+    if ctx.joins is None:
+        ctx.joins = {}
+    got = ctx.joins.setdefault(service.name, set())
+    got.add(topic)
+    if not got.issuperset(service.consumes):
+        return False
+    del ctx.joins[service.name]
+    return True
+
+
+def open_joins(flows: Iterable[Any]) -> int:
+    """Partial joins still waiting for an input, over the flow instances in progress."""
+    return sum(len(c.joins) for c in flows if c.joins)
 
 
 class FaultWindows:
@@ -145,6 +173,7 @@ class Model:
         self.provider = provider or topology.provider or scenario.provider
         self.stations: dict[str, Station] = {}
         self.topics: dict[str, Topic] = {}
+        self.joins_abandoned = 0  # flow instances that ended with a join still missing an input
         for w in scenario.workloads:
             self.rec.flows[w.flow] = FlowStats(w.flow)
         for s in topology.services.values():
@@ -209,6 +238,11 @@ class Model:
         self._tick_all(self.sc.duration)
         return self.rec
 
+    @property
+    def joins_open(self) -> int:
+        """Partial joins of flow instances still in progress (at the end of a run: left open)."""
+        return open_joins(self.rec.live)
+
     def _tick_all(self, now: float) -> None:
         for st in self.rec.stations.values():
             st.tick(now)
@@ -263,6 +297,7 @@ class Model:
         ctx.pending -= 1
         if ctx.pending == 0:  # nothing asynchronous pending: complete now (the _settle fast path)
             self.rec.live.discard(ctx)
+            self.joins_abandoned += bool(ctx.joins)
             f.completion.append(latency if status == OK else math.nan)
         else:
             f.completion.append(math.nan)
@@ -271,6 +306,7 @@ class Model:
         ctx.pending -= 1
         if ctx.pending == 0:
             self.rec.live.discard(ctx)
+            self.joins_abandoned += bool(ctx.joins)
             if ctx.flow.status[ctx.row] == OK:
                 ctx.flow.completion[ctx.row] = self.env.now - ctx.t0
 
@@ -280,8 +316,14 @@ class Model:
 
     # -- a visit to a station --------------------------------------------------
 
-    def handle(self, st: Station, key: int, ctx: Ctx, write_time: float = 0.0) -> Proc:
-        """Queue for a worker, serve, then make the service's calls and publishes."""
+    def handle(
+        self, st: Station, key: int, ctx: Ctx, write_time: float = 0.0, topic: str | None = None
+    ) -> Proc:
+        """Queue for a worker, serve, then make the service's calls and publishes.
+
+        `topic` is the delivered event's topic (None for a flow's entry or a
+        call); a join service acts only on the visit that completes its join.
+        """
         env = self.env
         now = env.now
         if st.faults and st.down(now):
@@ -310,10 +352,11 @@ class Model:
         if status == OK and st.acts and svc is not None:
             if st.errors is not None and st.errors.next() < svc.error_rate:
                 status = ERROR
-            if status == OK and svc.calls:
-                status = yield from self._calls(svc.calls, key, ctx)
-            if status == OK and svc.publishes:
-                status = yield from self._publishes(st, svc, key, ctx)
+            if status == OK and (not svc.join or topic is None or join_input(ctx, svc, topic)):
+                if svc.calls:
+                    status = yield from self._calls(svc.calls, key, ctx)
+                if status == OK and svc.publishes:
+                    status = yield from self._publishes(st, svc, key, ctx)
         lane.release(req)
         end = env.now
         stats.tick(end)
@@ -472,7 +515,7 @@ class Model:
             while not topic.admit_delivery(env.now):
                 yield env.timeout(math.floor(env.now) + 1 - env.now)
             topic.stats.deliveries += write_time >= self.sc.warmup
-            status = yield from self.handle(sub, key, ctx, write_time)
+            status = yield from self.handle(sub, key, ctx, write_time, topic.name)
             if status == OK:
                 break
             delay = prof.retry_delay(attempt)

@@ -77,6 +77,8 @@ def fast_plan(
         return "faults need the SimPy engine"
     if topology.read_models:
         return "read models need the SimPy engine"
+    if any(s.join for s in topology.services.values()):
+        return "joins need the SimPy engine"
     targets = set(topology.entry.values())
     if len(targets) != 1:
         return "flows enter at different places"

@@ -433,6 +433,15 @@ def _service(name: str, s: object, p: str, v: _Validator) -> Service:
         publishes += _publish(item, f"{p}.publish[{i}]", i, v)
     if "service_time" not in s:
         v.required(s, "service_time", f"{p}.service_time", " (seconds, or a distribution)")
+    consumes = v.names(s.get("consumes"), f"{p}.consumes")
+    join = s.get("join")
+    if join is not None and join != "all":
+        v.fail(f"{p}.join", join, "must be 'all' (wait for one event of every consumed topic)")
+    elif join == "all" and len(set(consumes)) < 2 and v.ok(f"{p}.consumes"):
+        v.fail(
+            f"{p}.join", join,
+            f"needs a service consuming 2 or more topics (consumes: {list(consumes)})",
+        )  # fmt: skip
     return Service(
         name=name,
         workers=v.integer(s, "workers", f"{p}.workers", default=1),
@@ -443,7 +452,8 @@ def _service(name: str, s: object, p: str, v: _Validator) -> Service:
         error_rate=v.number(s, "error_rate", f"{p}.error_rate", default=0.0, maximum=1.0),
         calls=tuple(calls),
         publishes=tuple(publishes),
-        consumes=v.names(s.get("consumes"), f"{p}.consumes"),
+        consumes=consumes,
+        join=join == "all",
     )
 
 

@@ -58,6 +58,7 @@ SERVICE: Mapping[str, str] = {
     "calls": "synchronous steps, in order; the worker is held meanwhile",
     "publish": "topics published after the work",
     "consumes": "topics this service consumes",
+    "join": "'all': act (call, publish) once per flow instance, after one event of every consumed topic",
 }
 CALL: Mapping[str, str] = {
     "to": "the one service called",
@@ -209,7 +210,7 @@ def scenario_schema() -> dict[str, Any]:
             "workers": _INT1, "service_time": ref, "partitions": _INT1,
             "error_rate": {**_NUM, "maximum": 1}, "calls": {"type": "array", "items": call},
             "publish": {"anyOf": [publish_item, {"type": "array", "items": publish_item}]},
-            "consumes": _NAMES,
+            "consumes": _NAMES, "join": {"const": "all"},
         },
     )  # fmt: skip
     read_model = _obj(

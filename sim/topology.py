@@ -54,6 +54,10 @@ class Service:
 
     `partitions` > 1 splits the service into FIFO lanes of `workers` each,
     keyed by device or request id (a partitioned consumer, like shards).
+    `join` (``join: all``): a delivery's visit makes the service's calls and
+    publishes only once one event of every consumed topic has been handled for
+    the same flow instance, after the last of them (e.g. confirm an order once
+    stock is reserved and payment charged); each visit still holds a worker.
     """
 
     name: str
@@ -64,6 +68,7 @@ class Service:
     calls: tuple[Call, ...] = ()
     publishes: tuple[Publish, ...] = ()
     consumes: tuple[str, ...] = ()
+    join: bool = False
 
 
 @dataclass(frozen=True)

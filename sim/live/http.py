@@ -9,18 +9,33 @@ timed-out request is abandoned by the caller, but the callee keeps working,
 as in the simulation. The load generator calls the entry station in process
 (it stands in for the entry's own listener), so a flow's response is the
 entry's work, its calls and their network hops.
+
+Tracing: every call is a CLIENT span of the caller (child of the caller's
+visit) whose W3C ``traceparent`` header makes the callee's SERVER span its
+child, recorded in the project's span records (`core.tracing.records`) with
+the rest of the run's spans, so ``sim from-traces`` can rebuild the calls.
+A SERVER span starts when the visit got its worker (as in a worker-pool
+server), so its wait in the queue is the gap after the CLIENT span's start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from polybus.core.extras import Requirement
-from polybus.sim.live.model import LiveCtx, LiveModel
+from polybus.core.tracing.carriers import TRACEPARENT, TraceParent, parse_traceparent
+from polybus.sim.live.model import (
+    LiveCtx,
+    LiveModel,
+    current_span,
+    current_station,
+    visit_started,
+)
 from polybus.sim.metrics import ERROR, OK, TIMEOUT, FlowStats
 
 LIVE_HTTP = Requirement(
@@ -47,7 +62,21 @@ def service_app(model: LiveModel, station: str) -> Any:
         flow_id = request.headers.get("x-sim-flow", "")
         key = int(request.headers.get("x-sim-key", "0"))
         ctx = model.flows.get(flow_id) or LiveCtx(FlowStats(""), 0.0, flow_id)
-        status = await model.handle(model.stations[station], key, ctx)
+        parent = parse_traceparent(request.headers.get(TRACEPARENT))
+        span, received = secrets.token_hex(8), model.clock.now()
+        token = current_span.set(span)  # the visit's own calls and publishes are its children
+        try:
+            status = await model.handle(model.stations[station], key, ctx)
+        finally:
+            current_span.reset(token)
+        # the span starts on the worker (its queue wait is the gap); a refused visit got none
+        start = max(received, visit_started.get())
+        model.record_span(
+            parent.trace_id if parent else ctx.trace, span, parent.span_id if parent else None,
+            "POST /visit", "SERVER", station, start,
+            {"http.request.method": "POST", "http.route": "/visit",
+             "http.response.status_code": STATUS[status], "polybus.sim.station": station},
+        )  # fmt: skip
         return Response(status_code=STATUS[status])
 
     return Starlette(routes=[Route("/visit", visit, methods=["POST"])])
@@ -162,12 +191,24 @@ async def serve(model: LiveModel) -> AsyncIterator[dict[str, int]]:
     client = Client()
 
     async def call(target: str, key: int, ctx: LiveCtx) -> int:
+        span, start = secrets.token_hex(8), model.clock.now()
+        headers = {
+            "x-sim-flow": ctx.id, "x-sim-key": str(key),
+            TRACEPARENT: TraceParent(ctx.trace, span, True).header(),
+        }  # fmt: skip
+        attributes: dict[str, Any] = {
+            "http.request.method": "POST", "server.address": "127.0.0.1",
+            "server.port": ports[target], "polybus.sim.target": target,
+        }  # fmt: skip
         try:
-            code = await client.post(
-                ports[target], "/visit", {"x-sim-flow": ctx.id, "x-sim-key": str(key)}
-            )
-        except (OSError, ValueError, IndexError):
-            return ERROR
+            code = await client.post(ports[target], "/visit", headers)
+        except (OSError, ValueError, IndexError) as exc:
+            attributes["error.type"] = type(exc).__name__
+            code = 0
+        else:
+            attributes["http.response.status_code"] = code
+        model.record_span(ctx.trace, span, current_span.get(), f"POST {target}", "CLIENT",
+                          current_station.get(), start, attributes)  # fmt: skip
         return CODES.get(code, ERROR)
 
     model.caller = call

@@ -21,7 +21,7 @@ from typing import Any
 
 from polybus.core.tracing.records import SpanRecord
 from polybus.sim.distributions import Uniform
-from polybus.sim.engine import FaultWindows
+from polybus.sim.engine import FaultWindows, join_input, open_joins
 from polybus.sim.live.clock import RunClock
 from polybus.sim.metrics import ERROR, OK, TIMEOUT, FlowStats, Recorder, StationStats, TopicStats
 from polybus.sim.results import Replication
@@ -37,15 +37,17 @@ MAX_SPANS = 1_000_000  # spans kept for --trace-out / calibrate (about 300 B eac
 
 
 current_station: ContextVar[str] = ContextVar("current_station", default="client")
+# when the last visit handled in this context got its worker (run time, s): a SERVER span's start
+visit_started: ContextVar[float] = ContextVar("visit_started", default=0.0)
 current_span: ContextVar[str | None] = ContextVar(
     "current_span", default=None
 )  # a publish's parent
 
 
 class LiveCtx:
-    """One flow instance: its id, start, pending asynchronous work and row (the `Live` protocol)."""
+    """One flow instance: its id, start, pending work, row (the `Live` protocol) and open joins."""
 
-    __slots__ = ("flow", "id", "pending", "row", "t0", "trace")
+    __slots__ = ("flow", "id", "joins", "pending", "row", "t0", "trace")
 
     def __init__(self, flow: FlowStats, t0: float, flow_id: str) -> None:
         self.flow = flow
@@ -54,6 +56,7 @@ class LiveCtx:
         self.trace = secrets.token_hex(16)
         self.pending = 1
         self.row = -1
+        self.joins: dict[str, set[str]] | None = None
 
 
 class LiveStation(FaultWindows):
@@ -95,6 +98,7 @@ class LiveModel:
         self.result: Replication | None = None
         self.spans: list[SpanRecord] = []  # PRODUCER per publish, CONSUMER per delivery
         self.system = "polybus"  # messaging.system of the spans: polybus.<provider> once known
+        self.joins_abandoned = 0  # flow instances that ended with a join still missing an input
         self._ids = itertools.count(1)
         for w in scenario.workloads:
             self.rec.flows[w.flow] = FlowStats(w.flow)
@@ -176,8 +180,10 @@ class LiveModel:
             root = secrets.token_hex(8)
             current_span.set(root)  # this task's own context: the visit's publishes are children
             status = await self.handle(self.stations[target], key, ctx)
-            self._span(ctx.trace, root, None, f"{flow} {ctx.id}", "INTERNAL", target, ctx.t0,
-                       {"polybus.flow": flow, "polybus.sim.station": target})  # fmt: skip
+            self.record_span(
+                ctx.trace, root, None, f"{flow} {ctx.id}", "INTERNAL", target, ctx.t0,
+                {"polybus.flow": flow, "polybus.sim.station": target},
+            )  # fmt: skip
         else:
             status = await self.publish(target, key, ctx)
         self._respond(ctx, status)
@@ -213,14 +219,24 @@ class LiveModel:
     def _forget(self, ctx: LiveCtx) -> None:
         self.rec.live.discard(ctx)
         self.flows.pop(ctx.id, None)
+        self.joins_abandoned += bool(ctx.joins)
+
+    @property
+    def joins_open(self) -> int:
+        """Partial joins of flow instances still in progress (at the end of a run: left open)."""
+        return open_joins(self.flows.values())
 
     # -- a visit ---------------------------------------------------------------
 
     async def handle(
         self, st: LiveStation, key: int, ctx: LiveCtx, write_time: float = 0.0,
-        pooled: bool = True,
+        pooled: bool = True, topic: str | None = None,
     ) -> int:  # fmt: skip
-        """Queue for a worker (unless the runtime already holds one: `pooled=False`), serve, act."""
+        """Queue for a worker (unless the runtime already holds one: `pooled=False`), serve, act.
+
+        `topic` is the delivered event's topic; a join service acts only on the
+        visit that completes its join (as `sim.engine.Model.handle`).
+        """
         clock = self.clock
         now = clock.now()
         if st.faults and st.down(now):
@@ -238,6 +254,7 @@ class LiveModel:
             await lane.acquire()
         try:
             start = clock.now()
+            visit_started.set(start)
             if not self.done:
                 stats.tick(max(start, stats.last))
                 stats.busy_n += 1
@@ -252,10 +269,11 @@ class LiveModel:
             if status == OK and svc is not None:
                 if st.errors is not None and st.errors.next() < svc.error_rate:
                     status = ERROR
-                if status == OK and svc.calls:
-                    status = await self._calls(svc.calls, key, ctx)
-                if status == OK and svc.publishes:
-                    status = await self._publishes(st, svc, key, ctx)
+                if status == OK and (not svc.join or topic is None or join_input(ctx, svc, topic)):
+                    if svc.calls:
+                        status = await self._calls(svc.calls, key, ctx)
+                    if status == OK and svc.publishes:
+                        status = await self._publishes(st, svc, key, ctx)
         finally:
             if pooled:
                 lane.release()
@@ -370,11 +388,12 @@ class LiveModel:
         }  # fmt: skip
         if parent is None:  # a flow entering at the topic: the publish is the flow's root
             attributes["polybus.flow"] = ctx.flow.name
-        self._span(ctx.trace, span, parent, f"send {topic}", "PRODUCER", publisher, write_time,
-                   attributes)  # fmt: skip
+        self.record_span(
+            ctx.trace, span, parent, f"send {topic}", "PRODUCER", publisher, write_time, attributes
+        )
         return OK
 
-    def _span(
+    def record_span(
         self, trace: str, span: str, parent: str | None, name: str, kind: str, service: str,
         start: float, attributes: dict[str, Any],
     ) -> None:  # fmt: skip
@@ -390,7 +409,12 @@ class LiveModel:
         self, station: str, topic: str, key: int, flow_id: str, write_time: float,
         parent: str | None, last: bool, subscription: str = "",
     ) -> bool:  # fmt: skip
-        """A delivery the runtime leased: serve it on its worker; False asks for a redelivery."""
+        """A delivery the runtime leased: serve it on its worker; False asks for a redelivery.
+
+        A station consuming several topics has one subscription per topic, so
+        its visits also queue for the station's own pool, shared by all of them
+        (the simulated station's workers); one topic's subscription is the pool.
+        """
         ctx = self.flows.get(flow_id)
         if ctx is None:  # the flow's window closed, or an event from before the run
             ctx = LiveCtx(FlowStats(""), write_time, flow_id)
@@ -402,13 +426,16 @@ class LiveModel:
         span = secrets.token_hex(8)
         token = current_span.set(span)
         try:
-            status = await self.handle(st, key, ctx, write_time, pooled=False)
+            shared = st.service is not None and len(set(st.service.consumes)) > 1
+            status = await self.handle(st, key, ctx, write_time, pooled=shared, topic=topic)
         finally:
             current_span.reset(token)
-        self._span(ctx.trace, span, parent, f"process {subscription}", "CONSUMER", station, start,
-                   {"messaging.destination.name": topic, "messaging.system": self.system,
-                    "messaging.destination.subscription.name": subscription,
-                    "polybus.sim.station": station, "polybus.sim.queued": queued})  # fmt: skip
+        self.record_span(
+            ctx.trace, span, parent, f"process {subscription}", "CONSUMER", station, start,
+            {"messaging.destination.name": topic, "messaging.system": self.system,
+             "messaging.destination.subscription.name": subscription,
+             "polybus.sim.station": station, "polybus.sim.queued": queued},
+        )  # fmt: skip
         if status == OK or last:
             if status != OK:
                 stats.dead_lettered += write_time >= self.sc.warmup and not self.done

@@ -18,9 +18,12 @@ from polybus.core.errors import ConfigError
 from polybus.core.tracing import install
 from polybus.core.tracing.records import SpanRecord
 from polybus.sim.from_traces import derive, from_traces
+from polybus.sim.live import prepare, run_live
+from polybus.sim.loader import load_scenario, parse_scenario
 from polybus.sim.runner import run_scenario
 
 ORDERS = 6
+CART = Path(__file__).resolve().parents[2] / "scenarios" / "shopping_cart.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,9 @@ def test_rebuilds_the_demo_topology(spans_file: Path) -> None:
     pubs = {name: {(p.topic, p.p) for p in s.publishes} for name, s in top.services.items()}
     assert pubs["cart"] == {("com.shop.cart.checked_out", 1.0)}
     assert pubs["demo-orders"] == {("com.shop.order.placed", 1.0)}
-    assert pubs["demo-confirmations"] == {("com.shop.order.confirmed", 0.5)}  # one of two inputs
+    assert pubs["demo-confirmations"] == {("com.shop.order.confirmed", 1.0)}  # once per order
+    assert [n for n, s in top.services.items() if s.join] == ["demo-confirmations"]
+    assert doc["topologies"]["event"]["services"]["demo-confirmations"]["join"] == "all"
     assert pubs["demo-notifications"] == set()
     assert doc["provider"] == "local"
     assert sc.workloads[0].rate > 0
@@ -68,7 +73,10 @@ def test_rebuilt_scenario_simulates_every_order_to_notification(spans_file: Path
     )
     run = doc.runs["event"]
     assert run.flows["checkout"].success_rate.value > 0.95  # the rest still in progress at the end
-    assert run.topics["com.shop.order.confirmed"].published.value > 0
+    confirmed = run.topics["com.shop.order.confirmed"].published.value
+    placed = run.topics["com.shop.order.placed"].published.value
+    assert placed > 50
+    assert abs(confirmed - placed) <= 3  # the join: one confirmation per order, not one per input
     assert run.flows["checkout"].completion.p50.value > run.flows["checkout"].latency.p50.value
 
 
@@ -87,8 +95,116 @@ def test_cli_writes_a_loadable_scenario(spans_file: Path, tmp_path: Path) -> Non
     assert run.exit_code == 0, run.output
 
 
+def test_rebuilt_topics_carry_the_measured_broker_latencies(spans_file: Path) -> None:
+    """Each topic gets the publish and delivery latency its spans show (few samples: empirical)."""
+    doc, sc = from_traces(spans_file)
+    topics = doc["topologies"]["event"]["topics"]
+    assert set(topics) == {
+        "com.shop.cart.checked_out", "com.shop.order.placed", "com.shop.inventory.reserved",
+        "com.shop.payment.charged", "com.shop.order.confirmed",
+    }  # fmt: skip
+    for spec in topics.values():
+        assert spec["publish_latency"]["dist"] == "empirical"
+        assert 0 < len(spec["publish_latency"]["samples"]) <= ORDERS * 2
+        assert all(x > 0 for x in spec["delivery_latency"]["samples"])
+    assert set(sc.topologies["event"].topics) == set(topics)
+
+
+def test_unknown_fit_is_an_error(spans_file: Path) -> None:
+    """`fit` other than lognormal or empirical is a ConfigError naming the field."""
+    with pytest.raises(ConfigError, match="fit"):
+        from_traces(spans_file, fit="normal")
+
+
 def test_spans_without_an_entry_are_an_error() -> None:
     """Spans where nothing publishes from a root give a ConfigError, not a traceback."""
     lone = SpanRecord("a" * 32, "b" * 16, None, "work", "INTERNAL", "s", 0, 5)
     with pytest.raises(ConfigError, match="nothing enters"):
         derive([lone])
+
+
+def _span(
+    i: int, sid: str, parent: str | None, kind: str, start: int, end: int, **attrs: str
+) -> SpanRecord:
+    """One span of order `i` (its own trace); ids are `sid` / `parent` suffixed by the order."""
+    t = i * 1_000_000_000
+    up = None if parent is None else f"{parent}{i:014x}"
+    return SpanRecord(
+        f"{i:032x}",
+        f"{sid}{i:014x}",
+        up,
+        f"{kind.lower()} {sid}",
+        kind,
+        sid,
+        t + start,
+        t + end,
+        dict(attrs),
+    )
+
+
+def _two_input_spans(publish_on_each: bool, orders: int = 20) -> list[SpanRecord]:
+    """Root -> a and b in parallel -> m consuming both; m publishes on its last input or on each."""
+    sub, kind = "messaging.destination.subscription.name", "cloudevents.event_type"
+    out: list[SpanRecord] = []
+    for i in range(orders):
+        out.append(_span(i, "r0", None, "INTERNAL", 0, 10))
+        out.append(_span(i, "p0", "r0", "PRODUCER", 1, 2, **{kind: "go"}))
+        for name, end in (("a1", 20), ("b1", 40)):
+            out.append(_span(i, name, "p0", "CONSUMER", 3, end, **{sub: name}))
+            out.append(
+                _span(i, f"x{name}", name, "PRODUCER", end - 1, end, **{kind: f"{name}-done"})
+            )
+        for name, parent, start in (("m1", "xa1", 21), ("m2", "xb1", 41)):
+            out.append(_span(i, name, parent, "CONSUMER", start, start + 5, **{sub: "m"}))
+            if publish_on_each or name == "m2":
+                out.append(
+                    _span(i, f"x{name}", name, "PRODUCER", start + 4, start + 5, **{kind: "done"})
+                )
+    return out
+
+
+def test_join_detected_only_when_one_visit_per_flow_publishes() -> None:
+    """Two inputs per trace and one publish after the last: `join: all`; a publish per input: none."""
+    joined = derive(_two_input_spans(publish_on_each=False))["topologies"]["event"]["services"]
+    assert joined["m"]["join"] == "all"
+    assert joined["m"]["publish"] == ["done"]
+    assert joined["m"]["consumes"] == ["a1-done", "b1-done"]
+    each = derive(_two_input_spans(publish_on_each=True))["topologies"]["event"]["services"]
+    assert "join" not in each["m"]
+    assert each["m"]["publish"] == ["done"]  # p = 1 per delivery
+
+
+@pytest.fixture(scope="module")
+def request_spans() -> tuple[SpanRecord, ...]:
+    """The spans of the shopping cart's request topology run live over loopback HTTP."""
+    sc = prepare(load_scenario(CART), provider="local", duration=2.5, rate_scale=0.2)
+    return run_live(sc, "request", transport="http").spans
+
+
+def test_live_http_calls_are_client_and_server_spans(request_spans: tuple[SpanRecord, ...]) -> None:
+    """Each call is a CLIENT span of the caller whose child SERVER span (via traceparent) is the callee's."""
+    by_id = {s.span_id: s for s in request_spans}
+    servers = [s for s in request_spans if s.kind == "SERVER"]
+    assert servers
+    for server in servers:
+        client = by_id[server.parent_span_id or ""]
+        assert client.kind == "CLIENT"
+        assert client.trace_id == server.trace_id
+        assert client.attributes["polybus.sim.target"] == server.service
+        assert client.start_ns <= server.start_ns <= server.end_ns <= client.end_ns
+    assert {s.service for s in servers} == {"cart", "inventory", "billing"}
+
+
+def test_rebuilds_the_request_topology_from_calls(request_spans: tuple[SpanRecord, ...]) -> None:
+    """CLIENT/SERVER pairs become the request topology's calls: cart, then inventory and billing in parallel."""
+    doc = derive(request_spans, "cart-request")
+    sc = parse_scenario(doc)
+    top = sc.topologies["request"]
+    assert dict(top.entry) == {"checkout": "gateway"}
+    calls = [(c.targets, c.join) for c in top.services["gateway"].calls]
+    assert calls == [(("cart",), 1), (("billing", "inventory"), 2)]
+    assert set(top.services) == {"gateway", "cart", "inventory", "billing"}
+    assert not any(s.calls for n, s in top.services.items() if n != "gateway")
+    # the gateway's own work excludes the time its worker waited for its calls
+    gateway = top.services["gateway"].service_time.mean
+    assert gateway < top.services["cart"].service_time.mean
