@@ -111,6 +111,7 @@ class Station(FaultWindows):
         self.read_model: ReadModel | None = None
         self.errors: Stream | None = None
         self.route: Stream | None = None
+        self.settle: Stream | None = None  # the service's settle_time, when it has one
 
 
 class Topic:
@@ -184,6 +185,8 @@ class Model:
                 st.errors = streams.stream(f"errors/{s.name}", Uniform(0.0, 1.0))
             if any(p.p < 1 or p.group is not None for p in s.publishes):
                 st.route = streams.stream(f"route/{s.name}", Uniform(0.0, 1.0))
+            if s.settle_time is not None:
+                st.settle = streams.stream(f"settle/{s.name}", s.settle_time)
         for r in topology.read_models.values():
             st = self._station(r.name, r.workers, 1, r.projection_time)
             st.read_model = r
@@ -357,22 +360,38 @@ class Model:
                     status = yield from self._calls(svc.calls, key, ctx)
                 if status == OK and svc.publishes:
                     status = yield from self._publishes(st, svc, key, ctx)
+                if st.settle is not None:  # the worker finishes up while the caller goes on
+                    env.process(self._settle_visit(st, lane, req, now, start, st.settle.next()))
+                    return status
+        self._leave(st, lane, req, now, start)
+        rm = st.read_model
+        if rm is not None and status == OK:
+            since = ctx.t0 if rm.since == "flow" else write_time
+            if since >= warmup:
+                self.rec.windows[st.name].append(env.now - since)
+        return status
+
+    def _settle_visit(
+        self, st: Station, lane: simpy.Resource, req: Any, arrived: float, start: float, t: float
+    ) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(t)
+        self._leave(st, lane, req, arrived, start)
+
+    def _leave(
+        self, st: Station, lane: simpy.Resource, req: Any, arrived: float, start: float
+    ) -> None:
+        """Free the visit's worker and account for it (its hold includes any settle time)."""
         lane.release(req)
-        end = env.now
+        end = self.env.now
+        stats = st.stats
         stats.tick(end)
         stats.n -= 1
         stats.busy_n -= 1
         stats.hold += end - start
         stats.hold_n += 1
-        if now >= warmup:
-            stats.sojourn.append(end - now)
-            stats.waits.append(start - now)
-        rm = st.read_model
-        if rm is not None and status == OK:
-            since = ctx.t0 if rm.since == "flow" else write_time
-            if since >= warmup:
-                self.rec.windows[st.name].append(end - since)
-        return status
+        if arrived >= self.warmup:
+            stats.sojourn.append(end - arrived)
+            stats.waits.append(start - arrived)
 
     def _calls(self, calls: Sequence[Call], key: int, ctx: Ctx) -> Proc:
         for call in calls:

@@ -79,6 +79,8 @@ def fast_plan(
         return "read models need the SimPy engine"
     if any(s.join for s in topology.services.values()):
         return "joins need the SimPy engine"
+    if any(s.settle_time is not None for s in topology.services.values()):
+        return "settle times need the SimPy engine"
     targets = set(topology.entry.values())
     if len(targets) != 1:
         return "flows enter at different places"

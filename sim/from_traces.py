@@ -35,6 +35,10 @@ Input: JSON lines of span records (core/tracing/records.py), e.g. from
   downstream), or the whole span when it publishes nothing, less the time
   it waited for its own calls; 30 samples or more are fitted (see ``fit``),
   fewer become an empirical distribution of the samples themselves;
+- settle time = from the end of a visit's last publish or call to the end
+  of its span (a consumer acknowledging its delivery): nothing downstream
+  waits for it, but the service's worker is still held, so the next visit
+  queues behind it (``settle_time``, only when some visit spent time there);
 - per topic, the broker's latencies as the spans show them: publish latency
   = PRODUCER span durations; delivery latency = consumer start - producer
   end, over the deliveries that found a worker of their service free at the
@@ -233,9 +237,12 @@ def derive(
     for service, mine in visits.items():
         published: Counter[str] = Counter()
         sequences: Counter[tuple[tuple[str, ...], ...]] = Counter()
-        times = []
+        times, settles = [], []
         for v in mine:
             pubs = [c for c in children[v.span_id] if c.kind == "PRODUCER"]
+            acts = [c for c in children[v.span_id] if c.kind in ("PRODUCER", "CLIENT")]
+            if acts:  # after its last call or publish the visit still holds its worker
+                settles.append(max(0, v.end_ns - max(c.end_ns for c in acts)) / 1e9)
             published.update(_topic(p) for p in pubs)
             steps, waits = _steps(v, children)
             sequences[steps] += 1
@@ -254,6 +261,8 @@ def derive(
         spec: dict[str, Any] = {
             "workers": _concurrency(mine), "service_time": _distribution(times, fit)
         }  # fmt: skip
+        if settles and max(settles) > 0:
+            spec["settle_time"] = _distribution(settles, fit)
         calls = sequences.most_common(1)[0][0]  # the usual order of its calls
         if calls:
             spec["calls"] = [_call_spec(step) for step in calls]

@@ -454,6 +454,9 @@ def _service(name: str, s: object, p: str, v: _Validator) -> Service:
         publishes=tuple(publishes),
         consumes=consumes,
         join=join == "all",
+        settle_time=None
+        if s.get("settle_time") is None
+        else parse_distribution(s["settle_time"], f"{p}.settle_time", v.problems),
     )
 
 

@@ -59,6 +59,7 @@ SERVICE: Mapping[str, str] = {
     "publish": "topics published after the work",
     "consumes": "topics this service consumes",
     "join": "'all': act (call, publish) once per flow instance, after one event of every consumed topic",
+    "settle_time": "seconds a visit that called or published keeps its worker after that (acking)",
 }
 CALL: Mapping[str, str] = {
     "to": "the one service called",
@@ -210,7 +211,7 @@ def scenario_schema() -> dict[str, Any]:
             "workers": _INT1, "service_time": ref, "partitions": _INT1,
             "error_rate": {**_NUM, "maximum": 1}, "calls": {"type": "array", "items": call},
             "publish": {"anyOf": [publish_item, {"type": "array", "items": publish_item}]},
-            "consumes": _NAMES, "join": {"const": "all"},
+            "consumes": _NAMES, "join": {"const": "all"}, "settle_time": ref,
         },
     )  # fmt: skip
     read_model = _obj(

@@ -58,6 +58,9 @@ class Service:
     publishes only once one event of every consumed topic has been handled for
     the same flow instance, after the last of them (e.g. confirm an order once
     stock is reserved and payment charged); each visit still holds a worker.
+    `settle_time`: how long a visit that made calls or published keeps its
+    worker after them (finishing up, acknowledging its delivery); nothing
+    downstream waits for it, but the next visit queues behind it. None: 0.
     """
 
     name: str
@@ -68,6 +71,7 @@ class Service:
     calls: tuple[Call, ...] = ()
     publishes: tuple[Publish, ...] = ()
     consumes: tuple[str, ...] = ()
+    settle_time: Distribution | None = None
     join: bool = False
 
 

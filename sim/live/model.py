@@ -77,6 +77,7 @@ class LiveStation(FaultWindows):
         self.read_model: ReadModel | None = None
         self.errors: Stream | None = None
         self.route: Stream | None = None
+        self.settle: Stream | None = None  # the service's settle_time, when it has one
         self.freed_at = -math.inf  # when a visit last left the station with every worker busy
 
 
@@ -100,6 +101,7 @@ class LiveModel:
         self.system = "polybus"  # messaging.system of the spans: polybus.<provider> once known
         self.joins_abandoned = 0  # flow instances that ended with a join still missing an input
         self._ids = itertools.count(1)
+        self._settling: set[asyncio.Future[None]] = set()  # visits finishing up after answering
         for w in scenario.workloads:
             self.rec.flows[w.flow] = FlowStats(w.flow)
         for s in topology.services.values():
@@ -109,6 +111,8 @@ class LiveModel:
                 st.errors = self.streams.stream(f"errors/{s.name}", Uniform(0.0, 1.0))
             if any(p.p < 1 or p.group is not None for p in s.publishes):
                 st.route = self.streams.stream(f"route/{s.name}", Uniform(0.0, 1.0))
+            if s.settle_time is not None:
+                st.settle = self.streams.stream(f"settle/{s.name}", s.settle_time)
         for r in topology.read_models.values():
             st = self._station(r.name, r.workers, 1, r.projection_time)
             st.read_model = r
@@ -249,6 +253,7 @@ class LiveModel:
             stats.n += 1
             stats.arrivals += warm
         lane = st.lanes[key % st.partitions]
+        settle = 0.0  # seconds the worker stays busy after acting (settle_time)
         token = current_station.set(st.name)  # the publisher of what this visit publishes
         if pooled:
             await lane.acquire()
@@ -274,11 +279,39 @@ class LiveModel:
                         status = await self._calls(svc.calls, key, ctx)
                     if status == OK and svc.publishes:
                         status = await self._publishes(st, svc, key, ctx)
+                    if st.settle is not None:  # the worker finishes up after acting
+                        settle = st.settle.next()
+                        if not pooled:  # the runtime's slot: nothing waits for this return
+                            await clock.sleep(settle)
+                            settle = 0.0
         finally:
-            if pooled:
+            if pooled and not settle:
                 lane.release()
             current_station.reset(token)
-        end = clock.now()
+        if settle:  # answer the caller now; the worker stays busy for the settle
+            task = asyncio.ensure_future(self._settle_visit(st, lane, settle, start, now))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+            return status
+        end = self._leave(st, start, now)
+        rm = st.read_model
+        if rm is not None and status == OK and not self.done:
+            since = ctx.t0 if rm.since == "flow" else write_time
+            if since >= self.sc.warmup:
+                self.rec.windows[st.name].append(end - since)
+        return status
+
+    async def _settle_visit(
+        self, st: LiveStation, lane: Any, t: float, start: float, arrived: float
+    ) -> None:
+        await self.clock.sleep(t)
+        lane.release()
+        self._leave(st, start, arrived)
+
+    def _leave(self, st: LiveStation, start: float, arrived: float) -> float:
+        """Account for a visit whose worker is free now (its hold includes any settle time)."""
+        end = self.clock.now()
+        stats = st.stats
         if stats.busy_n >= stats.workers:
             st.freed_at = end
         if not self.done:
@@ -287,15 +320,10 @@ class LiveModel:
             stats.busy_n -= 1
             stats.hold += end - start
             stats.hold_n += 1
-            if warm:
-                stats.sojourn.append(end - now)
-                stats.waits.append(start - now)
-            rm = st.read_model
-            if rm is not None and status == OK:
-                since = ctx.t0 if rm.since == "flow" else write_time
-                if since >= self.sc.warmup:
-                    self.rec.windows[st.name].append(end - since)
-        return status
+            if arrived >= self.sc.warmup:
+                stats.sojourn.append(end - arrived)
+                stats.waits.append(start - arrived)
+        return end
 
     async def _calls(self, calls: Sequence[Call], key: int, ctx: LiveCtx) -> int:
         for call in calls:

@@ -64,6 +64,16 @@ def test_rebuilds_the_demo_topology(spans_file: Path) -> None:
     assert sc.workloads[0].rate > 0
 
 
+def test_rebuilt_services_hold_their_worker_after_publishing(spans_file: Path) -> None:
+    """Publishing services get the span's time after their last publish as settle_time."""
+    doc, sc = from_traces(spans_file)
+    services = doc["topologies"]["event"]["services"]
+    for name in ("demo-orders", "demo-inventory", "demo-payments"):
+        assert "settle_time" in services[name], name  # the ack after the publish returned
+        assert sc.topologies["event"].services[name].settle_time is not None
+    assert "settle_time" not in services["demo-notifications"]  # publishes nothing
+
+
 def test_rebuilt_scenario_simulates_every_order_to_notification(spans_file: Path) -> None:
     """The rebuilt scenario runs: each checkout completes after the notification is handled."""
     _, sc = from_traces(spans_file)
