@@ -12,7 +12,7 @@ dead-lettering from the provider profile.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any, Protocol, cast
 
 import simpy
@@ -23,7 +23,7 @@ from polybus.sim.metrics import ERROR, OK, TIMEOUT, FlowStats, Recorder, Station
 from polybus.sim.population import ArrivalSource, windows
 from polybus.sim.results import Replication
 from polybus.sim.streams import Stream, Streams
-from polybus.sim.topology import Call, Fault, ReadModel, Scenario, Service, Topology
+from polybus.sim.topology import Call, Fault, Publish, ReadModel, Scenario, Service, Topology
 
 Proc = Generator[simpy.Event, Any, int]
 
@@ -61,6 +61,28 @@ def join_input(ctx: Joins, service: Service, topic: str) -> bool:
         return False
     del ctx.joins[service.name]
     return True
+
+
+def chosen_publishes(svc: Service, route: Stream | None) -> Iterator[Publish]:
+    """The publications one visit makes, drawing from the station's `route` stream lazily.
+
+    A `one_of` group draws once and takes the member its draw falls in; a
+    lone publication with p < 1 draws for itself. Each draw happens when the
+    next publication is asked for (after the previous publish), so the
+    simulator and the live run draw in the same order.
+    """
+    group, u, acc = None, 0.0, 0.0
+    for pub in svc.publishes:
+        if pub.group is not None:
+            if pub.group != group:
+                assert route is not None
+                group, u, acc = pub.group, route.next(), 0.0
+            lo, acc = acc, acc + pub.p
+            if not lo <= u < acc:
+                continue
+        elif pub.p < 1 and route is not None and route.next() >= pub.p:
+            continue
+        yield pub
 
 
 def open_joins(flows: Iterable[Any]) -> int:
@@ -436,17 +458,7 @@ class Model:
         return cast(int, done.value) if done.triggered else TIMEOUT
 
     def _publishes(self, st: Station, svc: Service, key: int, ctx: Ctx) -> Proc:
-        group, u, acc = None, 0.0, 0.0
-        for pub in svc.publishes:
-            if pub.group is not None:
-                if pub.group != group:
-                    assert st.route is not None
-                    group, u, acc = pub.group, st.route.next(), 0.0
-                lo, acc = acc, acc + pub.p
-                if not lo <= u < acc:
-                    continue
-            elif pub.p < 1 and st.route is not None and st.route.next() >= pub.p:
-                continue
+        for pub in chosen_publishes(svc, st.route):
             status = yield from self.publish(self.topics[pub.topic], key, ctx)
             if status != OK:
                 return status

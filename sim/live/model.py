@@ -21,7 +21,7 @@ from typing import Any
 
 from polybus.core.tracing.records import SpanRecord
 from polybus.sim.distributions import Uniform
-from polybus.sim.engine import FaultWindows, join_input, open_joins
+from polybus.sim.engine import FaultWindows, chosen_publishes, join_input, open_joins
 from polybus.sim.live.clock import RunClock
 from polybus.sim.metrics import ERROR, OK, TIMEOUT, FlowStats, Recorder, StationStats, TopicStats
 from polybus.sim.results import Replication
@@ -374,17 +374,7 @@ class LiveModel:
         return await self.handle(self.stations[target], key, ctx)
 
     async def _publishes(self, st: LiveStation, svc: Service, key: int, ctx: LiveCtx) -> int:
-        group, u, acc = None, 0.0, 0.0
-        for pub in svc.publishes:
-            if pub.group is not None:
-                if pub.group != group:
-                    assert st.route is not None
-                    group, u, acc = pub.group, st.route.next(), 0.0
-                lo, acc = acc, acc + pub.p
-                if not lo <= u < acc:
-                    continue
-            elif pub.p < 1 and st.route is not None and st.route.next() >= pub.p:
-                continue
+        for pub in chosen_publishes(svc, st.route):
             status = await self.publish(pub.topic, key, ctx)
             if status != OK:
                 return status

@@ -58,7 +58,7 @@ def test_settle_time_queues_the_next_visit_as_m_d_1_says() -> None:
 def test_utilisation_counts_the_settle() -> None:
     """The worker is busy for service + settle: utilisation = rate x (S + H)."""
     stats = run(parse_scenario(settling()), 0).rec.stations["s"]
-    busy = stats.busy_area / (stats.last - 0.0)
+    busy = stats.busy_area / stats.last
     assert busy == pytest.approx(RATE * (SERVICE + SETTLE), rel=0.05)
     without = run(parse_scenario(settling(None)), 0).rec.stations["s"]
     assert without.busy_area / without.last == pytest.approx(RATE * SERVICE, rel=0.05)
