@@ -121,6 +121,29 @@ def run_case(
     }  # fmt: skip
 
 
+class _SpanLines:
+    """A span exporter keeping each finished span as its JSON line."""
+
+    def __init__(self, service_of: Any) -> None:
+        self.lines: list[str] = []
+        self._service_of = service_of
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        from polybus.core.tracing.records import from_spans
+
+        self.lines.extend(r.to_json() + "\n" for r in from_spans(spans, self._service_of))
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered."""
+        return True
+
+
 def demo_round_trip(
     rate: float, orders: int, workdir: Path, fit: str = "lognormal", seed: int = 5
 ) -> dict[str, Any]:
@@ -128,20 +151,38 @@ def demo_round_trip(
     import asyncio
 
     import numpy as np
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     from polybus.adapters import plugin_manager
-    from polybus.cli.demo import ShopFlow, span_records
+    from polybus.cli.demo import ShopFlow
     from polybus.core.tracing import install
-    from polybus.core.tracing.memory import memory_tracing
+    from polybus.sim.calibrate import read_spans
     from polybus.sim.from_traces import from_traces
     from polybus.sim.live.compare import relative_error, simulate
 
     pm = plugin_manager(load_entrypoints=False)
     tracing = install(pm)
-    memory = memory_tracing("polybus-demo")
+    spans = workdir / "demo-spans.jsonl"
+    spans.unlink(missing_ok=True)
+    # Each span becomes its JSON line as it ends (strings: nothing for the garbage collector to
+    # scan). Kept as span objects, 30,000 of them made full collections that paused the process
+    # for 90-360 ms, growing with the run; exported by a BatchSpanProcessor's thread, its bursts
+    # of JSON held the GIL and tripled the p99. Both are the harness's doing, not the demo's.
+    provider = TracerProvider(resource=Resource.create({"service.name": "polybus-demo"}))
+    flow = ShopFlow(provider.get_tracer("polybus.demo"))
+
+    def service_of(span: Any) -> str | None:
+        attrs = span.attributes or {}
+        if "polybus.service" in attrs:
+            return str(attrs["polybus.service"])
+        return flow.service_of(str(attrs.get("messaging.destination.subscription.name", "")))
+
+    lines = _SpanLines(service_of)
+    provider.add_span_processor(SimpleSpanProcessor(lines))  # type: ignore[arg-type]
     with Bus(MemoryBus(), hooks=pm.hook) as bus:
-        tracing.configure(tracer_provider=memory.provider, provider=bus.provider)
-        flow = ShopFlow(memory.provider.get_tracer("polybus.demo"))
+        tracing.configure(tracer_provider=provider, provider=bus.provider)
 
         async def drive() -> None:
             for app in flow.apps:
@@ -161,10 +202,9 @@ def demo_round_trip(
 
         asyncio.run(drive())
         tracing.flush()
-        memory.provider.force_flush()
-        records = span_records(flow, memory.spans())
-    spans = workdir / "demo-spans.jsonl"
-    spans.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
+        provider.shutdown()
+    spans.write_text("".join(lines.lines), encoding="utf-8")
+    records = list(read_spans(spans))
     roots = {r.trace_id: r for r in records if r.parent_span_id is None}
     ends = {
         r.trace_id: r.end_ns
@@ -173,7 +213,7 @@ def demo_round_trip(
     }
     live = np.array([(ends[t] - roots[t].start_ns) / 1e9 for t in roots if t in ends])
     # the rebuilt scenario carries each topic's publish and delivery latency from the same spans
-    doc, scenario = from_traces(spans, "demo", fit)
+    doc, scenario = from_traces(spans, "demo", fit, cpus=1)  # the demo runs in one process
     sc = prepare(scenario, provider="local", duration=orders / rate, seed=seed)
     sim = simulate(sc, "event").flows["checkout"].completion
     rows = []
@@ -190,6 +230,8 @@ def demo_round_trip(
         "scenario": "demo (from traces)", "topology": "event", "rate": rate, "orders": orders,
         "flows": len(live), "services": sorted(services), "rows": rows,
         "joins": sorted(n for n, spec in services.items() if spec.get("join") == "all"),
+        "hosts": doc["topologies"]["event"].get("hosts"),
+        "speed": doc["topologies"]["event"].get("speed"),
     }  # fmt: skip
 
 

@@ -269,12 +269,21 @@ def calibrate_command(
     show_default=True,
     help="Fit 30+ samples with a log-normal, or keep 200 empirical quantiles (keeps the tail).",
 )
+@click.option(
+    "--host-cpus",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The traced services ran on one host with this many CPUs (one Python process: 1): "
+    "model them sharing it, and fit their times as CPU demands.",
+)
 @friendly_errors
-def from_traces_command(spans: str, name: str | None, out_file: str | None, fit: str) -> None:
+def from_traces_command(
+    spans: str, name: str | None, out_file: str | None, fit: str, host_cpus: int | None
+) -> None:
     """Derive a scenario (services, calls, publications, joins, latencies, rates) from SPANS (JSON lines)."""
     from polybus.sim.from_traces import from_traces, to_yaml
 
-    doc, scenario = from_traces(spans, name, fit)
+    doc, scenario = from_traces(spans, name, fit, host_cpus)
     text = to_yaml(doc)
     if out_file:
         Path(out_file).write_text(text, encoding="utf-8")

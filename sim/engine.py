@@ -19,9 +19,11 @@ import simpy
 
 from polybus.sim.broker import BrokerProfile, load_profile
 from polybus.sim.distributions import Uniform
+from polybus.sim.host import SharedCpu
 from polybus.sim.metrics import ERROR, OK, TIMEOUT, FlowStats, Recorder, StationStats, TopicStats
 from polybus.sim.population import ArrivalSource, windows
 from polybus.sim.results import Replication
+from polybus.sim.speed import SpeedProcess
 from polybus.sim.streams import Stream, Streams
 from polybus.sim.topology import Call, Fault, Publish, ReadModel, Scenario, Service, Topology
 
@@ -134,6 +136,7 @@ class Station(FaultWindows):
         self.errors: Stream | None = None
         self.route: Stream | None = None
         self.settle: Stream | None = None  # the service's settle_time, when it has one
+        self.host: SharedCpu | None = None  # the CPUs its work shares, when it has a host
 
 
 class Topic:
@@ -196,6 +199,11 @@ class Model:
         self.provider = provider or topology.provider or scenario.provider
         self.stations: dict[str, Station] = {}
         self.topics: dict[str, Topic] = {}
+        # the host's drifting speed, when the topology has one: a factor on every time drawn
+        self.speed = (
+            None if topology.speed is None else SpeedProcess(topology.speed, streams.rng("speed"))
+        )
+        self.hosts = {name: SharedCpu(self.env, h.cpus) for name, h in topology.hosts.items()}
         self.joins_abandoned = 0  # flow instances that ended with a join still missing an input
         for w in scenario.workloads:
             self.rec.flows[w.flow] = FlowStats(w.flow)
@@ -209,6 +217,8 @@ class Model:
                 st.route = streams.stream(f"route/{s.name}", Uniform(0.0, 1.0))
             if s.settle_time is not None:
                 st.settle = streams.stream(f"settle/{s.name}", s.settle_time)
+            if s.host is not None:
+                st.host = self.hosts[s.host]
         for r in topology.read_models.values():
             st = self._station(r.name, r.workers, 1, r.projection_time)
             st.read_model = r
@@ -234,6 +244,14 @@ class Model:
                 faults,
             )
         )
+
+    def _work(self, host: SharedCpu | None, t: float) -> simpy.Event:
+        """`t` s of work: on `host`'s shared CPUs, or a plain delay without a host."""
+        return self.env.timeout(t) if host is None else host.work(t)
+
+    def _scaled(self, t: float) -> float:
+        """A broker latency drawn now, times the host's speed factor (when it drifts)."""
+        return t if self.speed is None else t * self.speed.at(self.env.now)
 
     def _register(self, st: Station) -> Station:
         self.stations[st.name] = st
@@ -367,12 +385,14 @@ class Model:
         stats.tick(start)
         stats.busy_n += 1
         status = OK
+        if self.speed is not None:
+            s *= self.speed.at(start)
         if st.faults:
             if st.down(start):
                 status, s = ERROR, 0.0
             else:
                 s *= st.factor(start)
-        yield env.timeout(s)
+        yield self._work(st.host, s)
         svc = st.service
         if status == OK and st.acts and svc is not None:
             if st.errors is not None and st.errors.next() < svc.error_rate:
@@ -383,7 +403,8 @@ class Model:
                 if status == OK and svc.publishes:
                     status = yield from self._publishes(st, svc, key, ctx)
                 if st.settle is not None:  # the worker finishes up while the caller goes on
-                    env.process(self._settle_visit(st, lane, req, now, start, st.settle.next()))
+                    t = st.settle.next() * (1.0 if self.speed is None else self.speed.at(env.now))
+                    env.process(self._settle_visit(st, lane, req, now, start, t))
                     return status
         self._leave(st, lane, req, now, start)
         rm = st.read_model
@@ -396,7 +417,7 @@ class Model:
     def _settle_visit(
         self, st: Station, lane: simpy.Resource, req: Any, arrived: float, start: float, t: float
     ) -> Generator[simpy.Event, Any, None]:
-        yield self.env.timeout(t)
+        yield self._work(st.host, t)
         self._leave(st, lane, req, arrived, start)
 
     def _leave(
@@ -459,15 +480,18 @@ class Model:
 
     def _publishes(self, st: Station, svc: Service, key: int, ctx: Ctx) -> Proc:
         for pub in chosen_publishes(svc, st.route):
-            status = yield from self.publish(self.topics[pub.topic], key, ctx)
+            status = yield from self.publish(self.topics[pub.topic], key, ctx, st.host)
             if status != OK:
                 return status
         return OK
 
     # -- the broker --------------------------------------------------------------
 
-    def publish(self, topic: Topic, key: int, ctx: Ctx) -> Proc:
-        """Publish one event (batched if the profile batches); then deliver it to every subscriber."""
+    def publish(self, topic: Topic, key: int, ctx: Ctx, host: SharedCpu | None = None) -> Proc:
+        """Publish one event (batched if the profile batches); then deliver it to every subscriber.
+
+        `host`: the publisher's CPUs, which serve the publish latency (None: a delay).
+        """
         env = self.env
         write_time = env.now
         counted = write_time >= self.sc.warmup
@@ -475,9 +499,9 @@ class Model:
         delays: list[float] = []
         if prof.batch_size > 1 and prof.linger > 0:
             ok = yield from self._join_batch(topic)
-            delays = [topic.delivery_latency.next() for _ in topic.subscribers]
+            delays = [self._scaled(topic.delivery_latency.next()) for _ in topic.subscribers]
         else:
-            ok = yield from self._request(topic, delays, counted)
+            ok = yield from self._request(topic, delays, counted, host)
         if not ok:
             topic.stats.publish_failed += counted
             return ERROR
@@ -489,17 +513,23 @@ class Model:
         return OK
 
     def _request(
-        self, topic: Topic, delays: list[float] | None = None, counted: bool = True
+        self,
+        topic: Topic,
+        delays: list[float] | None = None,
+        counted: bool = True,
+        host: SharedCpu | None = None,
     ) -> Generator[simpy.Event, Any, bool]:
         """One publish request: quota, throttling retries, latency; delivery delays drawn at admission."""
         prof = topic.profile
         for retry in range(prof.throttle_retries + 1):
             if topic.admit(self.env.now):
                 topic.stats.requests += counted
-                latency = topic.publish_latency.next()
+                latency = self._scaled(topic.publish_latency.next())
                 if delays is not None:
-                    delays.extend(topic.delivery_latency.next() for _ in topic.subscribers)
-                yield self.env.timeout(latency)
+                    delays.extend(
+                        self._scaled(topic.delivery_latency.next()) for _ in topic.subscribers
+                    )
+                yield self._work(host, latency)
                 return True
             topic.stats.throttled += counted
             if retry < prof.throttle_retries:
@@ -540,7 +570,7 @@ class Model:
         self, topic: Topic, sub: Station, key: int, ctx: Ctx, write_time: float, delay: float
     ) -> Generator[simpy.Event, Any, None]:
         env, prof = self.env, topic.profile
-        yield env.timeout(delay)
+        yield self._work(sub.host, delay)  # delivering is the subscriber's host's work
         attempt = 1
         while True:
             while not topic.admit_delivery(env.now):

@@ -81,6 +81,10 @@ def fast_plan(
         return "joins need the SimPy engine"
     if any(s.settle_time is not None for s in topology.services.values()):
         return "settle times need the SimPy engine"
+    if topology.hosts:
+        return "shared hosts need the SimPy engine"
+    if topology.speed is not None:
+        return "a drifting speed needs the SimPy engine"
     targets = set(topology.entry.values())
     if len(targets) != 1:
         return "flows enter at different places"

@@ -52,19 +52,24 @@ Input: JSON lines of span records (core/tracing/records.py), e.g. from
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from polybus.core.errors import ConfigError, Problem
 from polybus.core.tracing.records import SpanRecord
 from polybus.sim.calibrate import FITS, empirical, fit_lognormal, read_spans
+from polybus.sim.host import demands
 from polybus.sim.loader import parse_scenario
+from polybus.sim.speed import SpeedFit, fit_speed
 from polybus.sim.topology import Scenario
 
 FIT_MIN = 30
@@ -133,6 +138,116 @@ def _join_instances(
     return complete if complete and joins >= JOIN_SHARE * complete else None
 
 
+@dataclass(frozen=True)
+class Piece:
+    """One timed piece of a flow the model draws: a visit's work or settle, a publish, a delivery."""
+
+    trace_id: str
+    kind: str  # work, settle, publish, deliver
+    what: str  # the span's name: which service or topic
+    start_ns: int
+    end_ns: int
+
+
+def _pieces(
+    visits: dict[str, list[SpanRecord]], children: dict[str, list[SpanRecord]],
+    deliveries: Sequence[tuple[str, SpanRecord, SpanRecord]],
+) -> dict[tuple[str, str], Piece]:  # fmt: skip
+    """The pieces of every flow, keyed (kind, span id).
+
+    A visit's ``work`` (to its first publish) and ``settle`` (after its last
+    publish or call), each ``publish`` (PRODUCER span) and each ``deliver``
+    (producer end to consumer start) that found its service's worker free.
+    """
+    out: dict[tuple[str, str], Piece] = {}
+    for mine in visits.values():
+        for v in mine:
+            acts = [c for c in children[v.span_id] if c.kind in ("PRODUCER", "CLIENT")]
+            cut = min((c.start_ns for c in acts if c.kind == "PRODUCER"), default=v.end_ns)
+            out["work", v.span_id] = Piece(
+                v.trace_id, "work", v.name, v.start_ns, max(v.start_ns, cut)
+            )
+            if acts:
+                last = min(v.end_ns, max(c.end_ns for c in acts))
+                out["settle", v.span_id] = Piece(v.trace_id, "settle", v.name, last, v.end_ns)
+            for c in acts:
+                if c.kind == "PRODUCER":
+                    out["publish", c.span_id] = Piece(
+                        c.trace_id, "publish", c.name, c.start_ns, max(c.start_ns, c.end_ns)
+                    )
+    busy = {name: _busy(mine) for name, mine in visits.items()}
+    workers = {name: _concurrency(mine) for name, mine in visits.items()}
+    for service, producer, consumer in deliveries:
+        free = busy[service](producer.end_ns) < workers[service]
+        if free and consumer.start_ns > producer.end_ns:
+            out["deliver", consumer.span_id] = Piece(
+                consumer.trace_id, "deliver", consumer.name, producer.end_ns, consumer.start_ns
+            )
+    return out
+
+
+def _seconds(pieces: dict[tuple[str, str], Piece], shared: bool) -> dict[tuple[str, str], float]:
+    """Each piece's own time, s: its duration, or on a shared host its CPU demand.
+
+    On a host of one CPU shared by every piece (processor sharing), a piece
+    in progress with n - 1 others gets 1/n of it: its demand is the integral
+    of 1/n(t) over it (`sim.host.demands`), what the host model turns back
+    into the durations seen.
+    """
+    keys = list(pieces)
+    if not shared:
+        return {k: (pieces[k].end_ns - pieces[k].start_ns) / 1e9 for k in keys}
+    work = demands([(pieces[k].start_ns, pieces[k].end_ns) for k in keys])
+    return dict(zip(keys, work, strict=True))
+
+
+def _flow_speeds(
+    pieces: dict[tuple[str, str], Piece], seconds: dict[tuple[str, str], float]
+) -> tuple[SpeedFit, dict[str, float]]:
+    """The host's drift (`sim.speed`) the flows show, and each trace's deflator exp(-factor).
+
+    A piece's log ratio is log(its time / the median of its kind's); a flow's
+    factor is the mean of its pieces' ratios. The deflator takes the shrunken
+    factor (sigma**2 / (sigma**2 + piece variance / pieces)) out of a trace's
+    samples, so the fitted distributions are the pieces' own and the speed
+    is not counted twice.
+    """
+    logs: dict[tuple[str, str], list[float]] = defaultdict(list)
+    keyed: list[tuple[Piece, tuple[str, str], float]] = []
+    for k, piece in pieces.items():
+        if seconds[k] <= 0:
+            continue
+        kind = (piece.kind, piece.what)
+        value = math.log(seconds[k])
+        logs[kind].append(value)
+        keyed.append((piece, kind, value))
+    medians = {k: float(np.median(v)) for k, v in logs.items()}
+    per: dict[str, list[float]] = defaultdict(list)
+    starts: dict[str, int] = {}
+    for piece, kind, value in keyed:
+        per[piece.trace_id].append(value - medians[kind])
+        starts[piece.trace_id] = min(starts.get(piece.trace_id, piece.start_ns), piece.start_ns)
+    flows = [t for t, rs in per.items() if len(rs) >= 2]
+    factors = {t: float(np.mean(per[t])) for t in flows}
+    within = sum(sum((r - factors[t]) ** 2 for r in per[t]) for t in flows)
+    dof = sum(len(per[t]) - 1 for t in flows)
+    hop_var = within / dof if dof else 0.0
+    t0 = min(starts.values(), default=0)
+    fit = fit_speed(
+        [(starts[t] - t0) / 1e9 for t in flows], [factors[t] for t in flows],
+        [len(per[t]) for t in flows], hop_var,
+    )  # fmt: skip
+    if fit.speed is None:
+        return fit, {}
+    sigma2 = fit.speed.sigma**2
+    mean = float(np.mean(list(factors.values())))
+    deflate = {
+        t: math.exp(-(factors[t] - mean) * sigma2 / (sigma2 + hop_var / len(per[t])))
+        for t in flows
+    }  # fmt: skip
+    return fit, deflate
+
+
 def _topic(span: SpanRecord) -> str:
     return _name(str(span.attributes.get(EVENT_TYPE) or span.name.removeprefix("send ")))
 
@@ -176,12 +291,15 @@ def _call_spec(step: tuple[str, ...]) -> dict[str, Any]:
 
 def derive(
     records: Iterable[SpanRecord], name: str = "from-traces", source: str = "",
-    fit: str = "lognormal",
+    fit: str = "lognormal", cpus: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The scenario document (a YAML-able mapping) the spans imply.
 
     `fit` is how 30 samples or more become a distribution: ``lognormal``
     (maximum likelihood) or ``empirical`` (200 quantiles, keeps the tail).
+    `cpus`: the traced services ran on one host with that many CPUs (one
+    Python process: 1); they share it in the scenario (``hosts``), and their
+    times are fitted as CPU demands (see `_host_demands`).
     """
     if fit not in FITS:
         raise ConfigError("from-traces", [Problem("fit", fit, f"must be one of {', '.join(FITS)}")])
@@ -198,10 +316,11 @@ def derive(
     systems: Counter[str] = Counter()
     publish_s: dict[str, list[float]] = defaultdict(list)  # topic -> publish latencies, s
     deliveries: list[tuple[str, SpanRecord, SpanRecord]] = []  # (service, producer, consumer)
+    publishes: list[SpanRecord] = []
     for s in spans:
         if s.kind == "PRODUCER":
             systems[str(s.attributes.get("messaging.system", ""))] += 1
-            publish_s[_topic(s)].append((s.end_ns - s.start_ns) / 1e9)
+            publishes.append(s)
         parent = by_id.get(s.parent_span_id or "")
         if s.kind == "CONSUMER" and SUBSCRIPTION in s.attributes:
             service = _name(str(s.attributes.get(STATION) or s.attributes[SUBSCRIPTION]))
@@ -222,6 +341,23 @@ def derive(
                 roots[flow].append(s)
                 entry[flow] = _visit_service(s) if STATION in s.attributes else _name(s.service)
                 visits[entry[flow]].append(s)
+    pieces = _pieces(visits, children, deliveries)
+    measured = _seconds(pieces, shared=cpus is not None)
+    speed, deflate = _flow_speeds(pieces, measured)
+
+    def own(piece: str, span: SpanRecord, ns: int, whole: int | None = None) -> float:
+        """A piece of `span` lasting `ns` (of `whole` measured), in s of its own work.
+
+        On a shared host its CPU demand (the share of `whole` that is `ns`);
+        with the flow's shared slowness taken out when the flows show one.
+        """
+        own_s = measured.get((piece, span.span_id))
+        seconds = ns / 1e9 if own_s is None else own_s * (ns / whole if whole else 1.0)
+        return seconds * deflate.get(span.trace_id, 1.0)
+
+    for s in publishes:
+        publish_s[_topic(s)].append(own("publish", s, s.end_ns - s.start_ns))
+
     if not roots:
         raise ConfigError(
             source or "spans",
@@ -242,7 +378,7 @@ def derive(
             pubs = [c for c in children[v.span_id] if c.kind == "PRODUCER"]
             acts = [c for c in children[v.span_id] if c.kind in ("PRODUCER", "CLIENT")]
             if acts:  # after its last call or publish the visit still holds its worker
-                settles.append(max(0, v.end_ns - max(c.end_ns for c in acts)) / 1e9)
+                settles.append(own("settle", v, max(0, v.end_ns - max(c.end_ns for c in acts))))
             published.update(_topic(p) for p in pubs)
             steps, waits = _steps(v, children)
             sequences[steps] += 1
@@ -251,7 +387,7 @@ def derive(
             # less the time its worker waited for its own calls
             cut = min((p.start_ns for p in pubs), default=v.end_ns)
             waited = sum(max(0, min(e, cut) - max(b, v.start_ns)) for b, e in waits)
-            times.append(max(0, cut - v.start_ns - waited) / 1e9)
+            times.append(own("work", v, max(0, cut - v.start_ns - waited), cut - v.start_ns))
         joined = _join_instances(mine, consumes.get(service, set()), by_id, children)
         per = len(mine) if joined is None else joined
         publish: list[Any] = []
@@ -285,9 +421,17 @@ def derive(
     provider = system.removeprefix("polybus.") or "local"
     topology = "request" if any_call and not any_publish else "event"
     top: dict[str, Any] = {"entry": entry, "services": services}
-    topics = _latencies(services, visits, publish_s, deliveries, set(entry.values()), fit)
+    topics = _latencies(services, visits, publish_s, deliveries, set(entry.values()), fit, own)
     if topics:
         top["topics"] = topics
+    if cpus is not None:
+        top["hosts"] = {"host": {"cpus": cpus}}
+        for spec in services.values():
+            spec["host"] = "host"
+    if speed.speed is not None:
+        top["speed"] = {
+            "sigma": speed.speed.sigma, "correlation_time": speed.speed.correlation_time
+        }  # fmt: skip
     return {
         "name": name,
         "description": f"Derived by polybus sim from-traces from {source or 'spans'}: "
@@ -301,7 +445,7 @@ def derive(
 def _latencies(
     services: dict[str, dict[str, Any]], visits: dict[str, list[SpanRecord]],
     publish_s: dict[str, list[float]], deliveries: Sequence[tuple[str, SpanRecord, SpanRecord]],
-    entries: set[str], fit: str,
+    entries: set[str], fit: str, own: Callable[[str, SpanRecord, int], float],
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Per topic: the publish latency (PRODUCER spans) and the delivery latency the spans show.
 
@@ -318,7 +462,9 @@ def _latencies(
     free: dict[str, list[float]] = defaultdict(list)
     for service, producer, consumer in deliveries:
         if busy[service](producer.end_ns) < services[service]["workers"]:
-            free[_topic(producer)].append((consumer.start_ns - producer.end_ns) / 1e9)
+            free[_topic(producer)].append(
+                own("deliver", consumer, consumer.start_ns - producer.end_ns)
+            )
     out = {}
     for topic in sorted(published):
         spec = {}
@@ -332,11 +478,11 @@ def _latencies(
 
 
 def from_traces(
-    path: str | Path, name: str | None = None, fit: str = "lognormal"
+    path: str | Path, name: str | None = None, fit: str = "lognormal", cpus: int | None = None
 ) -> tuple[dict[str, Any], Scenario]:
     """The derived scenario document and the validated Scenario it loads as."""
     path = Path(path)
-    doc = derive(read_spans(path), name or _name(path.stem), str(path), fit)
+    doc = derive(read_spans(path), name or _name(path.stem), str(path), fit, cpus)
     return doc, parse_scenario(doc, str(path))
 
 

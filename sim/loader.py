@@ -31,10 +31,12 @@ from polybus.sim.topology import (
     Call,
     Exercise,
     Fault,
+    Host,
     Publish,
     ReadModel,
     Scenario,
     Service,
+    Speed,
     Topology,
     Workload,
 )
@@ -395,7 +397,26 @@ def _topology(name: str, spec: object, p: str, flows: set[str], v: _Validator) -
     if provider is not None and provider not in providers():
         v.fail(f"{p}.provider", provider, f"must be one of {', '.join(providers())}")
     _cross_check(p, services, topics, read_models, set(entry.values()), v)
-    return Topology(name, dict(entry), services, topics, read_models, provider)
+    speed = None if spec.get("speed") is None else _speed(spec["speed"], f"{p}.speed", v)
+    hosts = {}
+    for hname, h in v.mapping(spec.get("hosts", {}), f"{p}.hosts").items():
+        h = v.mapping(h, f"{p}.hosts.{hname}", schema.HOST)
+        hosts[str(hname)] = Host(str(hname), v.integer(h, "cpus", f"{p}.hosts.{hname}.cpus"))
+    for sname, svc in services.items():
+        if svc.host is not None and svc.host not in hosts:
+            v.fail(
+                f"{p}.services.{sname}.host", svc.host,
+                _choice("must name one of the topology's hosts", svc.host, hosts),
+            )  # fmt: skip
+    return Topology(name, dict(entry), services, topics, read_models, provider, speed, hosts)
+
+
+def _speed(spec: object, p: str, v: _Validator) -> Speed:
+    s = v.mapping(spec, p, schema.SPEED)
+    return Speed(
+        sigma=v.number(s, "sigma", f"{p}.sigma", maximum=3.0),
+        correlation_time=v.number(s, "correlation_time", f"{p}.correlation_time", positive=True),
+    )
 
 
 def _topic_overrides(spec: object, p: str, v: _Validator) -> dict[str, Any]:
@@ -457,6 +478,7 @@ def _service(name: str, s: object, p: str, v: _Validator) -> Service:
         settle_time=None
         if s.get("settle_time") is None
         else parse_distribution(s["settle_time"], f"{p}.settle_time", v.problems),
+        host=None if s.get("host") is None else str(s["host"]),
     )
 
 

@@ -49,6 +49,13 @@ TOPOLOGY: Mapping[str, str] = {
     "topics": "topics by name, each overriding provider profile fields",
     "read_models": "projections fed by topics",
     "provider": "this topology's broker profile",
+    "hosts": "hosts by name, each {cpus: n}: CPUs their services share",
+    "speed": "the host's drifting speed: {sigma, correlation_time} of exp(X(t)) on every time drawn",
+}
+HOST: Mapping[str, str] = {"cpus": "processors shared by the host's services (a Python process: 1)"}
+SPEED: Mapping[str, str] = {
+    "sigma": "standard deviation of log(factor), >= 0",
+    "correlation_time": "s over which the factor's correlation falls by 1/e, > 0",
 }
 SERVICE: Mapping[str, str] = {
     "workers": "concurrent workers per partition (default 1)",
@@ -60,6 +67,7 @@ SERVICE: Mapping[str, str] = {
     "consumes": "topics this service consumes",
     "join": "'all': act (call, publish) once per flow instance, after one event of every consumed topic",
     "settle_time": "seconds a visit that called or published keeps its worker after that (acking)",
+    "host": "the host (of the topology's hosts) whose CPUs its work shares",
 }
 CALL: Mapping[str, str] = {
     "to": "the one service called",
@@ -212,6 +220,7 @@ def scenario_schema() -> dict[str, Any]:
             "error_rate": {**_NUM, "maximum": 1}, "calls": {"type": "array", "items": call},
             "publish": {"anyOf": [publish_item, {"type": "array", "items": publish_item}]},
             "consumes": _NAMES, "join": {"const": "all"}, "settle_time": ref,
+            "host": {"type": "string"},
         },
     )  # fmt: skip
     read_model = _obj(
@@ -228,6 +237,8 @@ def scenario_schema() -> dict[str, Any]:
                 "anyOf": [{"type": "null"}, _obj(TOPIC, topic_props)]}},
             "read_models": {"type": "object", "additionalProperties": read_model},
             "provider": {"type": "string"},
+            "hosts": {"type": "object", "additionalProperties": _obj(HOST, {"cpus": _INT1}, ("cpus",))},
+            "speed": _obj(SPEED, {"sigma": _NUM, "correlation_time": _POS}, ("sigma", "correlation_time")),
         },
         ("entry", "services"),
     )  # fmt: skip

@@ -61,6 +61,9 @@ class Service:
     `settle_time`: how long a visit that made calls or published keeps its
     worker after them (finishing up, acknowledging its delivery); nothing
     downstream waits for it, but the next visit queues behind it. None: 0.
+    `host`: the topology's host whose CPUs its work shares (`sim.host`); its
+    service and settle times and its publishes' and deliveries' broker
+    latencies are then CPU work there. None: they are plain delays.
     """
 
     name: str
@@ -73,6 +76,7 @@ class Service:
     consumes: tuple[str, ...] = ()
     settle_time: Distribution | None = None
     join: bool = False
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,31 @@ class ReadModel:
 
 
 @dataclass(frozen=True)
+class Speed:
+    """The host's drifting speed: every service time, settle time and broker latency x exp(X(t)).
+
+    X is an Ornstein-Uhlenbeck process with stationary standard deviation
+    `sigma` and correlation time `correlation_time` s (see `sim.speed`).
+    """
+
+    sigma: float
+    correlation_time: float
+
+
+@dataclass(frozen=True)
+class Host:
+    """A machine or process whose `cpus` its services share (processor sharing; see `sim.host`)."""
+
+    name: str
+    cpus: int
+
+
+@dataclass(frozen=True)
 class Topology:
-    """One implementation of the scenario's flows."""
+    """One implementation of the scenario's flows.
+
+    `speed`: the host's drift (None: steady); `hosts`: CPUs its services share.
+    """
 
     name: str
     entry: Mapping[str, str]
@@ -100,6 +127,8 @@ class Topology:
     topics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     read_models: Mapping[str, ReadModel] = field(default_factory=dict)
     provider: str | None = None
+    speed: Speed | None = None
+    hosts: Mapping[str, Host] = field(default_factory=dict)
 
     def subscribers(self, topic: str) -> list[str]:
         """Services and read models consuming `topic`, in declaration order."""

@@ -133,6 +133,13 @@ def _check(scenario: Scenario, topology: str, bus: Bus | None, transport: str) -
         )
     elif needs_bus(scenario, topology) and bus is None:
         problems.append(Problem("bus", None, f"topology {topology!r} publishes: it needs a Bus"))
+    else:  # a model of the traced machine, which a live run on this one cannot impose
+        top = scenario.topologies[topology]
+        rule = "models the traced system's machine; a live run uses this one: remove it to run live"
+        if top.hosts:
+            problems.append(Problem(f"topologies.{topology}.hosts", sorted(top.hosts), rule))
+        if top.speed is not None:
+            problems.append(Problem(f"topologies.{topology}.speed", top.speed.sigma, rule))
     if transport not in TRANSPORTS:
         problems.append(Problem("transport", transport, f"must be one of {', '.join(TRANSPORTS)}"))
     if problems:

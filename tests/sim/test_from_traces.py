@@ -220,3 +220,16 @@ def test_rebuilds_the_request_topology_from_calls(request_spans: tuple[SpanRecor
     # the gateway's own work excludes the time its worker waited for its calls
     gateway = top.services["gateway"].service_time.mean
     assert gateway < top.services["cart"].service_time.mean
+
+
+def test_from_traces_places_every_service_on_the_traced_host(spans_file: Path) -> None:
+    """With host_cpus, every service shares one host and its times are demands (<= durations)."""
+    plain, _ = from_traces(spans_file)
+    doc, sc = from_traces(spans_file, cpus=1)
+    top = sc.topologies["event"]
+    assert {h.name: h.cpus for h in top.hosts.values()} == {"host": 1}
+    assert {s.host for s in top.services.values()} == {"host"}
+    for name, spec in doc["topologies"]["event"]["services"].items():
+        shared_s = spec["service_time"]["samples"]  # six orders: empirical samples
+        alone_s = plain["topologies"]["event"]["services"][name]["service_time"]["samples"]
+        assert sum(shared_s) <= sum(alone_s) * (1 + 1e-9)

@@ -1,0 +1,116 @@
+"""A host's CPUs shared by everything running on it: processor sharing (PS).
+
+Services in one process contend for one interpreter: with n pieces of work
+in progress on a host of c CPUs, each advances at min(1, c / n) seconds of
+work per second. A topology's ``hosts`` declares them and a service's
+``host`` places it; its service times, settle times and the broker latencies
+of its publishes and deliveries are then work on that host, not delays.
+
+Checked against the M/G/1-PS closed form (mean response E[S] / (1 - rho),
+whatever the service-time distribution) in tests/sim/test_host.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import simpy
+
+#: Work below this many seconds counts as done (float rounding of the shares).
+EPSILON = 1e-12
+
+
+class SharedCpu:
+    """`cpus` processors shared equally among the work in progress (egalitarian PS)."""
+
+    __slots__ = ("_gen", "_jobs", "_last", "busy_area", "cpus", "env")
+
+    def __init__(self, env: simpy.Environment, cpus: int) -> None:
+        self.env = env
+        self.cpus = cpus
+        self._jobs: dict[simpy.Event, float] = {}  # done event -> work left, s
+        self._last = 0.0
+        self._gen = 0  # the completion timer of an older state is ignored
+        self.busy_area = 0.0  # CPU-seconds served (utilisation = busy_area / (cpus * time))
+
+    def work(self, seconds: float) -> simpy.Event:
+        """An event that fires when `seconds` of CPU work have been served."""
+        done = self.env.event()
+        if seconds <= 0:
+            done.succeed()
+            return done
+        self._advance()
+        self._jobs[done] = seconds
+        self._schedule()
+        return done
+
+    def in_progress(self) -> int:
+        """How many pieces of work share the CPUs now."""
+        return len(self._jobs)
+
+    def _rate(self) -> float:
+        n = len(self._jobs)
+        return 1.0 if n <= self.cpus else self.cpus / n
+
+    def _advance(self) -> None:
+        now = self.env.now
+        dt = now - self._last
+        self._last = now
+        if dt <= 0 or not self._jobs:
+            return
+        served = dt * self._rate()
+        self.busy_area += served * len(self._jobs)
+        for job in self._jobs:
+            self._jobs[job] -= served
+
+    def _schedule(self) -> None:
+        self._gen += 1
+        if not self._jobs:
+            return
+        least = min(self._jobs.values())
+        delay = max(0.0, least / self._rate())
+        gen = self._gen
+        self.env.timeout(delay).callbacks.append(lambda _: self._finish(gen))
+
+    def _finish(self, gen: int) -> None:
+        if gen != self._gen:
+            return
+        self._advance()
+        for job in [j for j, left in self._jobs.items() if left <= EPSILON]:
+            del self._jobs[job]
+            job.succeed()
+        self._schedule()
+
+
+def demands(intervals: list[tuple[int, int]]) -> Iterator[float]:
+    """The CPU work (s) each interval (start_ns, end_ns) was served, were they all PS on one CPU.
+
+    Under PS on one CPU a piece of work in progress with n - 1 others gets
+    1/n of it, so an interval's work is the integral of 1/n(t) over it:
+    the inverse of what a shared host does to a duration.
+    """
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    times: list[int] = []
+    cumulative: list[float] = []  # integral of 1/n from the first edge to times[i], s
+    level, acc, last = 0, 0.0, None
+    for t, step in edges:
+        if last is not None and level > 0:
+            acc += (t - last) / 1e9 / level
+        level += step
+        last = t
+        if times and times[-1] == t:
+            cumulative[-1] = acc
+        else:
+            times.append(t)
+            cumulative.append(acc)
+    index: dict[int, float] = dict(zip(times, cumulative, strict=True))
+    for s, e in intervals:
+        yield max(0.0, index[e] - index[s])
+
+
+def utilisation(cpu: SharedCpu, elapsed: float) -> float:
+    """Share of the host's CPU capacity served over `elapsed` s."""
+    if elapsed <= 0 or cpu.cpus <= 0:
+        return math.nan
+    return cpu.busy_area / (cpu.cpus * elapsed)

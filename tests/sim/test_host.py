@@ -1,0 +1,154 @@
+"""`hosts`: services sharing a host's CPUs (processor sharing), checked against M/G/1-PS and M/M/c."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import simpy
+
+from polybus.adapters.local.memory import MemoryBus
+from polybus.core.bus import Bus
+from polybus.core.errors import ConfigError
+from polybus.sim.engine import Model
+from polybus.sim.fastpath import fast_plan
+from polybus.sim.host import SharedCpu, demands
+from polybus.sim.live import run_live
+from polybus.sim.loader import parse_scenario
+from polybus.sim.streams import Streams
+from polybus.sim.topology import Scenario
+
+SERVICE = 0.010  # mean seconds of CPU work per visit
+
+
+def shared(
+    services: dict[str, float], service_time: Any = SERVICE, cpus: int = 1,
+    duration: float = 800.0,
+) -> dict[str, Any]:  # fmt: skip
+    """Services (name -> Poisson rate) on one host of `cpus`, each with ample workers."""
+    return {
+        "name": "host", "duration": duration, "warmup": duration / 20, "provider": "ideal",
+        "sample_interval": 10.0,
+        "workload": {name: {"rate": rate} for name, rate in services.items()},
+        "topologies": {"event": {
+            "entry": {name: name for name in services},
+            "hosts": {"box": {"cpus": cpus}},
+            "services": {
+                name: {"workers": 200, "service_time": service_time, "host": "box"}
+                for name in services
+            },
+        }},
+    }  # fmt: skip
+
+
+def run(sc: Scenario, replication: int) -> Model:
+    """One replication of the event topology on the SimPy engine."""
+    model = Model(sc, sc.topologies["event"], Streams(sc.seed, replication))
+    model.run()
+    return model
+
+
+def mean_response(sc: Scenario, flow: str, replications: int = 5) -> tuple[float, float]:
+    """Mean response over replications, and its standard error."""
+    means = [float(np.mean(run(sc, r).rec.flows[flow].response)) for r in range(replications)]
+    return float(np.mean(means)), float(np.std(means, ddof=1)) / math.sqrt(replications)
+
+
+@pytest.mark.parametrize(
+    "service_time",
+    [SERVICE, {"dist": "exponential", "mean": SERVICE}],
+    ids=["deterministic", "exponential"],
+)
+def test_one_cpu_is_m_g_1_ps_whatever_the_distribution(service_time: Any) -> None:
+    """Mean response = E[S] / (1 - rho) for deterministic and exponential work alike (insensitivity)."""
+    rate = 60.0  # rho = 0.6
+    sc = parse_scenario(shared({"q": rate}, service_time))
+    mean, se = mean_response(sc, "q")
+    theory = SERVICE / (1 - rate * SERVICE)
+    assert abs(mean - theory) < 3 * se + 0.02 * theory
+    assert mean > 2 * SERVICE  # far from the unshared 10 ms: the sharing is there
+
+
+def test_services_on_one_host_slow_each_other() -> None:
+    """Two services on one CPU: each sees E[S] / (1 - rho_total), the host's whole load."""
+    sc = parse_scenario(shared({"a": 30.0, "b": 20.0}, {"dist": "exponential", "mean": SERVICE}))
+    theory = SERVICE / (1 - 50.0 * SERVICE)
+    for flow in ("a", "b"):
+        mean, se = mean_response(sc, flow)
+        assert abs(mean - theory) < 3 * se + 0.02 * theory
+
+
+def test_two_cpus_match_m_m_2() -> None:
+    """With c = 2 CPUs and exponential work, the number in service follows M/M/2 (Erlang C)."""
+    rate, c = 150.0, 2
+    sc = parse_scenario(shared({"q": rate}, {"dist": "exponential", "mean": SERVICE}, cpus=c))
+    a = rate * SERVICE
+    rho = a / c
+    erlang_b = 1.0
+    for k in range(1, c + 1):
+        erlang_b = a * erlang_b / (k + a * erlang_b)
+    erlang_c = erlang_b / (1 - rho * (1 - erlang_b))
+    theory = (c * rho + erlang_c * rho / (1 - rho)) / rate  # Little: L / lambda
+    mean, se = mean_response(sc, "q")
+    assert abs(mean - theory) < 3 * se + 0.02 * theory
+
+
+def test_host_utilisation_is_the_offered_load() -> None:
+    """The CPU served rate x E[S] of each second."""
+    model = run(parse_scenario(shared({"q": 40.0})), 0)
+    host = model.hosts["box"]
+    assert host.busy_area / model.env.now == pytest.approx(40.0 * SERVICE, rel=0.05)
+
+
+def test_work_shares_the_cpu_equally() -> None:
+    """Two pieces of 1 s started together both end at 2 s; a third started at 1 s ends later."""
+    env = simpy.Environment()
+    cpu = SharedCpu(env, 1)
+    ended: dict[str, float] = {}
+
+    def job(name: str, start: float, seconds: float) -> Any:
+        yield env.timeout(start)
+        yield cpu.work(seconds)
+        ended[name] = env.now
+
+    env.process(job("a", 0.0, 1.0))
+    env.process(job("b", 0.0, 1.0))
+    env.process(job("c", 1.0, 1.0))
+    env.run()
+    # 0-1 s: a, b at 1/2 each; 1-2.5 s: a, b, c at 1/3 each; a and b are done at 2.5 s
+    assert ended["a"] == pytest.approx(2.5) and ended["b"] == pytest.approx(2.5)
+    assert ended["c"] == pytest.approx(3.0)  # 0.5 s served by then, the rest alone
+
+
+def test_demands_invert_processor_sharing() -> None:
+    """The integral of 1/n over each interval recovers the work PS turned into those durations."""
+    ms = 1_000_000
+    intervals = [(0, 2500 * ms), (0, 2500 * ms), (1000 * ms, 3000 * ms)]  # the durations above
+    assert list(demands(intervals)) == pytest.approx([1.0, 1.0, 1.0])
+    assert list(demands([(0, 5 * ms)])) == pytest.approx([0.005])
+
+
+def test_hosts_are_validated() -> None:
+    """An unknown host names the field with a did-you-mean; cpus must be an integer >= 1."""
+    doc = shared({"q": 10.0})
+    doc["topologies"]["event"]["services"]["q"]["host"] = "bxo"
+    with pytest.raises(ConfigError, match=r"services\.q\.host.*did you mean 'box'"):
+        parse_scenario(doc)
+    doc = shared({"q": 10.0})
+    doc["topologies"]["event"]["hosts"]["box"] = {"cpus": 0}
+    with pytest.raises(ConfigError, match=r"hosts\.box\.cpus"):
+        parse_scenario(doc)
+    doc = shared({"q": 10.0})
+    doc["topologies"]["event"]["hosts"]["box"] = {"cpu": 1}
+    with pytest.raises(ConfigError, match=r"hosts\.box\.cpu\b.*did you mean 'cpus'"):
+        parse_scenario(doc)
+
+
+def test_shared_hosts_need_the_simpy_engine_and_cannot_run_live() -> None:
+    """The fast engine declines a host; a live run refuses it, naming the field."""
+    sc = parse_scenario(shared({"q": 10.0}, duration=1.0))
+    assert fast_plan(sc, sc.topologies["event"]) == "shared hosts need the SimPy engine"
+    with Bus(MemoryBus()) as bus, pytest.raises(ConfigError, match=r"topologies\.event\.hosts"):
+        run_live(sc, "event", bus=bus)
