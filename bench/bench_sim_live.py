@@ -24,7 +24,11 @@ Method:
    inputs; from-traces sees that in the spans and rebuilds it as a join
    (`join: all`). Broker latencies are the rebuilt scenario's own, per topic
    (publish: PRODUCER spans; delivery: consumer start minus producer end,
-   for deliveries that found their service's worker free).
+   for deliveries that found their service's worker free). The five services
+   run in one Python process, so the rebuild is `--host-cpus 1`: one shared
+   CPU, every piece fitted as its CPU demand; the flows' drift is fitted as
+   the topology's `speed`. Each span is kept as its JSON line as it ends
+   (kept as span objects, they made growing garbage-collection pauses).
    `--demo-only` runs only this case (no local calibration needed).
 """
 

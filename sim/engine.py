@@ -385,14 +385,16 @@ class Model:
         stats.tick(start)
         stats.busy_n += 1
         status = OK
-        if self.speed is not None:
-            s *= self.speed.at(start)
+        speed = self.speed
+        if speed is not None:
+            s *= speed.at(start)
         if st.faults:
             if st.down(start):
                 status, s = ERROR, 0.0
             else:
                 s *= st.factor(start)
-        yield self._work(st.host, s)
+        host = st.host
+        yield env.timeout(s) if host is None else host.work(s)  # inline: the hottest path
         svc = st.service
         if status == OK and st.acts and svc is not None:
             if st.errors is not None and st.errors.next() < svc.error_rate:

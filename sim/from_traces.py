@@ -47,7 +47,18 @@ Input: JSON lines of span records (core/tracing/records.py), e.g. from
 - ``fit``: 30 samples or more become a log-normal (default) or 200
   empirical quantiles (``empirical``, keeps the tail);
 - workers = the most visits of that service observed in progress at once;
-- arrival rate = (roots - 1) / (last root start - first root start), Poisson.
+- arrival rate = (roots - 1) / (last root start - first root start), Poisson;
+- ``cpus`` (``--host-cpus N``): the services ran on one host of N CPUs (one
+  Python process: 1); every service goes on one host (``hosts``) and each
+  piece of a flow (a visit's work and settle, a publish, a delivery that
+  found its worker free) is fitted as its CPU demand, the integral of
+  1/n(t) over it, n the pieces in progress: what processor sharing turns
+  back into the durations seen;
+- drift: a flow's factor is the mean of its pieces' log(time / that kind's
+  median); when the factors share more variance than their pieces' noise
+  explains (variance components, 30 flows or more), the topology gets a
+  ``speed`` (sim.speed) with that sigma and the factors' correlation time,
+  and each flow's shrunken factor is taken out of its samples first.
 """
 
 from __future__ import annotations

@@ -233,3 +233,17 @@ def test_from_traces_places_every_service_on_the_traced_host(spans_file: Path) -
         shared_s = spec["service_time"]["samples"]  # six orders: empirical samples
         alone_s = plain["topologies"]["event"]["services"][name]["service_time"]["samples"]
         assert sum(shared_s) <= sum(alone_s) * (1 + 1e-9)
+
+
+def test_cli_host_cpus_writes_a_shared_host(spans_file: Path, tmp_path: Path) -> None:
+    """`--host-cpus 1` writes one host of one CPU that every service names; 0 is refused."""
+    out = tmp_path / "demo.yaml"
+    result = CliRunner().invoke(
+        cli, ["sim", "from-traces", str(spans_file), "--out", str(out), "--host-cpus", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    top = yaml.safe_load(out.read_text())["topologies"]["event"]
+    assert top["hosts"] == {"host": {"cpus": 1}}
+    assert {spec["host"] for spec in top["services"].values()} == {"host"}
+    bad = CliRunner().invoke(cli, ["sim", "from-traces", str(spans_file), "--host-cpus", "0"])
+    assert bad.exit_code == 2 and "--host-cpus" in bad.output
