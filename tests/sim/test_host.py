@@ -25,7 +25,7 @@ SERVICE = 0.010  # mean seconds of CPU work per visit
 
 def shared(
     services: dict[str, float], service_time: Any = SERVICE, cpus: int = 1,
-    duration: float = 800.0,
+    duration: float = 500.0,
 ) -> dict[str, Any]:  # fmt: skip
     """Services (name -> Poisson rate) on one host of `cpus`, each with ample workers."""
     return {
