@@ -30,6 +30,9 @@ Method:
    the topology's `speed`. Each span is kept as its JSON line as it ends
    (kept as span objects, they made growing garbage-collection pauses).
    `--demo-only` runs only this case (no local calibration needed).
+5. Across rates (`--demo-rates 20,50`, alone): one live run alternating 5 s
+   at each rate; each rate's flows are rebuilt apart and simulated at both
+   rates (mean of seeds 5-7), to see whether a trace extrapolates.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -148,13 +153,10 @@ class _SpanLines:
         return True
 
 
-def demo_round_trip(
-    rate: float, orders: int, workdir: Path, fit: str = "lognormal", seed: int = 5
-) -> dict[str, Any]:
-    """The demo live (Poisson checkouts, traced) against the simulation of the scenario its spans imply."""
+def demo_live(arrivals: Sequence[float], workdir: Path) -> Path:
+    """Run the demo's five services traced, a checkout at each of `arrivals` (s); its spans file."""
     import asyncio
 
-    import numpy as np
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -162,14 +164,10 @@ def demo_round_trip(
     from polybus.adapters import plugin_manager
     from polybus.cli.demo import ShopFlow
     from polybus.core.tracing import install
-    from polybus.sim.calibrate import read_spans
-    from polybus.sim.from_traces import from_traces
-    from polybus.sim.live.compare import relative_error, simulate
 
     pm = plugin_manager(load_entrypoints=False)
     tracing = install(pm)
     spans = workdir / "demo-spans.jsonl"
-    spans.unlink(missing_ok=True)
     # Each span becomes its JSON line as it ends (strings: nothing for the garbage collector to
     # scan). Kept as span objects, 30,000 of them made full collections that paused the process
     # for 90-360 ms, growing with the run; exported by a BatchSpanProcessor's thread, its bursts
@@ -192,14 +190,13 @@ def demo_round_trip(
             for app in flow.apps:
                 await app.start(bus=bus)
             loop = asyncio.get_running_loop()
-            gaps = np.random.default_rng(seed).exponential(1 / rate, orders).cumsum()
             start, tasks = loop.time(), []
-            for i, t in enumerate(gaps.tolist()):
+            for i, t in enumerate(arrivals):
                 await asyncio.sleep(max(0.0, start + t - loop.time()))
                 tasks.append(asyncio.ensure_future(flow.checkout(f"order-{i}", ["sku"], 10.0)))
             await asyncio.gather(*tasks)
             deadline = loop.time() + 30
-            while len(flow.notified) < orders and loop.time() < deadline:
+            while len(flow.notified) < len(arrivals) and loop.time() < deadline:
                 await asyncio.sleep(0.05)
             for app in flow.apps:
                 await app.stop()
@@ -208,14 +205,32 @@ def demo_round_trip(
         tracing.flush()
         provider.shutdown()
     spans.write_text("".join(lines.lines), encoding="utf-8")
-    records = list(read_spans(spans))
+    return spans
+
+
+def completions(records: Sequence[Any]) -> dict[str, float]:
+    """Each order's completion (s): its checkout's start to its notification handled, by trace."""
     roots = {r.trace_id: r for r in records if r.parent_span_id is None}
-    ends = {
-        r.trace_id: r.end_ns
+    return {
+        r.trace_id: (r.end_ns - roots[r.trace_id].start_ns) / 1e9
         for r in records
-        if r.kind == "CONSUMER" and r.name == "process demo-notifications"
+        if r.kind == "CONSUMER" and r.name == "process demo-notifications" and r.trace_id in roots
     }
-    live = np.array([(ends[t] - roots[t].start_ns) / 1e9 for t in roots if t in ends])
+
+
+def demo_round_trip(
+    rate: float, orders: int, workdir: Path, fit: str = "lognormal", seed: int = 5
+) -> dict[str, Any]:
+    """The demo live (Poisson checkouts, traced) against the simulation of the scenario its spans imply."""
+    import numpy as np
+
+    from polybus.sim.calibrate import read_spans
+    from polybus.sim.from_traces import from_traces
+    from polybus.sim.live.compare import relative_error, simulate
+
+    gaps = np.random.default_rng(seed).exponential(1 / rate, orders).cumsum()
+    spans = demo_live(gaps.tolist(), workdir)
+    live = np.array(list(completions(list(read_spans(spans))).values()))
     # the rebuilt scenario carries each topic's publish and delivery latency from the same spans
     doc, scenario = from_traces(spans, "demo", fit, cpus=1)  # the demo runs in one process
     sc = prepare(scenario, provider="local", duration=orders / rate, seed=seed)
@@ -239,6 +254,78 @@ def demo_round_trip(
     }  # fmt: skip
 
 
+def demo_across_rates(
+    rates: tuple[float, float], workdir: Path, duration: float = 120.0, period: float = 5.0,
+    seed: int = 5,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Rebuild from the flows of one rate, simulate at the other: does a trace extrapolate?
+
+    One live run alternates `period` s at each rate (so both see the same host
+    drift); the flows of each rate are rebuilt apart (`--host-cpus 1`) and
+    simulated at their own and at the other rate for `duration` (mean of
+    seeds 5-7), against the live completions of that rate's flows.
+    """
+    import numpy as np
+
+    from polybus.sim.calibrate import read_spans
+    from polybus.sim.from_traces import derive
+    from polybus.sim.live.compare import relative_error, simulate
+    from polybus.sim.loader import parse_scenario
+
+    rng = np.random.default_rng(seed)
+    arrivals: list[float] = []
+    t = 0.0
+    while t < duration:
+        rate = rates[int(t // period) % 2]
+        t += float(rng.exponential(1 / rate))
+        arrivals.append(t)
+    records = list(read_spans(demo_live(arrivals, workdir)))
+    roots = {r.trace_id: r.start_ns for r in records if r.parent_span_id is None}
+    t0 = min(roots.values())
+
+    def phase(trace: str) -> int:
+        return int((roots.get(trace, t0) - t0) / 1e9 // period) % 2
+
+    done = completions(records)
+    rows = []
+    for src in (0, 1):
+        mine = [r for r in records if phase(r.trace_id) == src]
+        for fit in ("lognormal", "empirical"):
+            doc = derive(mine, "demo", f"{rates[src]:g}/s flows", fit, cpus=1)
+            scenario = parse_scenario(doc)
+            for dst in (0, 1):
+                sc = replace(
+                    scenario,
+                    workloads=tuple(replace(w, rate=rates[dst]) for w in scenario.workloads),
+                )
+                sc = prepare(sc, provider="local", duration=duration, seed=seed)
+                sims = [
+                    simulate(replace(sc, seed=s), "event").flows["checkout"].completion
+                    for s in (5, 6, 7)
+                ]
+                live = np.array([c for trace, c in done.items() if phase(trace) == dst])
+                row: dict[str, Any] = {"from": rates[src], "at": rates[dst], "fit": fit}
+                for q, pct in (("p50", 50), ("p99", 99)):
+                    value = float(np.mean([getattr(c, q).value for c in sims]))
+                    measured = float(np.percentile(live, pct))
+                    row[q] = {"simulated": value, "live": measured,
+                              "relative_error": relative_error(value, measured)}  # fmt: skip
+                rows.append(row)
+    return rows
+
+
+def print_across_rates(rows: Sequence[dict[str, Any]]) -> None:
+    """The across-rates table."""
+    print(
+        f"{'rebuilt from':>12s} {'simulated at':>12s} {'fit':10s} {'p50 error':>10s} {'p99 error':>10s}"
+    )
+    for r in rows:
+        print(
+            f"{r['from']:10g}/s {r['at']:10g}/s {r['fit']:10s} "
+            f"{r['p50']['relative_error'] * 100:+9.1f}% {r['p99']['relative_error'] * 100:+9.1f}%"
+        )
+
+
 def main() -> None:
     """Calibrate, run every case, print the table (or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -251,8 +338,22 @@ def main() -> None:
     parser.add_argument(
         "--demo-only", action="store_true", help="only the demo rebuilt from traces"
     )
+    parser.add_argument(
+        "--demo-rates", default=None,
+        help="A,B: only the across-rates case (alternating A/s and B/s; see demo_across_rates)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.demo_rates:
+        a, b = (float(x) for x in args.demo_rates.split(","))
+        with tempfile.TemporaryDirectory() as tmp:
+            across = demo_across_rates((a, b), Path(tmp), args.duration)
+        if args.json:
+            print(json.dumps({"machine": machine(), "across_rates": across}, indent=2))
+        else:
+            print(machine())
+            print_across_rates(across)
+        return
     duration = 20.0 if args.quick else args.duration
     cal_s = 20.0 if args.quick else args.calibration
     calibration: dict[str, Any] | None = None
