@@ -137,6 +137,7 @@ class Station(FaultWindows):
         self.route: Stream | None = None
         self.settle: Stream | None = None  # the service's settle_time, when it has one
         self.host: SharedCpu | None = None  # the CPUs its work shares, when it has a host
+        self.bus_host: SharedCpu | None = None  # the same, when the bus runs in that host too
 
 
 class Topic:
@@ -219,6 +220,8 @@ class Model:
                 st.settle = streams.stream(f"settle/{s.name}", s.settle_time)
             if s.host is not None:
                 st.host = self.hosts[s.host]
+                if topology.hosts[s.host].in_process_bus:
+                    st.bus_host = st.host
         for r in topology.read_models.values():
             st = self._station(r.name, r.workers, 1, r.projection_time)
             st.read_model = r
@@ -482,7 +485,7 @@ class Model:
 
     def _publishes(self, st: Station, svc: Service, key: int, ctx: Ctx) -> Proc:
         for pub in chosen_publishes(svc, st.route):
-            status = yield from self.publish(self.topics[pub.topic], key, ctx, st.host)
+            status = yield from self.publish(self.topics[pub.topic], key, ctx, st.bus_host)
             if status != OK:
                 return status
         return OK
@@ -492,7 +495,8 @@ class Model:
     def publish(self, topic: Topic, key: int, ctx: Ctx, host: SharedCpu | None = None) -> Proc:
         """Publish one event (batched if the profile batches); then deliver it to every subscriber.
 
-        `host`: the publisher's CPUs, which serve the publish latency (None: a delay).
+        `host`: the publisher's CPUs, which serve the publish latency when the bus runs
+        in-process there (None: a delay).
         """
         env = self.env
         write_time = env.now
@@ -572,7 +576,7 @@ class Model:
         self, topic: Topic, sub: Station, key: int, ctx: Ctx, write_time: float, delay: float
     ) -> Generator[simpy.Event, Any, None]:
         env, prof = self.env, topic.profile
-        yield self._work(sub.host, delay)  # delivering is the subscriber's host's work
+        yield self._work(sub.bus_host, delay)  # an in-process bus delivers on the host's CPUs
         attempt = 1
         while True:
             while not topic.admit_delivery(env.now):

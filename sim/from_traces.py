@@ -197,19 +197,23 @@ def _pieces(
     return out
 
 
-def _seconds(pieces: dict[tuple[str, str], Piece], shared: bool) -> dict[tuple[str, str], float]:
+def _seconds(
+    pieces: dict[tuple[str, str], Piece], shared: bool, bus_work: bool
+) -> dict[tuple[str, str], float]:
     """Each piece's own time, s: its duration, or on a shared host its CPU demand.
 
     On a host of one CPU shared by every piece (processor sharing), a piece
     in progress with n - 1 others gets 1/n of it: its demand is the integral
     of 1/n(t) over it (`sim.host.demands`), what the host model turns back
-    into the durations seen.
+    into the durations seen. Publishes and deliveries are host work only
+    with `bus_work` (an in-process bus); else they keep their durations.
     """
-    keys = list(pieces)
-    if not shared:
-        return {k: (pieces[k].end_ns - pieces[k].start_ns) / 1e9 for k in keys}
-    work = demands([(pieces[k].start_ns, pieces[k].end_ns) for k in keys])
-    return dict(zip(keys, work, strict=True))
+    out = {k: (p.end_ns - p.start_ns) / 1e9 for k, p in pieces.items()}
+    if shared:
+        keys = [k for k, p in pieces.items() if bus_work or p.kind in ("work", "settle")]
+        work = demands([(pieces[k].start_ns, pieces[k].end_ns) for k in keys])
+        out.update(zip(keys, work, strict=True))
+    return out
 
 
 def _flow_speeds(
@@ -353,7 +357,10 @@ def derive(
                 entry[flow] = _visit_service(s) if STATION in s.attributes else _name(s.service)
                 visits[entry[flow]].append(s)
     pieces = _pieces(visits, children, deliveries)
-    measured = _seconds(pieces, shared=cpus is not None)
+    system = systems.most_common(1)[0][0] if systems else ""
+    provider = system.removeprefix("polybus.") or "local"
+    in_process = provider == "local"  # the embedded bus delivers in the services' own process
+    measured = _seconds(pieces, shared=cpus is not None, bus_work=in_process)
     speed, deflate = _flow_speeds(pieces, measured)
 
     def own(piece: str, span: SpanRecord, ns: int, whole: int | None = None) -> float:
@@ -428,15 +435,13 @@ def derive(
         span_s = (starts[-1] - starts[0]) / 1e9
         rate = (len(starts) - 1) / span_s if len(starts) > 1 and span_s > 0 else 1.0
         workload[flow] = {"pattern": "poisson", "rate": float(f"{rate:.4g}")}
-    system = systems.most_common(1)[0][0] if systems else ""
-    provider = system.removeprefix("polybus.") or "local"
     topology = "request" if any_call and not any_publish else "event"
     top: dict[str, Any] = {"entry": entry, "services": services}
     topics = _latencies(services, visits, publish_s, deliveries, set(entry.values()), fit, own)
     if topics:
         top["topics"] = topics
     if cpus is not None:
-        top["hosts"] = {"host": {"cpus": cpus}}
+        top["hosts"] = {"host": {"cpus": cpus, "in_process_bus": in_process}}
         for spec in services.values():
             spec["host"] = "host"
     if speed.speed is not None:

@@ -401,7 +401,11 @@ def _topology(name: str, spec: object, p: str, flows: set[str], v: _Validator) -
     hosts = {}
     for hname, h in v.mapping(spec.get("hosts", {}), f"{p}.hosts").items():
         h = v.mapping(h, f"{p}.hosts.{hname}", schema.HOST)
-        hosts[str(hname)] = Host(str(hname), v.integer(h, "cpus", f"{p}.hosts.{hname}.cpus"))
+        bus = h.get("in_process_bus", False)
+        if not isinstance(bus, bool):
+            v.fail(f"{p}.hosts.{hname}.in_process_bus", bus, "must be true or false")
+        cpus = v.integer(h, "cpus", f"{p}.hosts.{hname}.cpus")
+        hosts[str(hname)] = Host(str(hname), cpus, bus is True)
     for sname, svc in services.items():
         if svc.host is not None and svc.host not in hosts:
             v.fail(

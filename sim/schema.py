@@ -52,7 +52,10 @@ TOPOLOGY: Mapping[str, str] = {
     "hosts": "hosts by name, each {cpus: n}: CPUs their services share",
     "speed": "the host's drifting speed: {sigma, correlation_time} of exp(X(t)) on every time drawn",
 }
-HOST: Mapping[str, str] = {"cpus": "processors shared by the host's services (a Python process: 1)"}
+HOST: Mapping[str, str] = {
+    "cpus": "processors shared by the host's services (a Python process: 1)",
+    "in_process_bus": "true: the bus runs in this host, so publish and delivery latencies are its CPU work",
+}
 SPEED: Mapping[str, str] = {
     "sigma": "standard deviation of log(factor), >= 0",
     "correlation_time": "s over which the factor's correlation falls by 1/e, > 0",
@@ -237,7 +240,7 @@ def scenario_schema() -> dict[str, Any]:
                 "anyOf": [{"type": "null"}, _obj(TOPIC, topic_props)]}},
             "read_models": {"type": "object", "additionalProperties": read_model},
             "provider": {"type": "string"},
-            "hosts": {"type": "object", "additionalProperties": _obj(HOST, {"cpus": _INT1}, ("cpus",))},
+            "hosts": {"type": "object", "additionalProperties": _obj(HOST, {"cpus": _INT1, "in_process_bus": {"type": "boolean"}}, ("cpus",))},
             "speed": _obj(SPEED, {"sigma": _NUM, "correlation_time": _POS}, ("sigma", "correlation_time")),
         },
         ("entry", "services"),

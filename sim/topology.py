@@ -61,9 +61,10 @@ class Service:
     `settle_time`: how long a visit that made calls or published keeps its
     worker after them (finishing up, acknowledging its delivery); nothing
     downstream waits for it, but the next visit queues behind it. None: 0.
-    `host`: the topology's host whose CPUs its work shares (`sim.host`); its
-    service and settle times and its publishes' and deliveries' broker
-    latencies are then CPU work there. None: they are plain delays.
+    `host`: the topology's host whose CPUs its work shares (`sim.host`): its
+    service and settle times are then CPU work there, and so are its
+    publishes' and deliveries' broker latencies when the host's bus runs
+    in-process. None: they are plain delays.
     """
 
     name: str
@@ -108,10 +109,16 @@ class Speed:
 
 @dataclass(frozen=True)
 class Host:
-    """A machine or process whose `cpus` its services share (processor sharing; see `sim.host`)."""
+    """A machine or process whose `cpus` its services share (processor sharing; see `sim.host`).
+
+    `in_process_bus`: the bus runs inside it (the embedded local bus), so the
+    broker latencies of its services' publishes and deliveries are CPU work
+    there too; otherwise (a remote broker) they are delays.
+    """
 
     name: str
     cpus: int
+    in_process_bus: bool = False
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ def test_cli_host_cpus_writes_a_shared_host(spans_file: Path, tmp_path: Path) ->
     )
     assert result.exit_code == 0, result.output
     top = yaml.safe_load(out.read_text())["topologies"]["event"]
-    assert top["hosts"] == {"host": {"cpus": 1}}
+    assert top["hosts"] == {"host": {"cpus": 1, "in_process_bus": True}}  # the memory bus
     assert {spec["host"] for spec in top["services"].values()} == {"host"}
     bad = CliRunner().invoke(cli, ["sim", "from-traces", str(spans_file), "--host-cpus", "0"])
     assert bad.exit_code == 2 and "--host-cpus" in bad.output

@@ -152,3 +152,36 @@ def test_shared_hosts_need_the_simpy_engine_and_cannot_run_live() -> None:
     assert fast_plan(sc, sc.topologies["event"]) == "shared hosts need the SimPy engine"
     with Bus(MemoryBus()) as bus, pytest.raises(ConfigError, match=r"topologies\.event\.hosts"):
         run_live(sc, "event", bus=bus)
+
+
+def publishing(in_process_bus: object) -> dict[str, Any]:
+    """A publisher and a subscriber on one host, 5 ms of delivery latency between them."""
+    host: dict[str, Any] = {"cpus": 1}
+    if in_process_bus is not None:
+        host["in_process_bus"] = in_process_bus
+    return {
+        "name": "bus", "duration": 200.0, "warmup": 10.0, "provider": "ideal",
+        "sample_interval": 10.0, "workload": {"q": {"rate": 20.0}},
+        "topologies": {"event": {
+            "entry": {"q": "pub"}, "hosts": {"box": host},
+            "topics": {"t": {"publish_latency": 0.0, "delivery_latency": 0.005}},
+            "services": {
+                "pub": {"workers": 10, "service_time": 0.002, "host": "box", "publish": "t"},
+                "sub": {"workers": 10, "service_time": 0.003, "host": "box", "consumes": ["t"]},
+            },
+        }},
+    }  # fmt: skip
+
+
+def test_broker_latency_is_host_work_only_with_an_in_process_bus() -> None:
+    """A remote broker's delivery is a delay; an in-process bus delivers on the host's CPU."""
+    remote = run(parse_scenario(publishing(None)), 0)
+    assert remote.hosts["box"].busy_area / remote.env.now == pytest.approx(
+        20.0 * (0.002 + 0.003), rel=0.05
+    )
+    local = run(parse_scenario(publishing(True)), 0)
+    assert local.hosts["box"].busy_area / local.env.now == pytest.approx(
+        20.0 * (0.002 + 0.003 + 0.005), rel=0.05
+    )
+    with pytest.raises(ConfigError, match=r"hosts\.box\.in_process_bus='yes': must be true or false"):
+        parse_scenario(publishing("yes"))
