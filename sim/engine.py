@@ -204,7 +204,10 @@ class Model:
         self.speed = (
             None if topology.speed is None else SpeedProcess(topology.speed, streams.rng("speed"))
         )
-        self.hosts = {name: SharedCpu(self.env, h.cpus) for name, h in topology.hosts.items()}
+        self.hosts = {
+            name: SharedCpu(self.env, h.cpus, scenario.warmup) for name, h in topology.hosts.items()
+        }
+        self.rec.hosts = self.hosts
         self.joins_abandoned = 0  # flow instances that ended with a join still missing an input
         for w in scenario.workloads:
             self.rec.flows[w.flow] = FlowStats(w.flow)
@@ -282,6 +285,8 @@ class Model:
         env.process(self._mark_warmup())
         env.run(until=self.sc.duration)
         self._tick_all(self.sc.duration)
+        for host in self.hosts.values():
+            host.sync()
         return self.rec
 
     @property
@@ -299,6 +304,8 @@ class Model:
         for st in self.rec.stations.values():
             st.area0 = st.area
             st.busy_area0 = st.busy_area
+        for host in self.hosts.values():
+            host.mark()
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
         env, dt = self.env, self.sc.sample_interval
@@ -381,6 +388,12 @@ class Model:
         warmup = self.warmup
         if now >= warmup:
             stats.arrivals += 1
+        speed = self.speed
+        if speed is not None:  # the host's speed when the work is drawn
+            s *= speed.at(now)
+        host = st.host
+        if host is not None:
+            host.offer(s)  # asked of the host on arrival, even if it waits for a worker
         lane = st.lanes[key % st.partitions] if st.partitions > 1 else st.lane0
         req = lane.request()
         yield req
@@ -388,16 +401,12 @@ class Model:
         stats.tick(start)
         stats.busy_n += 1
         status = OK
-        speed = self.speed
-        if speed is not None:
-            s *= speed.at(start)
         if st.faults:
             if st.down(start):
                 status, s = ERROR, 0.0
             else:
                 s *= st.factor(start)
-        host = st.host
-        yield env.timeout(s) if host is None else host.work(s)  # inline: the hottest path
+        yield env.timeout(s) if host is None else host.work(s, offered=True)  # the hottest path
         svc = st.service
         if status == OK and st.acts and svc is not None:
             if st.errors is not None and st.errors.next() < svc.error_rate:

@@ -24,22 +24,40 @@ EPSILON = 1e-12
 class SharedCpu:
     """`cpus` processors shared equally among the work in progress (egalitarian PS)."""
 
-    __slots__ = ("_gen", "_jobs", "_last", "busy_area", "cpus", "env")
+    __slots__ = (
+        "_gen", "_jobs", "_last", "area", "area0", "busy0", "busy_area", "cpus", "env", "offered",
+        "warmup",
+    )  # fmt: skip
 
-    def __init__(self, env: simpy.Environment, cpus: int) -> None:
+    def __init__(self, env: simpy.Environment, cpus: int, warmup: float = 0.0) -> None:
         self.env = env
         self.cpus = cpus
+        self.warmup = warmup
         self._jobs: dict[simpy.Event, float] = {}  # done event -> work left, s
         self._last = 0.0
         self._gen = 0  # the completion timer of an older state is ignored
         self.busy_area = 0.0  # CPU-seconds served (utilisation = busy_area / (cpus * time))
+        self.area = 0.0  # integral of the pieces of work in progress
+        self.busy0 = self.area0 = 0.0  # both at the end of the warm-up (`mark`)
+        self.offered = 0.0  # CPU-seconds of work submitted after the warm-up
 
-    def work(self, seconds: float) -> simpy.Event:
-        """An event that fires when `seconds` of CPU work have been served."""
+    def offer(self, seconds: float) -> None:
+        """Count `seconds` of work asked of the host now (after the warm-up), served or not yet."""
+        if self.env.now >= self.warmup:
+            self.offered += seconds
+
+    def work(self, seconds: float, offered: bool = False) -> simpy.Event:
+        """An event that fires when `seconds` of CPU work have been served.
+
+        `offered`: already counted by `offer` (a visit's work, counted when the
+        visit arrives, so a queue in front of the host does not hide it).
+        """
         done = self.env.event()
         if seconds <= 0:
             done.succeed()
             return done
+        if not offered:
+            self.offer(seconds)
         self._advance()
         self._jobs[done] = seconds
         self._schedule()
@@ -48,6 +66,15 @@ class SharedCpu:
     def in_progress(self) -> int:
         """How many pieces of work share the CPUs now."""
         return len(self._jobs)
+
+    def mark(self) -> None:
+        """Start the measured window now (the end of the warm-up)."""
+        self.sync()
+        self.busy0, self.area0 = self.busy_area, self.area
+
+    def sync(self) -> None:
+        """Bring the served and in-progress integrals up to now."""
+        self._advance()
 
     def _rate(self) -> float:
         n = len(self._jobs)
@@ -61,6 +88,7 @@ class SharedCpu:
             return
         served = dt * self._rate()
         self.busy_area += served * len(self._jobs)
+        self.area += dt * len(self._jobs)
         for job in self._jobs:
             self._jobs[job] -= served
 

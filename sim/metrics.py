@@ -14,12 +14,14 @@ from typing import Protocol
 
 import numpy as np
 
+from polybus.sim.host import SharedCpu
 from polybus.sim.results import (
     Aggregate,
     BacklogResult,
     Cdf,
     FaultResult,
     FlowResult,
+    HostResult,
     Measures,
     Phase,
     Quantiles,
@@ -139,6 +141,7 @@ class Recorder:
         self.sample_inflight: list[int] = []
         self.sample_topics: dict[str, list[int]] = {}
         self.live: set[Live] = set()
+        self.hosts: Mapping[str, SharedCpu] = {}
 
     def sample(self, now: float) -> None:
         """Record backlog (flows in progress, per-topic undelivered events) at `now`."""
@@ -172,6 +175,7 @@ class Recorder:
                 self.sample_t, self.sample_inflight, self.sample_topics, self.warmup
             ),
             faults=tuple(self._fault(f) for f in faults),
+            hosts={name: host_result(h, span) for name, h in self.hosts.items()},
         )
 
     def _fault(self, fault: Fault) -> FaultResult[float]:
@@ -284,6 +288,16 @@ def _station(s: StationStats, span: float) -> StationResult[float]:
         wait_sum=float(np.sum(s.waits)), hold=s.hold, hold_n=s.hold_n, capacity=s.workers,
         span=span,
     )  # fmt: skip
+
+
+def host_result(h: SharedCpu, span: float) -> HostResult[float]:
+    """A host's CPU utilisation, mean work in progress and offered CPUs over the measured window."""
+    return HostResult(
+        utilisation=(h.busy_area - h.busy0) / (span * h.cpus),
+        in_progress=(h.area - h.area0) / span,
+        offered=h.offered / span,
+        cpus=float(h.cpus),
+    )
 
 
 def topic_result(t: TopicStats, span: float) -> TopicResult[float]:

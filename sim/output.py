@@ -86,10 +86,30 @@ def print_document(doc: RunDocument, console: Console) -> None:
                 _num(s.little_gap, "{:.4f}"), "OVERLOADED" if name in flagged else "ok",
             )  # fmt: skip
     console.print(svc)
+    _hosts(doc, console)
     _backlog(doc, console)
     _broker(doc, console)
     _read_models(doc, console)
     _faults(doc, console)
+
+
+def _hosts(doc: RunDocument, console: Console) -> None:
+    if not any(run.hosts for run in doc.runs.values()):
+        return
+    table = _table(
+        "Shared hosts: CPU utilisation and work in progress (processor sharing)",
+        ("run", "host", "utilisation", "offered / CPUs", "work in progress", "status"),
+        2,
+    )
+    for key, run in doc.runs.items():
+        flagged = {o.where for o in run.overload if o.reason == "offered load"}
+        for name, h in run.hosts.items():
+            table.add_row(
+                key, name, _pct(h.utilisation), f"{_num(h.offered, '{:.2f}')} / {h.cpus:g}",
+                _num(h.in_progress, "{:.2f}"),
+                "OVERLOADED" if f"host {name}" in flagged else "ok",
+            )  # fmt: skip
+    console.print(table)
 
 
 def _points(series: Series) -> list[float]:

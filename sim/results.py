@@ -115,6 +115,16 @@ class StationResult(Generic[N]):
 
 
 @dataclass(frozen=True)
+class HostResult(Generic[N]):
+    """A shared host: CPU utilisation, mean pieces of work in progress, offered CPUs against `cpus`."""
+
+    utilisation: N
+    in_progress: N
+    offered: N
+    cpus: float = field(metadata=FIXED)
+
+
+@dataclass(frozen=True)
 class TopicResult(Generic[N]):
     """Counters and rates of one broker topic."""
 
@@ -183,6 +193,7 @@ class Measures(Generic[N, V]):
     read_models: Mapping[str, ReadModelResult[N, V]]
     backlog: BacklogResult[N, V]
     faults: tuple[FaultResult[N], ...]
+    hosts: Mapping[str, HostResult[N]] = field(default_factory=dict)
 
 
 Replication = Measures[float, tuple[float, ...]]
@@ -226,6 +237,7 @@ class RunResult:
     faults: tuple[FaultResult[Summary], ...]
     cost: Cost
     overload: tuple[Overload, ...] = ()
+    hosts: Mapping[str, HostResult[Summary]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,7 @@ def build_document(
             faults=agg.faults,
             cost=_cost(scenario, first.topology, provider, agg),
             overload=overloads(agg),
+            hosts=agg.hosts,
         )
     by_rep: dict[int, list[Task]] = {}
     for t in tasks:
@@ -185,6 +186,16 @@ def overloads(agg: Aggregate) -> tuple[Overload, ...]:
                     "offered load", name, offered, s.capacity,
                     f"{name} is overloaded: offered {offered:.1f}, capacity {s.capacity:.1f}: "
                     f"{NOT_STEADY}",
+                )
+            )  # fmt: skip
+    for name, h in agg.hosts.items():
+        offered = h.offered.value
+        if offered >= h.cpus:
+            out.append(
+                Overload(
+                    "offered load", f"host {name}", offered, h.cpus,
+                    f"host {name} is overloaded: offered {offered:.1f} CPUs, capacity "
+                    f"{h.cpus:.0f}: {NOT_STEADY}",
                 )
             )  # fmt: skip
     growing = agg.backlog.growing.value

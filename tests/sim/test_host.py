@@ -17,6 +17,7 @@ from polybus.sim.fastpath import fast_plan
 from polybus.sim.host import SharedCpu, demands
 from polybus.sim.live import run_live
 from polybus.sim.loader import parse_scenario
+from polybus.sim.runner import run_scenario
 from polybus.sim.streams import Streams
 from polybus.sim.topology import Scenario
 
@@ -183,5 +184,29 @@ def test_broker_latency_is_host_work_only_with_an_in_process_bus() -> None:
     assert local.hosts["box"].busy_area / local.env.now == pytest.approx(
         20.0 * (0.002 + 0.003 + 0.005), rel=0.05
     )
-    with pytest.raises(ConfigError, match=r"hosts\.box\.in_process_bus='yes': must be true or false"):
+    with pytest.raises(
+        ConfigError, match=r"hosts\.box\.in_process_bus='yes': must be true or false"
+    ):
         parse_scenario(publishing("yes"))
+
+
+def test_host_results_match_m_g_1_ps() -> None:
+    """In the run's results: utilisation = offered CPUs = rho, mean work in progress = rho / (1 - rho)."""
+    rate = 60.0
+    doc = run_scenario(parse_scenario(shared({"q": rate})), replications=3, workers=1)
+    host = doc.runs["event"].hosts["box"]
+    rho = rate * SERVICE
+    assert host.utilisation.value == pytest.approx(rho, rel=0.03)
+    assert host.offered.value == pytest.approx(rho, rel=0.03)
+    assert host.in_progress.value == pytest.approx(rho / (1 - rho), rel=0.1)
+    assert host.cpus == 1.0 and not doc.runs["event"].overload
+
+
+def test_an_overloaded_host_says_its_figures_are_not_steady() -> None:
+    """Offered more CPU-seconds per second than it has CPUs, the run is flagged, naming the host."""
+    doc = run_scenario(
+        parse_scenario(shared({"q": 120.0}, duration=60.0)), replications=1, workers=1
+    )
+    flags = [o for o in doc.runs["event"].overload if o.where == "host box"]
+    assert len(flags) == 1 and flags[0].offered is not None and flags[0].offered > 1.0
+    assert "host box is overloaded: offered 1.2 CPUs, capacity 1" in flags[0].message
