@@ -11,6 +11,7 @@ import pytest
 from polybus.core.errors import ConfigError
 from polybus.sim.engine import Model
 from polybus.sim.fastpath import fast_plan
+from polybus.sim.live import run_live
 from polybus.sim.loader import parse_scenario
 from polybus.sim.speed import SpeedProcess, fit_speed
 from polybus.sim.streams import Streams
@@ -68,7 +69,7 @@ def test_engine_scales_work_by_a_lognormal_factor() -> None:
 
 
 def test_speed_is_validated_and_needs_the_simpy_engine() -> None:
-    """A bad sigma, correlation_time or key names its field; a valid speed makes the fast engine decline."""
+    """A bad sigma, correlation_time or key names its field; the fast engine and a live run decline."""
     with pytest.raises(ConfigError, match=r"speed\.correlation_time"):
         parse_scenario(delay_station({"sigma": 0.2, "correlation_time": 0}))
     with pytest.raises(ConfigError, match=r"speed\.sigma"):
@@ -77,6 +78,8 @@ def test_speed_is_validated_and_needs_the_simpy_engine() -> None:
         parse_scenario(delay_station({"sigma": 0.2, "tau": 1}))
     sc = parse_scenario(delay_station({"sigma": 0.2, "correlation_time": 1.0}))
     assert fast_plan(sc, sc.topologies["event"]) == "a drifting speed needs the SimPy engine"
+    with pytest.raises(ConfigError, match=r"topologies\.event\.speed=0\.2: models the traced"):
+        run_live(sc, "event")
 
 
 def flows(
