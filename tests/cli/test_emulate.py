@@ -31,6 +31,15 @@ class Printed:
     exports: dict[str, str]
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C reaches the child as in a terminal, even when this run was started in the background.
+
+    A shell starts background jobs with SIGINT ignored, and an ignored signal
+    stays ignored across exec: the emulator would never see the Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def emulate(provider: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], Printed]]:
     """Run `polybus emulate PROVIDER --port 0 [EXTRA...]` and yield it with what it printed."""
@@ -41,6 +50,7 @@ def emulate(provider: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str],
         text=True,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
+        preexec_fn=_as_in_a_terminal,
     )
     assert proc.stdout is not None
     lines: list[str] = []
