@@ -10,6 +10,7 @@ writes the scenario that spans imply.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from polybus.cli.errors import friendly_errors
 from polybus.core.errors import ConfigError, Problem
+from polybus.sim.calibrate import FITS
 from polybus.sim.loader import load_scenario
 from polybus.sim.topology import Scenario
 
@@ -195,6 +197,17 @@ def _check_topologies(scenario: Scenario, names: list[str]) -> None:
         raise ConfigError(scenario.file, problems)
 
 
+def _fit_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--fit``: how 30 samples or more become a distribution (one of sim.calibrate.FITS)."""
+    return click.option(
+        "--fit",
+        type=click.Choice(list(FITS)),
+        default="lognormal",
+        show_default=True,
+        help=help,
+    )
+
+
 @click.command("calibrate")
 @click.argument("spans", type=click.Path(exists=True, dir_okay=False))
 @click.option(
@@ -210,13 +223,7 @@ def _check_topologies(scenario: Scenario, names: list[str]) -> None:
     default=None,
     help="Write the calibrated profile YAML here (default: print it).",
 )
-@click.option(
-    "--fit",
-    type=click.Choice(["lognormal", "empirical"]),
-    default="lognormal",
-    show_default=True,
-    help="Write the log-normal fit, or 200 empirical quantiles (keeps the tail).",
-)
+@_fit_option("Write the log-normal fit, or 200 empirical quantiles (keeps the tail).")
 @click.option("--json", "as_json", is_flag=True, help="Print the fits as JSON.")
 @friendly_errors
 def calibrate_command(
@@ -262,13 +269,7 @@ def calibrate_command(
     default=None,
     help="Write the scenario YAML here (default: print it).",
 )
-@click.option(
-    "--fit",
-    type=click.Choice(["lognormal", "empirical"]),
-    default="lognormal",
-    show_default=True,
-    help="Fit 30+ samples with a log-normal, or keep 200 empirical quantiles (keeps the tail).",
-)
+@_fit_option("Fit 30+ samples with a log-normal, or keep 200 empirical quantiles (keeps the tail).")
 @click.option(
     "--host-cpus",
     type=click.IntRange(min=1),

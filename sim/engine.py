@@ -256,7 +256,7 @@ class Model:
         return self.env.timeout(t) if host is None else host.work(t)
 
     def _scaled(self, t: float) -> float:
-        """A broker latency drawn now, times the host's speed factor (when it drifts)."""
+        """A time drawn now (a settle time, a broker latency), times the host's speed factor."""
         return t if self.speed is None else t * self.speed.at(self.env.now)
 
     def _register(self, st: Station) -> Station:
@@ -417,7 +417,7 @@ class Model:
                 if status == OK and svc.publishes:
                     status = yield from self._publishes(st, svc, key, ctx)
                 if st.settle is not None:  # the worker finishes up while the caller goes on
-                    t = st.settle.next() * (1.0 if self.speed is None else self.speed.at(env.now))
+                    t = self._scaled(st.settle.next())
                     env.process(self._settle_visit(st, lane, req, now, start, t))
                     return status
         self._leave(st, lane, req, now, start)

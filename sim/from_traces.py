@@ -76,7 +76,7 @@ from polybus.core.tracing.records import SpanRecord
 from polybus.sim.calibrate import FITS, empirical, fit_lognormal, read_spans
 from polybus.sim.loader import parse_scenario
 from polybus.sim.topology import Scenario
-from polybus.sim.trace_pieces import busy_at, flow_pieces, flow_speeds, most_concurrent, own_seconds
+from polybus.sim.trace_pieces import Piece, flow_pieces, flow_speeds, most_concurrent, own_seconds
 
 FIT_MIN = 30
 SUBSCRIPTION = "messaging.destination.subscription.name"
@@ -221,7 +221,8 @@ def derive(
                 roots[flow].append(s)
                 entry[flow] = _visit_service(s) if STATION in s.attributes else _name(s.service)
                 visits[entry[flow]].append(s)
-    pieces = flow_pieces(visits, children, deliveries)
+    workers = {name: most_concurrent(mine) for name, mine in visits.items()}
+    pieces = flow_pieces(visits, children, deliveries, workers)
     system = systems.most_common(1)[0][0] if systems else ""
     provider = system.removeprefix("polybus.") or "local"
     in_process = provider == "local"  # the embedded bus delivers in the services' own process
@@ -278,7 +279,7 @@ def derive(
             p = min(1.0, count / per)
             publish.append(topic if p >= 0.995 else {"topic": topic, "p": round(p, 3)})
         spec: dict[str, Any] = {
-            "workers": most_concurrent(mine), "service_time": _distribution(times, fit)
+            "workers": workers[service], "service_time": _distribution(times, fit)
         }  # fmt: skip
         if settles and max(settles) > 0:
             spec["settle_time"] = _distribution(settles, fit)
@@ -302,16 +303,16 @@ def derive(
         workload[flow] = {"pattern": "poisson", "rate": float(f"{rate:.4g}")}
     topology = "request" if any_call and not any_publish else "event"
     top: dict[str, Any] = {"entry": entry, "services": services}
-    topics = _latencies(services, visits, publish_s, deliveries, set(entry.values()), fit, own)
+    topics = _latencies(services, pieces, publish_s, deliveries, set(entry.values()), fit, own)
     if topics:
         top["topics"] = topics
     if cpus is not None:
         top["hosts"] = {"host": {"cpus": cpus, "in_process_bus": in_process}}
         for spec in services.values():
             spec["host"] = "host"
-    if speed.speed is not None:
+    if speed is not None:
         top["speed"] = {
-            "sigma": speed.speed.sigma, "correlation_time": speed.speed.correlation_time
+            "sigma": speed.sigma, "correlation_time": speed.correlation_time
         }  # fmt: skip
     return {
         "name": name,
@@ -324,7 +325,7 @@ def derive(
 
 
 def _latencies(
-    services: dict[str, dict[str, Any]], visits: dict[str, list[SpanRecord]],
+    services: dict[str, dict[str, Any]], pieces: dict[tuple[str, str], Piece],
     publish_s: dict[str, list[float]], deliveries: Sequence[tuple[str, SpanRecord, SpanRecord]],
     entries: set[str], fit: str, own: Callable[[str, SpanRecord, int], float],
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
@@ -332,17 +333,17 @@ def _latencies(
 
     Delivery latency is the consumer's start minus its producer's end, from
     the deliveries that found a worker of their service free at the publish
-    (a wait for a busy worker is queueing, which the model adds itself).
+    (the ``deliver`` pieces; a wait for a busy worker is queueing, which the
+    model adds itself).
     """
     published = {
         (p if isinstance(p, str) else p["topic"])
         for spec in services.values()
         for p in spec.get("publish", [])
     } | (entries & set(publish_s))
-    busy = {name: busy_at(mine) for name, mine in visits.items()}
     free: dict[str, list[float]] = defaultdict(list)
-    for service, producer, consumer in deliveries:
-        if busy[service](producer.end_ns) < services[service]["workers"]:
+    for _, producer, consumer in deliveries:
+        if ("deliver", consumer.span_id) in pieces:
             free[_topic(producer)].append(
                 own("deliver", consumer, consumer.start_ns - producer.end_ns)
             )

@@ -12,7 +12,6 @@ whatever the service-time distribution) in tests/sim/test_host.py.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import simpy
@@ -62,10 +61,6 @@ class SharedCpu:
         self._jobs[done] = seconds
         self._schedule()
         return done
-
-    def in_progress(self) -> int:
-        """How many pieces of work share the CPUs now."""
-        return len(self._jobs)
 
     def mark(self) -> None:
         """Start the measured window now (the end of the warm-up)."""
@@ -119,26 +114,13 @@ def demands(intervals: list[tuple[int, int]]) -> Iterator[float]:
     the inverse of what a shared host does to a duration.
     """
     edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    times: list[int] = []
-    cumulative: list[float] = []  # integral of 1/n from the first edge to times[i], s
+    integral: dict[int, float] = {}  # edge time -> integral of 1/n from the first edge, s
     level, acc, last = 0, 0.0, None
     for t, step in edges:
         if last is not None and level > 0:
             acc += (t - last) / 1e9 / level
         level += step
         last = t
-        if times and times[-1] == t:
-            cumulative[-1] = acc
-        else:
-            times.append(t)
-            cumulative.append(acc)
-    index: dict[int, float] = dict(zip(times, cumulative, strict=True))
+        integral[t] = acc
     for s, e in intervals:
-        yield max(0.0, index[e] - index[s])
-
-
-def utilisation(cpu: SharedCpu, elapsed: float) -> float:
-    """Share of the host's CPU capacity served over `elapsed` s."""
-    if elapsed <= 0 or cpu.cpus <= 0:
-        return math.nan
-    return cpu.busy_area / (cpu.cpus * elapsed)
+        yield max(0.0, integral[e] - integral[s])

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,20 +59,10 @@ class SpeedProcess:
         return math.exp(self.x)
 
 
-@dataclass(frozen=True)
-class SpeedFit:
-    """A speed estimated from flows: `speed` (None when no shared slowness shows) and evidence."""
-
-    speed: Speed | None
-    flows: int
-    factor_sd: float  # sd of the per-flow mean log ratio, before removing the hop noise
-    hop_sd: float  # sd of one hop around its flow's factor
-
-
 def fit_speed(
     starts: Sequence[float], factors: Sequence[float], sizes: Sequence[int], hop_var: float
-) -> SpeedFit:
-    """Sigma and tau of the speed from per-flow mean log ratios.
+) -> Speed | None:
+    """Sigma and tau of the speed from per-flow mean log ratios (None: no shared slowness shows).
 
     `factors[i]`: flow i's mean of log(hop duration / that hop kind's median)
     over its `sizes[i]` hops, starting at `starts[i]` s; `hop_var`: the
@@ -83,9 +72,8 @@ def fit_speed(
     pairs, binned by their start-time distance, summed over the bins while
     it stays positive, divided by sigma**2.
     """
-    n = len(factors)
-    if n < 30:
-        return SpeedFit(None, n, 0.0, math.sqrt(max(hop_var, 0.0)))
+    if len(factors) < 30:
+        return None
     f = np.asarray(factors, dtype=float)
     f = f - f.mean()
     t = np.asarray(starts, dtype=float)
@@ -94,10 +82,9 @@ def fit_speed(
     total = float(f.var(ddof=1))
     sigma2 = total - hop_var * float(np.mean(1.0 / np.asarray(sizes, dtype=float)))
     if sigma2 <= 0 or sigma2 < 0.01 * total:
-        return SpeedFit(None, n, math.sqrt(total), math.sqrt(max(hop_var, 0.0)))
+        return None
     tau = _integral_scale(t, f, sigma2)
-    speed = Speed(sigma=float(f"{math.sqrt(sigma2):.4g}"), correlation_time=float(f"{tau:.4g}"))
-    return SpeedFit(speed, n, math.sqrt(total), math.sqrt(max(hop_var, 0.0)))
+    return Speed(sigma=float(f"{math.sqrt(sigma2):.4g}"), correlation_time=float(f"{tau:.4g}"))
 
 
 def _integral_scale(t: np.ndarray, f: np.ndarray, sigma2: float) -> float:

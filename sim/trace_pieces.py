@@ -19,7 +19,8 @@ import numpy as np
 
 from polybus.core.tracing.records import SpanRecord
 from polybus.sim.host import demands
-from polybus.sim.speed import SpeedFit, fit_speed
+from polybus.sim.speed import fit_speed
+from polybus.sim.topology import Speed
 
 
 def busy_at(visits: Sequence[SpanRecord]) -> Any:
@@ -51,13 +52,15 @@ class Piece:
 
 def flow_pieces(
     visits: dict[str, list[SpanRecord]], children: dict[str, list[SpanRecord]],
-    deliveries: Sequence[tuple[str, SpanRecord, SpanRecord]],
+    deliveries: Sequence[tuple[str, SpanRecord, SpanRecord]], workers: dict[str, int],
 ) -> dict[tuple[str, str], Piece]:  # fmt: skip
     """The pieces of every flow, keyed (kind, span id).
 
     A visit's ``work`` (to its first publish) and ``settle`` (after its last
     publish or call), each ``publish`` (PRODUCER span) and each ``deliver``
-    (producer end to consumer start) that found its service's worker free.
+    (producer end to consumer start) that found one of its service's
+    `workers` free (a wait for a busy worker is queueing, which the model
+    adds itself).
     """
     out: dict[tuple[str, str], Piece] = {}
     for mine in visits.values():
@@ -76,12 +79,11 @@ def flow_pieces(
                         c.trace_id, "publish", c.name, c.start_ns, max(c.start_ns, c.end_ns)
                     )
     busy = {name: busy_at(mine) for name, mine in visits.items()}
-    workers = {name: most_concurrent(mine) for name, mine in visits.items()}
     for service, producer, consumer in deliveries:
-        free = busy[service](producer.end_ns) < workers[service]
-        if free and consumer.start_ns > producer.end_ns:
+        if busy[service](producer.end_ns) < workers[service]:
+            end = max(producer.end_ns, consumer.start_ns)
             out["deliver", consumer.span_id] = Piece(
-                consumer.trace_id, "deliver", consumer.name, producer.end_ns, consumer.start_ns
+                consumer.trace_id, "deliver", consumer.name, producer.end_ns, end
             )
     return out
 
@@ -107,7 +109,7 @@ def own_seconds(
 
 def flow_speeds(
     pieces: dict[tuple[str, str], Piece], seconds: dict[tuple[str, str], float]
-) -> tuple[SpeedFit, dict[str, float]]:
+) -> tuple[Speed | None, dict[str, float]]:
     """The host's drift (`sim.speed`) the flows show, and each trace's deflator exp(-factor).
 
     A piece's log ratio is log(its time / the median of its kind's); a flow's
@@ -137,16 +139,16 @@ def flow_speeds(
     dof = sum(len(per[t]) - 1 for t in flows)
     hop_var = within / dof if dof else 0.0
     t0 = min(starts.values(), default=0)
-    fit = fit_speed(
+    speed = fit_speed(
         [(starts[t] - t0) / 1e9 for t in flows], [factors[t] for t in flows],
         [len(per[t]) for t in flows], hop_var,
     )  # fmt: skip
-    if fit.speed is None:
-        return fit, {}
-    sigma2 = fit.speed.sigma**2
+    if speed is None:
+        return None, {}
+    sigma2 = speed.sigma**2
     mean = float(np.mean(list(factors.values())))
     deflate = {
         t: math.exp(-(factors[t] - mean) * sigma2 / (sigma2 + hop_var / len(per[t])))
         for t in flows
     }  # fmt: skip
-    return fit, deflate
+    return speed, deflate

@@ -98,13 +98,13 @@ def flows(
 
 def test_fit_recovers_sigma_and_tau() -> None:
     """Variance components give sigma; the autocorrelation's integral scale gives tau."""
-    fit = fit_speed(*flows(0.2, 1.0, 0.4))
-    assert fit.speed is not None
-    assert fit.speed.sigma == pytest.approx(0.2, rel=0.15)
-    assert fit.speed.correlation_time == pytest.approx(1.0, rel=0.4)
+    speed = fit_speed(*flows(0.2, 1.0, 0.4))
+    assert speed is not None
+    assert speed.sigma == pytest.approx(0.2, rel=0.15)
+    assert speed.correlation_time == pytest.approx(1.0, rel=0.4)
 
 
 def test_fit_finds_no_speed_in_independent_hops() -> None:
     """Flows whose hops share nothing show no drift: no speed is fitted."""
-    fit = fit_speed(*flows(0.0, 1.0, 0.4))
-    assert fit.speed is None or fit.speed.sigma < 0.03
+    speed = fit_speed(*flows(0.0, 1.0, 0.4))
+    assert speed is None or speed.sigma < 0.03

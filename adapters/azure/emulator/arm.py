@@ -138,14 +138,8 @@ def add_arm_routes(app: web.Application, namespace: Namespace, check: Any) -> No
     app.router.add_get(METRICS_PATH, metrics)
 
 
-class MetricsError(Exception):
-    """A metrics request Azure Monitor would refuse: status, code, message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class MetricsError(BrokerError):
+    """A metrics request Azure Monitor would refuse, answered in its flat ``{code, message}`` body."""
 
 
 def list_metrics(
