@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from polybus.adapters.azure.errors import translate_errors
+from polybus.adapters.azure.identity import is_loopback_http
 from polybus.core.extras import Requirement
 
 ARM_SCOPE = "https://management.azure.com/.default"
@@ -101,7 +102,9 @@ class ArmProvisioner:
             credential, subscription_id, base_url=endpoint, credential_scopes=[ARM_SCOPE]
         )
         # azure-core sends bearer tokens only over https; the emulator is plain http on loopback
-        self._options: dict[str, Any] = {} if endpoint.startswith("https") else {"enforce_https": False}
+        self._options: dict[str, Any] = (
+            {"enforce_https": False} if is_loopback_http(endpoint) else {}
+        )
         self.known: set[str] = set()
 
     def ensure_topic(self, topic: str) -> None:
