@@ -26,6 +26,9 @@ from polybus.core.filters.dialects import Filter
 
 DEFAULT_TOPIC = "events"
 
+#: Jitter draws: a generator of polybus's own, so retries neither read nor move the global `random`.
+_JITTER = random.Random()
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -42,7 +45,7 @@ class RetryPolicy:
         if self.jitter <= 0:
             return base
         spread = base * self.jitter
-        return max(0.0, base + (rng or random).uniform(-spread, spread))
+        return max(0.0, base + (rng or _JITTER).uniform(-spread, spread))
 
 
 @dataclass(frozen=True)

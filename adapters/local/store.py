@@ -70,6 +70,9 @@ INDEXES = (
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 PRUNE_CHUNK = 2_000  # messages examined per prune transaction
 
+#: Backoff jitter from a generator of its own: the global `random` stays the application's.
+_JITTER = random.Random()
+
 
 def is_busy(exc: sqlite3.OperationalError) -> bool:
     """Whether SQLite refused because another connection holds a lock (worth retrying)."""
@@ -92,7 +95,7 @@ def retry(path: Path, busy_timeout: float, action: str, attempt: Callable[[], T]
                     f"local durable bus {path}: {action} gave up after {busy_timeout:g} s "
                     f"(busy_timeout): another process kept the file locked ({exc})"
                 ) from exc
-            time.sleep(pause * (0.5 + random.random()))
+            time.sleep(pause * (0.5 + _JITTER.random()))
             pause = min(pause * 2, 0.2)
 
 
