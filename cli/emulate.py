@@ -153,10 +153,11 @@ def emulate_command(name: str, host: str, port: int | None, key: str | None) -> 
         for each, spec in specs.items():
             chosen = spec.default_port if port is None else port
             running[each] = _launch(each, spec, host, chosen, key)
+        if threading.current_thread() is threading.main_thread():
+            # before "ready": a `kill` right after it must find the handler in place
+            signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops them as cleanly as Ctrl-C
         click.echo("\n".join(describe_all(running)))
         click.echo("\n# ready; Ctrl-C stops " + ("it" if len(running) == 1 else "them"))
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops them as cleanly as Ctrl-C
         threading.Event().wait()
     except KeyboardInterrupt:
         click.echo("stopping")
